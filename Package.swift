@@ -1,0 +1,48 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "LoopVK",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "LoopEngine", targets: ["LoopEngine"]),
+        .library(name: "LoopCore", targets: ["LoopCore"]),
+        .library(name: "LoopTokenizer", targets: ["LoopTokenizer"]),
+        .executable(name: "loopvk", targets: ["loopvk"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System-library shims: only LoopVulkan imports them.
+        .systemLibrary(name: "CVulkan", path: "Sources/CVulkan"),
+        .systemLibrary(name: "CShaderc", path: "Sources/CShaderc"),
+
+        // Tensors, dtypes, safetensors, configs, the loop plan, the CPU reference backend.
+        .target(name: "LoopCore"),
+        // tokenizer.json byte-level BPE, chat templates, streaming detokenizer.
+        .target(name: "LoopTokenizer"),
+        // Vulkan context, memory, pipelines, kernels, step recorder.
+        .target(
+            name: "LoopVulkan",
+            dependencies: ["CVulkan", "CShaderc", "LoopCore"],
+            plugins: ["EmbedShadersPlugin"]
+        ),
+        // Generation, KV cache policy, exit policies, sampling, parity checks, benchmarks.
+        .target(name: "LoopEngine", dependencies: ["LoopCore", "LoopTokenizer", "LoopVulkan"]),
+        .executableTarget(
+            name: "loopvk",
+            dependencies: ["LoopEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
+        // Build tool: embeds Shaders/*.comp|*.glsl into the LoopVulkan module as string literals.
+        .executableTarget(name: "EmbedShaders"),
+        .plugin(name: "EmbedShadersPlugin", capability: .buildTool(), dependencies: ["EmbedShaders"]),
+
+        .testTarget(name: "LoopCoreTests", dependencies: ["LoopCore"]),
+        .testTarget(name: "LoopTokenizerTests", dependencies: ["LoopTokenizer"]),
+        .testTarget(name: "LoopVulkanTests", dependencies: ["LoopVulkan", "LoopCore"]),
+        .testTarget(name: "LoopEngineTests", dependencies: ["LoopEngine"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
