@@ -1,0 +1,102 @@
+import Foundation
+
+/// Where a backend finds the tensors an op names: checkpoint tensors (kept in their stored
+/// dtype, read through the mmap) and fp32 tensors the plan builder computed.
+public final class WeightStore: @unchecked Sendable {
+    public let checkpoint: Checkpoint?
+    private var memory: [String: (dtype: DType, shape: [Int], data: Data)] = [:]
+    private var floatCache: [String: [Float]] = [:]
+    private let lock = NSLock()
+
+    public init(checkpoint: Checkpoint?, computed: [String: HostTensor] = [:]) {
+        self.checkpoint = checkpoint
+        for (k, t) in computed { add(k, shape: t.shape, floats: t.values) }
+    }
+
+    /// Adds an fp32 tensor held in memory (plan-computed tensors, tests).
+    public func add(_ name: String, shape: [Int], floats: [Float]) {
+        add(name, dtype: .f32, shape: shape, data: floats.withUnsafeBytes { Data($0) })
+    }
+
+    /// Adds a tensor of any dtype held in memory (16-bit values as their bit patterns).
+    public func add(_ name: String, dtype: DType, shape: [Int], data: Data) {
+        lock.lock(); defer { lock.unlock() }
+        memory[name] = (dtype, shape, data)
+        floatCache[name] = nil
+    }
+
+    public func info(_ name: String) throws -> (dtype: DType, shape: [Int]) {
+        lock.lock(); defer { lock.unlock() }
+        if let m = memory[name] { return (m.dtype, m.shape) }
+        if let i = checkpoint?.info(name) { return (i.dtype, i.shape) }
+        throw LoopError.missingTensor(name)
+    }
+
+    /// Calls `body` with the tensor's stored bytes.
+    public func withBytes<R>(_ name: String, _ body: (DType, [Int], UnsafeRawBufferPointer) throws -> R) throws -> R {
+        lock.lock()
+        if let m = memory[name] {
+            lock.unlock()
+            return try m.data.withUnsafeBytes { try body(m.dtype, m.shape, $0) }
+        }
+        lock.unlock()
+        guard let ck = checkpoint else { throw LoopError.missingTensor(name) }
+        let (info, raw) = try ck.bytes(name)
+        return try body(info.dtype, info.shape, raw)
+    }
+
+    /// The tensor widened to fp32 (cached: the CPU reference reads weights this way).
+    public func floats(_ name: String) throws -> [Float] {
+        lock.lock()
+        if let f = floatCache[name] { lock.unlock(); return f }
+        lock.unlock()
+        let f = try withBytes(name) { dtype, shape, raw in
+            SafeTensorsFile.toFloats(raw, dtype: dtype, count: shape.reduce(1, *))
+        }
+        lock.lock(); floatCache[name] = f; lock.unlock()
+        return f
+    }
+}
+
+/// Identifies a group of ops that a backend may record once and replay (for example "pass 2
+/// with 1 row"). Backends that record command buffers cache them under this key.
+public struct SectionKey: Hashable, Sendable, CustomStringConvertible {
+    public var name: String
+    public var rows: Int
+    public init(_ name: String, rows: Int) { self.name = name; self.rows = rows }
+    public var description: String { "\(name)x\(rows)" }
+}
+
+/// The one protocol through which the engine talks to a backend (CPU reference or Vulkan).
+public protocol PlanBackend: AnyObject {
+    /// Human-readable backend/device name.
+    var name: String { get }
+    /// Runs `ops` over `tokens.count` rows whose positions start at `pos0`. `tokens` are the
+    /// input ids of the rows (read by `embed`). Ops of one `section` must be the same each time
+    /// the section is run with the same row count (they may be recorded once and replayed).
+    func run(_ ops: [Op], section: SectionKey, tokens: [Int32], pos0: Int) throws
+    /// Reads the first `rows` rows of an activation (rows * width values).
+    func read(_ act: String, rows: Int) throws -> [Float]
+    /// Overwrites the first rows of an activation (values.count / width rows).
+    func write(_ act: String, values: [Float]) throws
+    /// Reads rows 0 ..< rows of one KV slot's K or V cache.
+    func readKV(slot: Int, part: KVPart, rows: Int) throws -> [Float]
+}
+
+/// Sizes a backend allocates for: activations for `maxRows` rows, KV for `maxContext` rows.
+public struct BackendLayout: Sendable {
+    public var activations: [String: Int]
+    public var kvSlots: Int
+    public var kvWidth: Int
+    public var maxContext: Int
+    public var maxRows: Int
+    public init(activations: [String: Int], kvSlots: Int, kvWidth: Int, maxContext: Int, maxRows: Int) {
+        self.activations = activations; self.kvSlots = kvSlots; self.kvWidth = kvWidth
+        self.maxContext = maxContext; self.maxRows = maxRows
+    }
+
+    public init(plan: LoopPlan, maxRows: Int, maxContext: Int? = nil) {
+        self.init(activations: plan.activations, kvSlots: plan.kvSlots, kvWidth: plan.kvWidth,
+                  maxContext: min(maxContext ?? plan.maxContext, plan.maxContext), maxRows: maxRows)
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A read-only memory map of a whole file. The mapping lives as long as this object.
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let size: Int
+    public let base: UnsafeRawPointer?
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw LoopError.fileNotFound(path) }
+            throw LoopError.io("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw LoopError.io("cannot stat \(path)") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw LoopError.io("\(path) is not a regular file") }
+        size = Int(st.st_size)
+        if size == 0 {
+            base = nil
+            return
+        }
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let p, p != MAP_FAILED else {
+            throw LoopError.io("cannot map \(path): \(String(cString: strerror(errno)))")
+        }
+        base = UnsafeRawPointer(p)
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    }
+
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
+}
+
+/// One tensor's entry in a safetensors header, with its absolute byte range in the file.
+public struct TensorInfo: Sendable, Equatable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+    public let fileOffset: Int
+    public let byteCount: Int
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// A safetensors file read through mmap. The header is checked in full before any tensor is
+/// used: JSON shape, known dtypes, offsets inside the data, no overlaps, dtype x shape = bytes.
+public final class SafeTensorsFile: @unchecked Sendable {
+    public let file: MappedFile
+    public let tensors: [String: TensorInfo]
+    public let metadata: [String: String]
+
+    /// Largest header we accept (the format's own reference implementation caps it at 100 MB).
+    public static let maxHeaderBytes = 100_000_000
+
+    public convenience init(path: String) throws {
+        try self.init(file: MappedFile(path: path))
+    }
+
+    public init(file: MappedFile) throws {
+        self.file = file
+        let name = (file.path as NSString).lastPathComponent
+        func fail(_ reason: String) -> LoopError { .invalidSafetensors(file: name, reason: reason) }
+        guard file.size >= 8 else { throw fail("file is \(file.size) bytes, shorter than the 8-byte header length") }
+        let raw = file.bytes
+        var n: UInt64 = 0
+        for i in 0..<8 { n |= UInt64(raw[i]) << (8 * UInt64(i)) }
+        guard n <= UInt64(Self.maxHeaderBytes) else { throw fail("header length \(n) exceeds the 100 MB limit") }
+        guard Int(n) <= file.size - 8 else {
+            throw fail("header length \(n) is larger than the file (\(file.size) bytes)")
+        }
+        let headerData = Data(raw[8..<(8 + Int(n))])
+        let json: Any
+        do { json = try JSONSerialization.jsonObject(with: headerData) } catch {
+            throw fail("header is not valid JSON")
+        }
+        guard let dict = json as? [String: Any] else { throw fail("header is not a JSON object") }
+        let dataStart = 8 + Int(n)
+        let dataSize = file.size - dataStart
+        var tensors: [String: TensorInfo] = [:]
+        var metadata: [String: String] = [:]
+        for (key, value) in dict {
+            if key == "__metadata__" {
+                guard let m = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
+                for (mk, mv) in m {
+                    guard let s = mv as? String else { throw fail("__metadata__ value for \(mk) is not a string") }
+                    metadata[mk] = s
+                }
+                continue
+            }
+            guard let entry = value as? [String: Any] else { throw fail("entry \(key) is not an object") }
+            guard let dts = entry["dtype"] as? String else { throw fail("tensor \(key) has no dtype") }
+            guard let dtype = DType(rawValue: dts) else { throw fail("tensor \(key) has unsupported dtype \(dts)") }
+            guard let shapeAny = entry["shape"] as? [Any] else { throw fail("tensor \(key) has no shape") }
+            var shape: [Int] = []
+            var count = 1
+            for d in shapeAny {
+                guard let v = (d as? NSNumber)?.intValue, v >= 0, v < (1 << 40) else {
+                    throw fail("tensor \(key) has an invalid dimension \(d)")
+                }
+                shape.append(v)
+                let (p, o) = count.multipliedReportingOverflow(by: v)
+                guard !o, p < (1 << 46) else { throw fail("tensor \(key) shape \(shapeAny) is too large") }
+                count = p
+            }
+            guard let offs = entry["data_offsets"] as? [Any], offs.count == 2,
+                  let b = (offs[0] as? NSNumber)?.intValue, let e = (offs[1] as? NSNumber)?.intValue
+            else { throw fail("tensor \(key) has no valid data_offsets") }
+            guard b >= 0, e >= b else { throw fail("tensor \(key) has data_offsets [\(b), \(e)] out of order") }
+            guard e <= dataSize else {
+                throw fail("tensor \(key) data_offsets [\(b), \(e)] lie outside the \(dataSize)-byte data section (file truncated?)")
+            }
+            guard e - b == count * dtype.byteSize else {
+                throw fail("tensor \(key) is \(dtype.rawValue) \(shape) = \(count * dtype.byteSize) bytes but data_offsets span \(e - b)")
+            }
+            tensors[key] = TensorInfo(name: key, dtype: dtype, shape: shape, fileOffset: dataStart + b, byteCount: e - b)
+        }
+        let sorted = tensors.values.filter { $0.byteCount > 0 }.sorted { $0.fileOffset < $1.fileOffset }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where a.fileOffset + a.byteCount > b.fileOffset {
+            throw fail("tensors \(a.name) and \(b.name) overlap")
+        }
+        self.tensors = tensors
+        self.metadata = metadata
+    }
+
+    /// The raw bytes of one tensor, inside the mapping (valid while this file is alive).
+    public func bytes(of info: TensorInfo) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: file.bytes[info.fileOffset..<(info.fileOffset + info.byteCount)])
+    }
+
+    /// A tensor widened to fp32 (integers converted by value).
+    public func floats(_ name: String) throws -> [Float] {
+        guard let info = tensors[name] else { throw LoopError.missingTensor(name) }
+        return Self.toFloats(bytes(of: info), dtype: info.dtype, count: info.elementCount)
+    }
+
+    /// An integer tensor (I64 / I32) as Ints.
+    public func ints(_ name: String) throws -> [Int] {
+        guard let info = tensors[name] else { throw LoopError.missingTensor(name) }
+        let raw = bytes(of: info)
+        switch info.dtype {
+        case .i64: return (0..<info.elementCount).map { Int(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+        case .i32: return (0..<info.elementCount).map { Int(raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+        default: return try floats(name).map { Int($0) }
+        }
+    }
+
+    public static func toFloats(_ raw: UnsafeRawBufferPointer, dtype: DType, count: Int) -> [Float] {
+        switch dtype {
+        case .f32:
+            return (0..<count).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        case .f16:
+            return (0..<count).map { Float16Bits.f16ToFloat(raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }
+        case .bf16:
+            return (0..<count).map { Float16Bits.bf16ToFloat(raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }
+        case .i64:
+            return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+        case .i32:
+            return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+        }
+    }
+}
+
+/// Writes a safetensors file (used by `lens` output, `synth`, and tests).
+public enum SafeTensorsWriter {
+    public struct Entry {
+        public var name: String
+        public var dtype: DType
+        public var shape: [Int]
+        public var data: Data
+        public init(name: String, dtype: DType, shape: [Int], data: Data) {
+            self.name = name; self.dtype = dtype; self.shape = shape; self.data = data
+        }
+        public static func f32(_ name: String, shape: [Int], _ values: [Float]) -> Entry {
+            Entry(name: name, dtype: .f32, shape: shape, data: values.withUnsafeBytes { Data($0) })
+        }
+    }
+
+    public static func serialize(_ entries: [Entry], metadata: [String: String] = [:]) throws -> Data {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for e in entries {
+            header[e.name] = ["dtype": e.dtype.rawValue, "shape": e.shape, "data_offsets": [offset, offset + e.data.count]]
+            offset += e.data.count
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = Data()
+        var n = UInt64(json.count).littleEndian
+        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
+        out.append(json)
+        for e in entries { out.append(e.data) }
+        return out
+    }
+
+    public static func write(_ entries: [Entry], to url: URL, metadata: [String: String] = [:]) throws {
+        try serialize(entries, metadata: metadata).write(to: url)
+    }
+}
