@@ -1,0 +1,290 @@
+import CVulkan
+import Foundation
+
+/// What `loopvk devices` prints about a physical device.
+public struct DeviceInfo: Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case discrete = "discrete GPU", integrated = "integrated GPU", virtual = "virtual GPU", cpu = "CPU", other = "other" }
+    public var index: Int
+    public var name: String
+    public var kind: Kind
+    public var apiVersion: String
+    public var driverVersion: String
+    public var driverName: String
+    public var heaps: [(size: UInt64, deviceLocal: Bool)]
+    public var subgroupSize: Int
+    public var maxStorageBufferRange: UInt64
+    public var minStorageBufferOffsetAlignment: UInt64
+    public var maxComputeSharedMemory: Int
+    public var storageBuffer16Bit: Bool
+    public var shaderFloat16: Bool
+    public var timestampPeriod: Float
+
+    var rank: Int {
+        switch kind { case .discrete: return 0; case .integrated: return 1; case .virtual: return 2; case .cpu: return 3; case .other: return 4 }
+    }
+
+    public var description: String {
+        var s = "[\(index)] \(name)\n"
+        s += "    type: \(kind.rawValue)\n    Vulkan API: \(apiVersion)\n    driver: \(driverName) \(driverVersion)\n"
+        for (i, h) in heaps.enumerated() {
+            s += "    heap \(i): \(String(format: "%.2f", Double(h.size) / 1_073_741_824)) GiB\(h.deviceLocal ? " (device-local)" : "")\n"
+        }
+        s += "    subgroup size: \(subgroupSize)\n"
+        s += "    max storage buffer range: \(maxStorageBufferRange) bytes (\(maxStorageBufferRange >> 20) MiB)\n"
+        s += "    16-bit storage: \(storageBuffer16Bit ? "yes" : "no"), fp16 arithmetic: \(shaderFloat16 ? "yes" : "no")"
+        return s
+    }
+}
+
+/// The Vulkan instance, one logical device with a compute queue, and a command pool.
+/// Every object made from it keeps a strong reference to it, so it is destroyed last.
+public final class VulkanContext: @unchecked Sendable {
+    let instance: VkInstance
+    let physical: VkPhysicalDevice
+    let device: VkDevice
+    let queue: VkQueue
+    let queueFamily: UInt32
+    let commandPool: VkCommandPool
+    private var messenger: VkDebugUtilsMessengerEXT?
+    public let info: DeviceInfo
+    public let validationEnabled: Bool
+    let memoryProperties: VkPhysicalDeviceMemoryProperties
+    let submitLock = NSLock()
+
+    /// True when validation should be on: `LOOPVK_VALIDATION=1`, or running under tests.
+    public static var validationRequested: Bool {
+        let env = ProcessInfo.processInfo.environment
+        if let v = env["LOOPVK_VALIDATION"] { return v != "0" }
+        return false
+    }
+
+    /// Lists the physical devices (creates and destroys a bare instance).
+    public static func listDevices() throws -> [DeviceInfo] {
+        let inst = try makeInstance(validation: false).instance
+        defer { vkDestroyInstance(inst, nil) }
+        return try enumerate(inst).map(\.1)
+    }
+
+    /// Opens a device. `deviceName`: a case-insensitive substring of the device name, or an
+    /// index; nil picks `LOOPVK_DEVICE` from the environment, else discrete > integrated > CPU.
+    public init(deviceName: String? = nil, validation: Bool = VulkanContext.validationRequested) throws {
+        let (inst, layerOn) = try Self.makeInstance(validation: validation)
+        instance = inst
+        validationEnabled = layerOn
+        var ok = false
+        defer { if !ok { vkDestroyInstance(inst, nil) } }
+
+        if layerOn, let create = Self.instanceProc(inst, "vkCreateDebugUtilsMessengerEXT", PFN_vkCreateDebugUtilsMessengerEXT.self) {
+            var ci = VkDebugUtilsMessengerCreateInfoEXT()
+            ci.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT
+            ci.messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT.rawValue
+            ci.messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT.rawValue
+            ci.pfnUserCallback = debugCallback
+            var m: VkDebugUtilsMessengerEXT?
+            try vkCheck(create(inst, &ci, nil, &m), "vkCreateDebugUtilsMessengerEXT")
+            messenger = m
+        }
+
+        let devices = try Self.enumerate(inst)
+        guard !devices.isEmpty else { throw VulkanError("vkEnumeratePhysicalDevices", message: "no Vulkan device found (install a driver, e.g. mesa-vulkan-drivers for lavapipe, or use --cpu)") }
+        let want = deviceName ?? ProcessInfo.processInfo.environment["LOOPVK_DEVICE"]
+        let chosen: (VkPhysicalDevice, DeviceInfo)
+        if let want, !want.isEmpty {
+            if let idx = Int(want), devices.indices.contains(idx) {
+                chosen = devices[idx]
+            } else if let m = devices.first(where: { $0.1.name.lowercased().contains(want.lowercased()) }) {
+                chosen = m
+            } else {
+                throw VulkanError("device selection", message: "no Vulkan device matches \"\(want)\"; available: " + devices.map { "\($0.1.index): \($0.1.name)" }.joined(separator: ", "))
+            }
+        } else {
+            chosen = devices.min { $0.1.rank < $1.1.rank || ($0.1.rank == $1.1.rank && $0.1.index < $1.1.index) }!
+        }
+        physical = chosen.0
+        info = chosen.1
+
+        // A queue family with compute.
+        var qCount: UInt32 = 0
+        vkGetPhysicalDeviceQueueFamilyProperties(physical, &qCount, nil)
+        var qProps = [VkQueueFamilyProperties](repeating: VkQueueFamilyProperties(), count: Int(qCount))
+        vkGetPhysicalDeviceQueueFamilyProperties(physical, &qCount, &qProps)
+        guard let family = qProps.indices.first(where: { qProps[$0].queueFlags & VK_QUEUE_COMPUTE_BIT.rawValue != 0 }) else {
+            throw VulkanError("vkGetPhysicalDeviceQueueFamilyProperties", message: "device \(info.name) has no compute queue")
+        }
+        queueFamily = UInt32(family)
+        let physical = self.physical
+
+        var priority: Float = 1
+        var qci = VkDeviceQueueCreateInfo()
+        qci.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
+        qci.queueFamilyIndex = UInt32(family)
+        qci.queueCount = 1
+        var dev: VkDevice?
+        try withUnsafePointer(to: &priority) { pp in
+            qci.pQueuePriorities = pp
+            try withUnsafePointer(to: &qci) { qp in
+                var dci = VkDeviceCreateInfo()
+                dci.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                dci.queueCreateInfoCount = 1
+                dci.pQueueCreateInfos = qp
+                try vkCheck(vkCreateDevice(physical, &dci, nil, &dev), "vkCreateDevice")
+            }
+        }
+        device = dev!
+        var q: VkQueue?
+        vkGetDeviceQueue(device, queueFamily, 0, &q)
+        queue = q!
+
+        var pci = VkCommandPoolCreateInfo()
+        pci.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO
+        pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT.rawValue
+        pci.queueFamilyIndex = queueFamily
+        var pool: VkCommandPool?
+        if let r = Optional(vkCreateCommandPool(device, &pci, nil, &pool)), r != VK_SUCCESS {
+            vkDestroyDevice(device, nil)
+            throw VulkanError("vkCreateCommandPool", r)
+        }
+        commandPool = pool!
+        var mp = VkPhysicalDeviceMemoryProperties()
+        vkGetPhysicalDeviceMemoryProperties(physical, &mp)
+        memoryProperties = mp
+        ok = true
+    }
+
+    deinit {
+        vkDeviceWaitIdle(device)
+        vkDestroyCommandPool(device, commandPool, nil)
+        vkDestroyDevice(device, nil)
+        if let messenger, let destroy = Self.instanceProc(instance, "vkDestroyDebugUtilsMessengerEXT", PFN_vkDestroyDebugUtilsMessengerEXT.self) {
+            destroy(instance, messenger, nil)
+        }
+        vkDestroyInstance(instance, nil)
+    }
+
+    static func instanceProc<T>(_ inst: VkInstance, _ name: String, _ type: T.Type) -> T? {
+        guard let p = vkGetInstanceProcAddr(inst, name) else { return nil }
+        return unsafeBitCast(p, to: type)
+    }
+
+    private static func makeInstance(validation: Bool) throws -> (instance: VkInstance, validation: Bool) {
+        var layerCount: UInt32 = 0
+        vkEnumerateInstanceLayerProperties(&layerCount, nil)
+        var layers = [VkLayerProperties](repeating: VkLayerProperties(), count: Int(layerCount))
+        vkEnumerateInstanceLayerProperties(&layerCount, &layers)
+        let layerNames = layers.map { withUnsafeBytes(of: $0.layerName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) } }
+        let validationName = "VK_LAYER_KHRONOS_validation"
+        let useLayer = validation && layerNames.contains(validationName)
+        if validation && !useLayer {
+            FileHandle.standardError.write("loopvk: validation requested but \(validationName) is not installed (apt-get install vulkan-validationlayers)\n".data(using: .utf8)!)
+        }
+
+        let appName = strdup("loopvk")!, layerC = strdup(validationName)!, extC = strdup("VK_EXT_debug_utils")!
+        defer { free(appName); free(layerC); free(extC) }
+        var app = VkApplicationInfo()
+        app.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO
+        app.pApplicationName = UnsafePointer(appName)
+        app.pEngineName = UnsafePointer(appName)
+        app.apiVersion = LOOPVK_API_VERSION_1_2
+        var layerPtrs: [UnsafePointer<CChar>?] = [UnsafePointer(layerC)]
+        var extPtrs: [UnsafePointer<CChar>?] = [UnsafePointer(extC)]
+        // Synchronization validation on top of the core checks.
+        var enables: [VkValidationFeatureEnableEXT] = [VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT]
+        var inst: VkInstance?
+        let result: VkResult = withUnsafePointer(to: &app) { appP in
+            layerPtrs.withUnsafeMutableBufferPointer { lp in
+                extPtrs.withUnsafeMutableBufferPointer { ep in
+                    enables.withUnsafeMutableBufferPointer { en in
+                        var features = VkValidationFeaturesEXT()
+                        features.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT
+                        features.enabledValidationFeatureCount = UInt32(en.count)
+                        features.pEnabledValidationFeatures = UnsafePointer(en.baseAddress)
+                        return withUnsafePointer(to: &features) { fp in
+                            var ci = VkInstanceCreateInfo()
+                            ci.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO
+                            ci.pApplicationInfo = appP
+                            if useLayer {
+                                ci.enabledLayerCount = 1
+                                ci.ppEnabledLayerNames = UnsafePointer(lp.baseAddress)
+                                ci.enabledExtensionCount = 1
+                                ci.ppEnabledExtensionNames = UnsafePointer(ep.baseAddress)
+                                ci.pNext = UnsafeRawPointer(fp)
+                            }
+                            return vkCreateInstance(&ci, nil, &inst)
+                        }
+                    }
+                }
+            }
+        }
+        if result == VK_ERROR_INCOMPATIBLE_DRIVER || result == VK_ERROR_INITIALIZATION_FAILED {
+            throw VulkanError("vkCreateInstance", result, detail: "no usable Vulkan driver; use --cpu for the CPU reference")
+        }
+        try vkCheck(result, "vkCreateInstance")
+        return (inst!, useLayer)
+    }
+
+    private static func enumerate(_ inst: VkInstance) throws -> [(VkPhysicalDevice, DeviceInfo)] {
+        var count: UInt32 = 0
+        try vkCheck(vkEnumeratePhysicalDevices(inst, &count, nil), "vkEnumeratePhysicalDevices")
+        var devs = [VkPhysicalDevice?](repeating: nil, count: Int(count))
+        try vkCheck(vkEnumeratePhysicalDevices(inst, &count, &devs), "vkEnumeratePhysicalDevices")
+        return devs.compactMap { $0 }.enumerated().map { (i, pd) in (pd, describe(pd, index: i)) }
+    }
+
+    private static func describe(_ pd: VkPhysicalDevice, index: Int) -> DeviceInfo {
+        var subgroup = VkPhysicalDeviceSubgroupProperties()
+        subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES
+        var driver = VkPhysicalDeviceDriverProperties()
+        driver.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES
+        var props2 = VkPhysicalDeviceProperties2()
+        props2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
+        withUnsafeMutablePointer(to: &driver) { dp in
+            subgroup.pNext = UnsafeMutableRawPointer(dp)
+            withUnsafeMutablePointer(to: &subgroup) { sp in
+                props2.pNext = UnsafeMutableRawPointer(sp)
+                vkGetPhysicalDeviceProperties2(pd, &props2)
+            }
+        }
+        var f11 = VkPhysicalDeviceVulkan11Features()
+        f11.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES
+        var f12 = VkPhysicalDeviceVulkan12Features()
+        f12.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES
+        var feats = VkPhysicalDeviceFeatures2()
+        feats.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2
+        withUnsafeMutablePointer(to: &f12) { p12 in
+            f11.pNext = UnsafeMutableRawPointer(p12)
+            withUnsafeMutablePointer(to: &f11) { p11 in
+                feats.pNext = UnsafeMutableRawPointer(p11)
+                vkGetPhysicalDeviceFeatures2(pd, &feats)
+            }
+        }
+        var mp = VkPhysicalDeviceMemoryProperties()
+        vkGetPhysicalDeviceMemoryProperties(pd, &mp)
+        let heaps: [(UInt64, Bool)] = withUnsafeBytes(of: mp.memoryHeaps) { raw in
+            let hs = raw.bindMemory(to: VkMemoryHeap.self)
+            return (0..<Int(mp.memoryHeapCount)).map { (hs[$0].size, hs[$0].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT.rawValue != 0) }
+        }
+        let p = props2.properties
+        let name = withUnsafeBytes(of: p.deviceName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        let driverName = withUnsafeBytes(of: driver.driverName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        let driverInfo = withUnsafeBytes(of: driver.driverInfo) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        let kind: DeviceInfo.Kind
+        switch p.deviceType {
+        case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: kind = .discrete
+        case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: kind = .integrated
+        case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: kind = .virtual
+        case VK_PHYSICAL_DEVICE_TYPE_CPU: kind = .cpu
+        default: kind = .other
+        }
+        let v = p.apiVersion
+        return DeviceInfo(
+            index: index, name: name, kind: kind,
+            apiVersion: "\(loopvk_api_version_major(v)).\(loopvk_api_version_minor(v)).\(loopvk_api_version_patch(v))",
+            driverVersion: driverInfo.isEmpty ? String(p.driverVersion) : driverInfo, driverName: driverName,
+            heaps: heaps, subgroupSize: Int(subgroup.subgroupSize),
+            maxStorageBufferRange: UInt64(p.limits.maxStorageBufferRange),
+            minStorageBufferOffsetAlignment: UInt64(p.limits.minStorageBufferOffsetAlignment),
+            maxComputeSharedMemory: Int(p.limits.maxComputeSharedMemorySize),
+            storageBuffer16Bit: f11.storageBuffer16BitAccess != 0, shaderFloat16: f12.shaderFloat16 != 0,
+            timestampPeriod: p.limits.timestampPeriod)
+    }
+}

@@ -1,0 +1,211 @@
+import CVulkan
+import Foundation
+
+/// One VkDeviceMemory allocation with one VkBuffer over all of it; tensors are sub-ranges.
+final class MemoryBlock {
+    let context: VulkanContext
+    let memory: VkDeviceMemory
+    let buffer: VkBuffer
+    let size: UInt64
+    let mapped: UnsafeMutableRawPointer?
+    var used: UInt64 = 0
+
+    init(context: VulkanContext, size: UInt64, hostVisible: Bool) throws {
+        self.context = context
+        let device = context.device
+        var bci = VkBufferCreateInfo()
+        bci.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO
+        bci.size = size
+        bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_SRC_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT.rawValue
+        bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE
+        var buf: VkBuffer?
+        try vkCheck(vkCreateBuffer(device, &bci, nil, &buf), "vkCreateBuffer(\(size) bytes)")
+        var req = VkMemoryRequirements()
+        vkGetBufferMemoryRequirements(device, buf, &req)
+        let wanted: UInt32 = hostVisible
+            ? VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue
+            : VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT.rawValue
+        let preferred: UInt32 = wanted | VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT.rawValue | (hostVisible ? 0 : VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue)
+        var mem: VkDeviceMemory?
+        var chosenFlags: UInt32 = 0
+        var lastResult = VK_ERROR_OUT_OF_DEVICE_MEMORY
+        for flags in [preferred, wanted] {
+            guard let type = MemoryBlock.findType(context.memoryProperties, bits: req.memoryTypeBits, flags: flags) else { continue }
+            var ai = VkMemoryAllocateInfo()
+            ai.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO
+            ai.allocationSize = req.size
+            ai.memoryTypeIndex = type.index
+            lastResult = vkAllocateMemory(device, &ai, nil, &mem)
+            if lastResult == VK_SUCCESS { chosenFlags = type.flags; break }
+        }
+        guard let mem else {
+            vkDestroyBuffer(device, buf, nil)
+            throw VulkanError("vkAllocateMemory", lastResult, detail: "\(size >> 20) MiB on \(context.info.name)")
+        }
+        try vkCheck(vkBindBufferMemory(device, buf, mem, 0), "vkBindBufferMemory")
+        var ptr: UnsafeMutableRawPointer?
+        let coherent = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue
+        if chosenFlags & coherent == coherent {
+            try vkCheck(vkMapMemory(device, mem, 0, VkDeviceSize(VK_WHOLE_SIZE), 0, &ptr), "vkMapMemory")
+        }
+        self.memory = mem
+        self.buffer = buf!
+        self.size = size
+        self.mapped = ptr
+    }
+
+    deinit {
+        if mapped != nil { vkUnmapMemory(context.device, memory) }
+        vkDestroyBuffer(context.device, buffer, nil)
+        vkFreeMemory(context.device, memory, nil)
+    }
+
+    static func findType(_ mp: VkPhysicalDeviceMemoryProperties, bits: UInt32, flags: UInt32) -> (index: UInt32, flags: UInt32)? {
+        withUnsafeBytes(of: mp.memoryTypes) { raw in
+            let types = raw.bindMemory(to: VkMemoryType.self)
+            for i in 0..<Int(mp.memoryTypeCount) where bits & (1 << UInt32(i)) != 0 {
+                if types[i].propertyFlags & flags == flags { return (UInt32(i), types[i].propertyFlags) }
+            }
+            return nil
+        }
+    }
+}
+
+/// A sub-range of a memory block: what descriptors bind and uploads fill.
+public struct BufferSlice {
+    let block: MemoryBlock
+    public let offset: UInt64
+    public let size: UInt64
+    var buffer: VkBuffer { block.buffer }
+    var mapped: UnsafeMutableRawPointer? { block.mapped.map { $0 + Int(offset) } }
+    public var isHostVisible: Bool { block.mapped != nil }
+}
+
+/// Sub-allocates tensors from large blocks (bump allocation; freed together with the arena).
+public final class MemoryArena {
+    let context: VulkanContext
+    let hostVisible: Bool
+    let blockSize: UInt64
+    private(set) var blocks: [MemoryBlock] = []
+    public private(set) var allocatedBytes: UInt64 = 0
+
+    public init(context: VulkanContext, hostVisible: Bool = false, blockSize: UInt64 = 256 << 20) {
+        self.context = context
+        self.hostVisible = hostVisible
+        self.blockSize = blockSize
+    }
+
+    /// `bytes` rounded up, aligned to the device's storage-buffer offset alignment (at least 256).
+    public func allocate(_ bytes: Int) throws -> BufferSlice {
+        let align = max(256, context.info.minStorageBufferOffsetAlignment)
+        let size = max(UInt64(bytes + 3) & ~3, 4)
+        if let b = blocks.last {
+            let start = (b.used + align - 1) / align * align
+            if start + size <= b.size {
+                b.used = start + size
+                allocatedBytes += size
+                return BufferSlice(block: b, offset: start, size: size)
+            }
+        }
+        let b = try MemoryBlock(context: context, size: max(blockSize, (size + align - 1) / align * align), hostVisible: hostVisible)
+        blocks.append(b)
+        b.used = size
+        allocatedBytes += size
+        return BufferSlice(block: b, offset: 0, size: size)
+    }
+}
+
+extension VulkanContext {
+    /// Records commands into a one-time command buffer, submits it and waits.
+    func oneShot(_ body: (VkCommandBuffer) throws -> Void) throws {
+        var ai = VkCommandBufferAllocateInfo()
+        ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO
+        ai.commandPool = commandPool
+        ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY
+        ai.commandBufferCount = 1
+        var cb: VkCommandBuffer?
+        submitLock.lock(); defer { submitLock.unlock() }
+        try vkCheck(vkAllocateCommandBuffers(device, &ai, &cb), "vkAllocateCommandBuffers")
+        defer { vkFreeCommandBuffers(device, commandPool, 1, &cb) }
+        var bi = VkCommandBufferBeginInfo()
+        bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
+        bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT.rawValue
+        try vkCheck(vkBeginCommandBuffer(cb, &bi), "vkBeginCommandBuffer")
+        try body(cb!)
+        try vkCheck(vkEndCommandBuffer(cb), "vkEndCommandBuffer")
+        try submitLocked([cb!])
+    }
+
+    /// Submits command buffers in one vkQueueSubmit and waits for them (caller holds submitLock).
+    func submitLocked(_ cbs: [VkCommandBuffer]) throws {
+        var fci = VkFenceCreateInfo()
+        fci.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO
+        var fence: VkFence?
+        try vkCheck(vkCreateFence(device, &fci, nil, &fence), "vkCreateFence")
+        defer { vkDestroyFence(device, fence, nil) }
+        var list: [VkCommandBuffer?] = cbs
+        try list.withUnsafeMutableBufferPointer { lp in
+            var si = VkSubmitInfo()
+            si.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO
+            si.commandBufferCount = UInt32(lp.count)
+            si.pCommandBuffers = UnsafePointer(lp.baseAddress)
+            try vkCheck(vkQueueSubmit(queue, 1, &si, fence), "vkQueueSubmit")
+        }
+        // Finite waits so a hung device is reported rather than hanging the process.
+        var waited = 0
+        while true {
+            let r = vkWaitForFences(device, 1, &fence, VkBool32(VK_TRUE), 1_000_000_000)
+            if r == VK_SUCCESS { break }
+            if r == VK_TIMEOUT {
+                waited += 1
+                if waited >= 120 { throw VulkanError("vkWaitForFences", r, detail: "GPU work did not finish in 120 s") }
+                continue
+            }
+            try vkCheck(r, "vkWaitForFences")
+        }
+    }
+
+    /// Submits and waits.
+    func submit(_ cbs: [VkCommandBuffer]) throws {
+        submitLock.lock(); defer { submitLock.unlock() }
+        try submitLocked(cbs)
+    }
+
+    /// Copies host bytes into a slice (directly when mapped, else through a staging buffer).
+    public func upload(_ src: UnsafeRawBufferPointer, to dst: BufferSlice, at offset: Int = 0) throws {
+        precondition(UInt64(offset + src.count) <= dst.size, "upload past the end of a buffer slice")
+        guard src.count > 0 else { return }
+        if let p = dst.mapped {
+            (p + offset).copyMemory(from: src.baseAddress!, byteCount: src.count)
+            return
+        }
+        let chunk = 64 << 20
+        var done = 0
+        let staging = try MemoryBlock(context: self, size: UInt64(min(chunk, src.count)), hostVisible: true)
+        while done < src.count {
+            let n = min(chunk, src.count - done)
+            staging.mapped!.copyMemory(from: src.baseAddress! + done, byteCount: n)
+            try oneShot { cb in
+                var region = VkBufferCopy(srcOffset: 0, dstOffset: dst.offset + UInt64(offset + done), size: UInt64(n))
+                vkCmdCopyBuffer(cb, staging.buffer, dst.buffer, 1, &region)
+            }
+            done += n
+        }
+    }
+
+    /// Copies bytes of a slice back to the host.
+    public func download(_ src: BufferSlice, offset: Int = 0, into dst: UnsafeMutableRawBufferPointer) throws {
+        guard dst.count > 0 else { return }
+        precondition(UInt64(offset + dst.count) <= src.size, "download past the end of a buffer slice")
+        if let p = src.mapped {
+            dst.baseAddress!.copyMemory(from: p + offset, byteCount: dst.count)
+            return
+        }
+        let staging = try MemoryBlock(context: self, size: UInt64(dst.count), hostVisible: true)
+        try oneShot { cb in
+            var region = VkBufferCopy(srcOffset: src.offset + UInt64(offset), dstOffset: 0, size: UInt64(dst.count))
+            vkCmdCopyBuffer(cb, src.buffer, staging.buffer, 1, &region)
+        }
+        dst.baseAddress!.copyMemory(from: staging.mapped!, byteCount: dst.count)
+    }
+}

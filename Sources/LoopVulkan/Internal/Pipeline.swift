@@ -1,0 +1,273 @@
+import CVulkan
+import Foundation
+
+/// A compute pipeline for one shader file + defines + workgroup size: its descriptor set
+/// layout (N storage buffers at bindings 0..N-1) and a push-constant block.
+public final class ComputePipeline {
+    let context: VulkanContext
+    public let name: String
+    public let bindings: Int
+    public let pushBytes: Int
+    public let localSize: (Int, Int)
+    let setLayout: VkDescriptorSetLayout
+    let layout: VkPipelineLayout
+    let pipeline: VkPipeline
+
+    init(context: VulkanContext, shader: String, defines: [String: String], bindings: Int, pushBytes: Int, localSize: (Int, Int)) throws {
+        self.context = context
+        self.name = shader
+        self.bindings = bindings
+        self.pushBytes = pushBytes
+        self.localSize = localSize
+        let device = context.device
+        let code = try ShaderCompiler.shared.spirv(shader, defines: defines)
+
+        var module: VkShaderModule?
+        try code.withUnsafeBufferPointer { cp in
+            var mci = VkShaderModuleCreateInfo()
+            mci.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO
+            mci.codeSize = cp.count * 4
+            mci.pCode = cp.baseAddress
+            try vkCheck(vkCreateShaderModule(device, &mci, nil, &module), "vkCreateShaderModule(\(shader))")
+        }
+        defer { vkDestroyShaderModule(device, module, nil) }
+
+        var lbs = (0..<bindings).map { i -> VkDescriptorSetLayoutBinding in
+            var b = VkDescriptorSetLayoutBinding()
+            b.binding = UInt32(i)
+            b.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+            b.descriptorCount = 1
+            b.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT.rawValue
+            return b
+        }
+        var sl: VkDescriptorSetLayout?
+        try lbs.withUnsafeMutableBufferPointer { lp in
+            var ci = VkDescriptorSetLayoutCreateInfo()
+            ci.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO
+            ci.bindingCount = UInt32(lp.count)
+            ci.pBindings = UnsafePointer(lp.baseAddress)
+            try vkCheck(vkCreateDescriptorSetLayout(device, &ci, nil, &sl), "vkCreateDescriptorSetLayout")
+        }
+        setLayout = sl!
+
+        var range = VkPushConstantRange(stageFlags: VK_SHADER_STAGE_COMPUTE_BIT.rawValue, offset: 0, size: UInt32(max(pushBytes, 4)))
+        var pl: VkPipelineLayout?
+        var slOpt: VkDescriptorSetLayout? = setLayout
+        let plResult = withUnsafePointer(to: &slOpt) { slp in
+            var ci = VkPipelineLayoutCreateInfo()
+            ci.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO
+            ci.setLayoutCount = 1
+            ci.pSetLayouts = slp
+            ci.pushConstantRangeCount = pushBytes > 0 ? 1 : 0
+            return withUnsafePointer(to: &range) { rp in
+                ci.pPushConstantRanges = rp
+                return vkCreatePipelineLayout(device, &ci, nil, &pl)
+            }
+        }
+        if plResult != VK_SUCCESS {
+            vkDestroyDescriptorSetLayout(device, setLayout, nil)
+            throw VulkanError("vkCreatePipelineLayout", plResult)
+        }
+        layout = pl!
+        let pipelineLayout = pl!
+
+        // Specialization constants 0 and 1: workgroup size x and y.
+        var specData: [UInt32] = [UInt32(localSize.0), UInt32(localSize.1)]
+        var entries = [
+            VkSpecializationMapEntry(constantID: 0, offset: 0, size: 4),
+            VkSpecializationMapEntry(constantID: 1, offset: 4, size: 4),
+        ]
+        var pipe: VkPipeline?
+        let entryName = strdup("main")!
+        defer { free(entryName) }
+        let r: VkResult = specData.withUnsafeMutableBytes { sd in
+            entries.withUnsafeMutableBufferPointer { ep in
+                var spec = VkSpecializationInfo(mapEntryCount: 2, pMapEntries: UnsafePointer(ep.baseAddress), dataSize: sd.count, pData: UnsafeRawPointer(sd.baseAddress))
+                return withUnsafePointer(to: &spec) { spp in
+                    var stage = VkPipelineShaderStageCreateInfo()
+                    stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO
+                    stage.stage = VK_SHADER_STAGE_COMPUTE_BIT
+                    stage.module = module
+                    stage.pName = UnsafePointer(entryName)
+                    stage.pSpecializationInfo = spp
+                    var ci = VkComputePipelineCreateInfo()
+                    ci.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO
+                    ci.stage = stage
+                    ci.layout = pipelineLayout
+                    return vkCreateComputePipelines(device, nil, 1, &ci, nil, &pipe)
+                }
+            }
+        }
+        if r != VK_SUCCESS {
+            vkDestroyPipelineLayout(device, pipelineLayout, nil)
+            vkDestroyDescriptorSetLayout(device, setLayout, nil)
+            throw VulkanError("vkCreateComputePipelines(\(shader))", r)
+        }
+        pipeline = pipe!
+    }
+
+    deinit {
+        vkDestroyPipeline(context.device, pipeline, nil)
+        vkDestroyPipelineLayout(context.device, layout, nil)
+        vkDestroyDescriptorSetLayout(context.device, setLayout, nil)
+    }
+}
+
+/// A buffer range bound at one binding of a dispatch.
+public struct Binding {
+    let slice: BufferSlice
+    let offset: UInt64
+    let range: UInt64
+    /// The whole slice.
+    public init(_ slice: BufferSlice) { self.slice = slice; self.offset = 0; self.range = slice.size }
+    /// Bytes [offset, offset + range) of the slice.
+    public init(_ slice: BufferSlice, offset: UInt64, range: UInt64) { self.slice = slice; self.offset = offset; self.range = range }
+}
+
+/// A command buffer recorded once and replayed; owns the descriptor sets its dispatches use.
+public final class RecordedCommands {
+    let context: VulkanContext
+    let commandBuffer: VkCommandBuffer
+    private var pools: [VkDescriptorPool] = []
+    private var setsLeft = 0
+    public private(set) var dispatchCount = 0
+    public private(set) var barrierCount = 0
+    private var ended = false
+    /// Pipelines referenced by the recording are kept alive with it.
+    private var pipelines: [ObjectIdentifier: ComputePipeline] = [:]
+
+    init(context: VulkanContext) throws {
+        self.context = context
+        var ai = VkCommandBufferAllocateInfo()
+        ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO
+        ai.commandPool = context.commandPool
+        ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY
+        ai.commandBufferCount = 1
+        var cb: VkCommandBuffer?
+        context.submitLock.lock()
+        let r = vkAllocateCommandBuffers(context.device, &ai, &cb)
+        context.submitLock.unlock()
+        try vkCheck(r, "vkAllocateCommandBuffers")
+        commandBuffer = cb!
+        var bi = VkCommandBufferBeginInfo()
+        bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
+        try vkCheck(vkBeginCommandBuffer(commandBuffer, &bi), "vkBeginCommandBuffer")
+    }
+
+    deinit {
+        context.submitLock.lock()
+        var cb: VkCommandBuffer? = commandBuffer
+        vkFreeCommandBuffers(context.device, context.commandPool, 1, &cb)
+        context.submitLock.unlock()
+        for p in pools { vkDestroyDescriptorPool(context.device, p, nil) }
+    }
+
+    private func allocateSet(_ p: ComputePipeline) throws -> VkDescriptorSet {
+        if setsLeft == 0 {
+            let sets = 256
+            var size = VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: UInt32(sets * 8))
+            var ci = VkDescriptorPoolCreateInfo()
+            ci.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
+            ci.maxSets = UInt32(sets)
+            ci.poolSizeCount = 1
+            var pool: VkDescriptorPool?
+            try withUnsafePointer(to: &size) { sp in
+                ci.pPoolSizes = sp
+                try vkCheck(vkCreateDescriptorPool(context.device, &ci, nil, &pool), "vkCreateDescriptorPool")
+            }
+            pools.append(pool!)
+            setsLeft = sets
+        }
+        var set: VkDescriptorSet?
+        var layout: VkDescriptorSetLayout? = p.setLayout
+        var ai = VkDescriptorSetAllocateInfo()
+        ai.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO
+        ai.descriptorPool = pools.last
+        ai.descriptorSetCount = 1
+        let r = withUnsafePointer(to: &layout) { lp in
+            ai.pSetLayouts = lp
+            return vkAllocateDescriptorSets(context.device, &ai, &set)
+        }
+        if r == VK_ERROR_OUT_OF_POOL_MEMORY || r == VK_ERROR_FRAGMENTED_POOL {
+            setsLeft = 0
+            return try allocateSet(p)
+        }
+        try vkCheck(r, "vkAllocateDescriptorSets")
+        setsLeft -= 1
+        return set!
+    }
+
+    /// Records one dispatch: binds `p`, its buffers and push constants, dispatches `groups`.
+    public func dispatch(_ p: ComputePipeline, _ bindings: [Binding], push: [UInt32], groups: (Int, Int, Int)) throws {
+        precondition(bindings.count == p.bindings, "\(p.name): \(bindings.count) bindings given, \(p.bindings) declared")
+        precondition(push.count * 4 <= max(p.pushBytes, 4), "\(p.name): push constants too large")
+        let limit = context.info.maxStorageBufferRange
+        for b in bindings where b.range > limit {
+            throw VulkanError("dispatch(\(p.name))", message: "a binding of \(b.range) bytes exceeds maxStorageBufferRange \(limit)")
+        }
+        pipelines[ObjectIdentifier(p)] = p
+        let set = try allocateSet(p)
+        var infos = bindings.map { VkDescriptorBufferInfo(buffer: $0.slice.buffer, offset: $0.slice.offset + $0.offset, range: max($0.range, 4)) }
+        infos.withUnsafeMutableBufferPointer { ip in
+            var writes = (0..<ip.count).map { i -> VkWriteDescriptorSet in
+                var w = VkWriteDescriptorSet()
+                w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
+                w.dstSet = set
+                w.dstBinding = UInt32(i)
+                w.descriptorCount = 1
+                w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+                w.pBufferInfo = UnsafePointer(ip.baseAddress! + i)
+                return w
+            }
+            vkUpdateDescriptorSets(context.device, UInt32(writes.count), &writes, 0, nil)
+        }
+        vkCmdBindPipeline(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline)
+        var setOpt: VkDescriptorSet? = set
+        vkCmdBindDescriptorSets(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &setOpt, 0, nil)
+        if p.pushBytes > 0 {
+            var data = push + [UInt32](repeating: 0, count: max(0, p.pushBytes / 4 - push.count))
+            vkCmdPushConstants(commandBuffer, p.layout, VK_SHADER_STAGE_COMPUTE_BIT.rawValue, 0, UInt32(p.pushBytes), &data)
+        }
+        vkCmdDispatch(commandBuffer, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
+        dispatchCount += 1
+    }
+
+    /// A global compute->compute memory barrier (a later dispatch reads what an earlier wrote).
+    public func barrier() {
+        var mb = VkMemoryBarrier()
+        mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER
+        mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_SHADER_READ_BIT.rawValue
+        mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT.rawValue | VK_ACCESS_SHADER_WRITE_BIT.rawValue
+        vkCmdPipelineBarrier(commandBuffer, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue,
+                             0, 1, &mb, 0, nil, 0, nil)
+        barrierCount += 1
+    }
+
+    /// Ends recording, with a barrier that makes shader writes visible to the host and to
+    /// whatever the next submission runs.
+    public func end() throws {
+        guard !ended else { return }
+        var mb = VkMemoryBarrier()
+        mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER
+        mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_SHADER_READ_BIT.rawValue
+        mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT.rawValue | VK_ACCESS_SHADER_READ_BIT.rawValue | VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_TRANSFER_READ_BIT.rawValue
+        vkCmdPipelineBarrier(commandBuffer, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue,
+                             VK_PIPELINE_STAGE_HOST_BIT.rawValue | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue | VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue,
+                             0, 1, &mb, 0, nil, 0, nil)
+        try vkCheck(vkEndCommandBuffer(commandBuffer), "vkEndCommandBuffer")
+        ended = true
+    }
+}
+
+extension VulkanContext {
+    /// Submits recorded command buffers together in one vkQueueSubmit and waits.
+    public func submit(_ recorded: [RecordedCommands]) throws {
+        try submit(recorded.map(\.commandBuffer))
+    }
+
+    public func makePipeline(_ shader: String, defines: [String: String] = [:], bindings: Int, pushBytes: Int, localSize: (Int, Int) = (64, 1)) throws -> ComputePipeline {
+        try ComputePipeline(context: self, shader: shader, defines: defines, bindings: bindings, pushBytes: pushBytes, localSize: localSize)
+    }
+
+    public func record() throws -> RecordedCommands { try RecordedCommands(context: self) }
+}
