@@ -92,6 +92,10 @@ public enum Op: Sendable {
     case binary(kind: BinaryKind, a: ActRef, b: Operand, out: ActRef, dim: Int)
     /// out[r, 0 ..< width] = src[r, 0 ..< width]  (column windows: concatenation, splitting)
     case copy(src: ActRef, out: ActRef, width: Int)
+    /// out[r, 0] = the first index of the maximum of x[r, 0 ..< dim] (as a float; NaN never wins)
+    case argmax(x: ActRef, out: ActRef, dim: Int)
+    /// out[r, :] = softmax(x[r, 0 ..< dim])
+    case softmax(x: ActRef, out: ActRef, dim: Int)
 
     /// Short name of the op kind (= the shader file's base name), for reports and profiles.
     public var kindName: String {
@@ -107,6 +111,8 @@ public enum Op: Sendable {
         case .unary: return "unary"
         case .binary: return "binary"
         case .copy: return "copy"
+        case .argmax: return "argmax"
+        case .softmax: return "softmax"
         }
     }
 
@@ -115,7 +121,8 @@ public enum Op: Sendable {
         switch self {
         case .embed(_, _, _, let out, _), .rmsNorm(_, _, _, let out, _, _, _, _), .layerNorm(_, _, _, let out, _, _),
              .linear(_, _, _, let out, _, _, _), .attention(_, _, let out, _, _, _, _), .siluMul(_, _, let out, _),
-             .unary(_, _, let out, _, _), .binary(_, _, _, let out, _), .copy(_, let out, _):
+             .unary(_, _, let out, _, _), .binary(_, _, _, let out, _), .copy(_, let out, _),
+             .argmax(_, let out, _), .softmax(_, let out, _):
             return out
         case .rope(let x, _, _, _, _, _): return x
         case .kvWrite: return nil
@@ -139,6 +146,7 @@ public enum Op: Sendable {
             if case .act(let r) = b { return [a, r] }
             return [a]
         case .copy(let src, _, _): return [src]
+        case .argmax(let x, _, _), .softmax(let x, _, _): return [x]
         }
     }
 }

@@ -1,0 +1,70 @@
+#version 450
+// Causal attention over a KV cache, one workgroup per (query head, row). Row r sits at position
+// step_pos0 + r and attends to cache rows 0 ..= step_pos0 + r. Grouped-query: head h reads KV
+// head h / (heads / kv_heads). Keys are scored a workgroup-width chunk at a time with an online
+// softmax (running max and sum), so any sequence length works; invocation t accumulates output
+// dims t, t + n, ... (head_dim <= 4 * workgroup size).
+#include "common.glsl"
+
+layout(std430, binding = 0) readonly buffer Q { float q[]; };
+layout(std430, binding = 1) readonly buffer K { float kc[]; };
+layout(std430, binding = 2) readonly buffer V { float vc[]; };
+layout(std430, binding = 3) writeonly buffer Out { float o[]; };
+STEP_STATE(4)
+
+layout(push_constant) uniform P {
+    uint heads; uint kv_heads; uint head_dim; uint q_stride;
+    uint q_col; uint o_stride; uint o_col; uint kv_width;
+    float scale;
+} p;
+
+const uint MAX_D = 256u;
+shared float qs[MAX_D];
+shared float ps[256];
+
+void main() {
+    uint h = gl_WorkGroupID.x;
+    uint r = gl_WorkGroupID.y;
+    uint t = gl_LocalInvocationID.x;
+    uint n = gl_WorkGroupSize.x;
+    uint kvh = h / (p.heads / p.kv_heads);
+    uint len = step_pos0 + r + 1u;
+    uint qb = r * p.q_stride + p.q_col + h * p.head_dim;
+    for (uint d = t; d < p.head_dim; d += n) qs[d] = q[qb + d];
+    barrier();
+
+    float m = -1.0 / 0.0;   // running max
+    float l = 0.0;           // running sum of exp
+    float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);
+    for (uint j0 = 0u; j0 < len; j0 += n) {
+        uint j = j0 + t;
+        float s = -1.0 / 0.0;
+        if (j < len) {
+            uint kb = j * p.kv_width + kvh * p.head_dim;
+            float dot = 0.0;
+            for (uint d = 0u; d < p.head_dim; d++) dot += qs[d] * kc[kb + d];
+            s = dot * p.scale;
+        }
+        float mc = workgroup_max(s);
+        float mnew = max(m, mc);
+        float e = (j < len) ? exp(s - mnew) : 0.0;
+        ps[t] = e;
+        float corr = exp(m - mnew);
+        l = l * corr + workgroup_sum(e);   // workgroup_sum's barriers also publish ps[]
+        m = mnew;
+        uint cnt = min(n, len - j0);
+        for (uint c = 0u; c < 4u; c++) {
+            uint d = t + c * n;
+            if (d >= p.head_dim) break;
+            float a = acc[c] * corr;
+            for (uint jj = 0u; jj < cnt; jj++) a += ps[jj] * vc[(j0 + jj) * p.kv_width + kvh * p.head_dim + d];
+            acc[c] = a;
+        }
+        barrier();
+    }
+    uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
+    for (uint c = 0u; c < 4u; c++) {
+        uint d = t + c * n;
+        if (d < p.head_dim) o[ob + d] = acc[c] / l;
+    }
+}
