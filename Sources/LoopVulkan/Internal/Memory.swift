@@ -209,3 +209,15 @@ extension VulkanContext {
         dst.baseAddress!.copyMemory(from: staging.mapped!, byteCount: dst.count)
     }
 }
+
+extension VulkanContext {
+    /// Zero-fills the first `byteCount` bytes (rounded up to 4) of a slice.
+    public func fill(_ s: BufferSlice, byteCount: Int) throws {
+        let n = min(UInt64((byteCount + 3) & ~3), s.size)
+        if let p = s.mapped {
+            memset(p, 0, Int(n))
+            return
+        }
+        try oneShot { cb in vkCmdFillBuffer(cb, s.buffer, s.offset, n, 0) }
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import LoopCore
+
+/// Turns each plan op into dispatches of its shader (one shader file per op kind): chooses the
+/// pipeline variant (weight dtype, workgroup size), binds buffers, fills push constants, and
+/// records a barrier only where an earlier dispatch's write is read (or overwritten).
+final class Kernels {
+    let context: VulkanContext
+    private var pipelines: [String: ComputePipeline] = [:]
+    /// Threads per workgroup for row reductions (norms, matvec, attention, argmax, softmax).
+    let reduceThreads = 64
+
+    init(context: VulkanContext) { self.context = context }
+
+    func pipeline(_ shader: String, bindings: Int, push: Int, local: (Int, Int) = (64, 1), w: DType = .f32, b: DType = .f32) throws -> ComputePipeline {
+        let key = "\(shader)|\(w.rawValue)|\(b.rawValue)|\(local.0)x\(local.1)"
+        if let p = pipelines[key] { return p }
+        let defines = ["W_DTYPE": Self.code(w), "B_DTYPE": Self.code(b)]
+        let p = try context.makePipeline(shader, defines: defines, bindings: bindings, pushBytes: push * 4, localSize: local)
+        pipelines[key] = p
+        return p
+    }
+
+    static func code(_ d: DType) -> String {
+        switch d { case .f16: return "1"; case .bf16: return "2"; default: return "0" }
+    }
+
+    static func f(_ v: Float) -> UInt32 { v.bitPattern }
+    static func u(_ v: Int) -> UInt32 { UInt32(v) }
+    static func groups(_ n: Int, _ size: Int) -> Int { (n + size - 1) / size }
+
+    /// A binding that covers elements [start, start + count) of a weight, aligned down to the
+    /// device's offset alignment; returns the element index of `start` inside the binding.
+    func weightWindow(_ backend: VulkanBackend, _ name: String, start: Int, count: Int) throws -> (Binding, UInt32, DType) {
+        let w = try backend.weight(name)
+        guard start >= 0, count >= 0, start + count <= w.count else {
+            throw LoopError.invalidArgument("op reads elements \(start)..<\(start + count) of \(name), which has \(w.count)")
+        }
+        let es = w.dtype.byteSize
+        let align = Int(max(context.info.minStorageBufferOffsetAlignment, 4))
+        let byteStart = start * es
+        let bindStart = byteStart / align * align
+        let bindEnd = min(Int(w.slice.size), ((start + count) * es + 3) & ~3)
+        return (Binding(w.slice, offset: UInt64(bindStart), range: UInt64(bindEnd - bindStart)), UInt32((byteStart - bindStart) / es), w.dtype)
+    }
+
+    func encode(_ op: Op, rows: Int, into cb: RecordedCommands, backend: VulkanBackend, tracker: inout HazardTracker) throws {
+        // Hazards are tracked per activation and per KV slot.
+        var reads = op.inputs.map(\.name)
+        var writes = op.output.map { [$0.name] } ?? []
+        switch op {
+        case .kvWrite(_, let slot, let part): writes.append("kv\(slot).\(part.rawValue)")
+        case .attention(_, let slot, _, _, _, _, _): reads += ["kv\(slot).0", "kv\(slot).1"]
+        default: break
+        }
+        if tracker.needsBarrier(reads: reads, writes: writes) { cb.barrier() }
+
+        let u = Self.u, f = Self.f
+        func a(_ r: ActRef) throws -> Binding { Binding(try backend.act(r.name)) }
+        func stride(_ r: ActRef) throws -> UInt32 { u(try backend.width(r.name)) }
+
+        switch op {
+        case let .embed(table, vocab, dim, out, scale):
+            // Chunks of whole rows, each within maxStorageBufferRange.
+            let w = try backend.weight(table.name)
+            let rowBytes = dim * w.dtype.byteSize
+            let maxRows = max(1, Int(context.info.maxStorageBufferRange) / rowBytes - 1)
+            var r0 = 0
+            while r0 < vocab {
+                let n = min(maxRows, vocab - r0)
+                let (wb, base, dt) = try weightWindow(backend, table.name, start: table.offset + r0 * dim, count: n * dim)
+                let p = try pipeline("embedding.comp", bindings: 3, push: 7, w: dt)
+                try cb.dispatch(p, [wb, try a(out), Binding(backend.step)],
+                                push: [u(dim), try stride(out), u(out.col), base, u(r0), u(n), f(scale)],
+                                groups: (Self.groups(dim, 64), rows, 1))
+                r0 += n
+            }
+
+        case let .rmsNorm(x, add, weight, out, dim, groups, eps, mode):
+            var wb = backend.dummyBinding, base: UInt32 = 0, dt = DType.f32
+            if let weight { (wb, base, dt) = try weightWindow(backend, weight.name, start: weight.offset, count: dim) }
+            let addB = try add.map { try a($0) } ?? backend.dummyBinding
+            let p = try pipeline("rmsnorm.comp", bindings: 4, push: 12, local: (reduceThreads, 1), w: dt)
+            try cb.dispatch(p, [try a(x), addB, wb, try a(out)],
+                            push: [u(dim), u(groups), try stride(x), u(x.col), add.map { _ in try! stride(add!) } ?? 0, u(add?.col ?? 0),
+                                   try stride(out), u(out.col), base, f(eps), u(Int(mode.rawValue)), weight == nil ? 0 : 1],
+                            groups: (groups, rows, 1))
+
+        case let .layerNorm(x, weight, bias, out, dim, eps):
+            let (wb, wbase, wdt) = try weightWindow(backend, weight.name, start: weight.offset, count: dim)
+            var bb = backend.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
+            if let bias { (bb, bbase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: dim) }
+            let p = try pipeline("layernorm.comp", bindings: 4, push: 9, local: (reduceThreads, 1), w: wdt, b: bdt)
+            try cb.dispatch(p, [try a(x), wb, bb, try a(out)],
+                            push: [u(dim), try stride(x), u(x.col), try stride(out), u(out.col), wbase, bbase, f(eps), bias == nil ? 0 : 1],
+                            groups: (rows, 1, 1))
+
+        case let .linear(x, weight, bias, out, inF, outF, accumulate):
+            let w = try backend.weight(weight.name)
+            let rowBytes = inF * w.dtype.byteSize
+            let chunkRows = max(1, (Int(context.info.maxStorageBufferRange) - 256) / rowBytes)
+            var bb = backend.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
+            if let bias { (bb, bbase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: outF) }
+            var o0 = 0
+            while o0 < outF {
+                let n = min(chunkRows, outF - o0)
+                let (wb, base, dt) = try weightWindow(backend, weight.name, start: weight.offset + o0 * inF, count: n * inF)
+                let push = [u(inF), try stride(x), u(x.col), try stride(out), u(out.col), base, bbase, bias == nil ? 0 : 1,
+                            accumulate ? 1 : 0, u(o0), u(n), u(rows)]
+                if rows == 1 {
+                    let p = try pipeline("matvec.comp", bindings: 4, push: 12, local: (reduceThreads, 1), w: dt, b: bdt)
+                    try cb.dispatch(p, [try a(x), wb, bb, try a(out)], push: push, groups: (n, rows, 1))
+                } else {
+                    let p = try pipeline("matmul.comp", bindings: 4, push: 12, local: (16, 16), w: dt, b: bdt)
+                    try cb.dispatch(p, [try a(x), wb, bb, try a(out)], push: push, groups: (Self.groups(n, 64), Self.groups(rows, 64), 1))
+                }
+                o0 += n
+            }
+
+        case let .rope(x, heads, headDim, table, positions, layout):
+            let t = try backend.weightF32(table.name)
+            let p = try pipeline("rope.comp", bindings: 3, push: 7, local: (32, 1))
+            try cb.dispatch(p, [try a(x), Binding(t), Binding(backend.step)],
+                            push: [u(heads), u(headDim), try stride(x), u(x.col), u(table.offset), u(positions), u(Int(layout.rawValue))],
+                            groups: (Self.groups(headDim / 2, 32), heads, rows))
+
+        case let .kvWrite(src, slot, part):
+            let p = try pipeline("kv_write.comp", bindings: 3, push: 4)
+            let width = backend.layout.kvWidth
+            try cb.dispatch(p, [try a(src), Binding(try backend.kvSlice(slot, part)), Binding(backend.step)],
+                            push: [u(width), try stride(src), u(src.col), u(backend.layout.maxContext)],
+                            groups: (Self.groups(width, 64), rows, 1))
+
+        case let .attention(q, slot, out, heads, kvHeads, headDim, scale):
+            guard headDim <= 4 * reduceThreads, headDim <= 256, kvHeads > 0, heads % kvHeads == 0 else {
+                throw LoopError.unsupported("attention with \(heads) heads / \(kvHeads) KV heads x \(headDim)")
+            }
+            let p = try pipeline("attention.comp", bindings: 5, push: 9, local: (reduceThreads, 1))
+            try cb.dispatch(p, [try a(q), Binding(try backend.kvSlice(slot, .k)), Binding(try backend.kvSlice(slot, .v)), try a(out), Binding(backend.step)],
+                            push: [u(heads), u(kvHeads), u(headDim), try stride(q), u(q.col), try stride(out), u(out.col), u(backend.layout.kvWidth), f(scale)],
+                            groups: (heads, rows, 1))
+
+        case let .siluMul(gate, up, out, dim):
+            let p = try pipeline("silu_mul.comp", bindings: 3, push: 8)
+            try cb.dispatch(p, [try a(gate), try a(up), try a(out)],
+                            push: [u(dim), try stride(gate), u(gate.col), try stride(up), u(up.col), try stride(out), u(out.col), u(rows)],
+                            groups: (Self.groups(dim, 64), rows, 1))
+
+        case let .unary(kind, x, out, dim, scale):
+            let p = try pipeline("unary.comp", bindings: 2, push: 8)
+            try cb.dispatch(p, [try a(x), try a(out)],
+                            push: [u(dim), try stride(x), u(x.col), try stride(out), u(out.col), u(Int(kind.rawValue)), f(scale), u(rows)],
+                            groups: (Self.groups(dim, 64), rows, 1))
+
+        case let .binary(kind, x, b, out, dim):
+            let bBind: Binding, bStride: UInt32, bCol: UInt32
+            switch b {
+            case .act(let r): bBind = try a(r); bStride = try stride(r); bCol = u(r.col)
+            case .row(let w): bBind = Binding(try backend.weightF32(w.name)); bStride = 0; bCol = u(w.offset)
+            }
+            let p = try pipeline("binary.comp", bindings: 3, push: 9)
+            try cb.dispatch(p, [try a(x), bBind, try a(out)],
+                            push: [u(dim), try stride(x), u(x.col), bStride, bCol, try stride(out), u(out.col), u(Int(kind.rawValue)), u(rows)],
+                            groups: (Self.groups(dim, 64), rows, 1))
+
+        case let .copy(src, out, width):
+            let p = try pipeline("copy.comp", bindings: 2, push: 6)
+            try cb.dispatch(p, [try a(src), try a(out)],
+                            push: [u(width), try stride(src), u(src.col), try stride(out), u(out.col), u(rows)],
+                            groups: (Self.groups(width, 64), rows, 1))
+
+        case let .argmax(x, out, dim):
+            let p = try pipeline("argmax.comp", bindings: 2, push: 5, local: (reduceThreads, 1))
+            try cb.dispatch(p, [try a(x), try a(out)], push: [u(dim), try stride(x), u(x.col), try stride(out), u(out.col)], groups: (rows, 1, 1))
+
+        case let .softmax(x, out, dim):
+            let p = try pipeline("softmax.comp", bindings: 2, push: 5, local: (reduceThreads, 1))
+            try cb.dispatch(p, [try a(x), try a(out)], push: [u(dim), try stride(x), u(x.col), try stride(out), u(out.col)], groups: (rows, 1, 1))
+        }
+    }
+}

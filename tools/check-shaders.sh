@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Compiles every shader in Shaders/ with glslc for each weight dtype variant and validates the
+# SPIR-V with spirv-val, so a broken shader fails fast with its file name.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v glslc >/dev/null || { echo "check-shaders: glslc not found (apt-get install glslc)"; exit 1; }
+command -v spirv-val >/dev/null || { echo "check-shaders: spirv-val not found (apt-get install spirv-tools)"; exit 1; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0; count=0
+for f in Shaders/*.comp; do
+  for w in 0 1 2; do
+    out="$tmp/$(basename "$f").$w.spv"
+    if ! glslc --target-env=vulkan1.2 -IShaders -DW_DTYPE=$w -DB_DTYPE=$w -o "$out" "$f"; then
+      echo "check-shaders: FAILED to compile $f (W_DTYPE=$w)"; fail=1; continue
+    fi
+    if ! spirv-val --target-env vulkan1.2 "$out"; then
+      echo "check-shaders: FAILED spirv-val $f (W_DTYPE=$w)"; fail=1; continue
+    fi
+    count=$((count + 1))
+  done
+done
+[ $fail -eq 0 ] || exit 1
+echo "check-shaders: $count shader variants compiled and validated"
