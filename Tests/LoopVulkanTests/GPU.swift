@@ -1,0 +1,63 @@
+import Foundation
+import LoopCore
+import LoopVulkan
+import Testing
+
+/// One validated Vulkan context for the whole test process (lavapipe in CI). Suites that need
+/// it are `.enabled(if: GPU.available)` so machines without Vulkan skip them cleanly.
+enum GPU {
+    static let context: VulkanContext? = {
+        setenv("LOOPVK_VALIDATION_QUIET", "1", 0)
+        return try? VulkanContext(validation: true)
+    }()
+    static var available: Bool { context != nil }
+
+    /// Fails the current test if the validation layer reported anything since `reset`.
+    static func expectNoValidationMessages(sourceLocation: SourceLocation = #_sourceLocation) {
+        let msgs = ValidationLog.all
+        #expect(msgs.isEmpty, "validation messages: \(msgs.prefix(3))", sourceLocation: sourceLocation)
+        ValidationLog.reset()
+    }
+}
+
+/// Deterministic random numbers (SplitMix64) so failures reproduce.
+struct SeededRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-scale, scale).
+    mutating func float(_ scale: Float = 1) -> Float {
+        (Float(next() >> 40) / Float(1 << 24) * 2 - 1) * scale
+    }
+    mutating func floats(_ n: Int, _ scale: Float = 1) -> [Float] { (0..<n).map { _ in float(scale) } }
+}
+
+/// NMSE = sum((a-b)^2) / sum(b^2) with `b` the reference.
+func nmse(_ a: [Float], _ b: [Float]) -> Double {
+    precondition(a.count == b.count)
+    var num = 0.0, den = 0.0
+    for i in a.indices {
+        let d = Double(a[i]) - Double(b[i])
+        num += d * d
+        den += Double(b[i]) * Double(b[i])
+    }
+    return den == 0 ? (num == 0 ? 0 : .infinity) : num / den
+}
+
+/// Stores `values` as a tensor of `dtype` (16-bit types rounded as the checkpoints are).
+func addWeight(_ store: WeightStore, _ name: String, _ dtype: DType, _ shape: [Int], _ values: [Float]) {
+    var data = Data()
+    switch dtype {
+    case .f32: data = values.withUnsafeBytes { Data($0) }
+    case .f16: data = values.map { Float16Bits.floatToF16($0) }.withUnsafeBytes { Data($0) }
+    case .bf16: data = values.map { Float16Bits.floatToBF16($0) }.withUnsafeBytes { Data($0) }
+    default: fatalError("not a float dtype")
+    }
+    store.add(name, dtype: dtype, shape: shape, data: data)
+}

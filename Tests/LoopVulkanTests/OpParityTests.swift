@@ -1,0 +1,218 @@
+import Foundation
+import LoopCore
+import LoopVulkan
+import Testing
+
+/// GPU (Vulkan, validation on) vs the CPU reference, one op at a time, random inputs from a
+/// fixed seed, odd sizes included. Thresholds: NMSE <= 1e-7 elementwise / norm / RoPE,
+/// <= 5e-4 products and attention; no NaN/Inf.
+@Suite(.serialized, .enabled(if: GPU.available))
+struct OpParityTests {
+    /// Runs `ops` on both backends after writing `inputs` (and KV `prefill` ops), then compares
+    /// the activations named in `outputs`.
+    func check(_ name: String, acts: [String: Int], kvSlots: Int = 0, kvWidth: Int = 1, maxContext: Int = 64,
+               rows: Int, pos0: Int = 0, tokens: [Int32]? = nil, weights: WeightStore, inputs: [String: [Float]],
+               setup: [Op] = [], setupRows: Int = 0, ops: [Op], outputs: [String], threshold: Double,
+               sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let maxRows = max(rows, setupRows)
+        let layout = BackendLayout(activations: acts, kvSlots: kvSlots, kvWidth: kvWidth, maxContext: maxContext, maxRows: maxRows)
+        let cpu = CPUBackend(layout: layout, weights: weights)
+        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: weights)
+        for backend in [cpu as PlanBackend, gpu] {
+            for (k, v) in inputs { try backend.write(k, values: v) }
+            if !setup.isEmpty {
+                try backend.run(setup, section: SectionKey("setup", rows: setupRows), tokens: [Int32](repeating: 0, count: setupRows), pos0: 0)
+            }
+            try backend.run(ops, section: SectionKey(name, rows: rows), tokens: tokens ?? [Int32](repeating: 0, count: rows), pos0: pos0)
+        }
+        for out in outputs {
+            let c = try cpu.read(out, rows: rows)
+            let g = try gpu.read(out, rows: rows)
+            #expect(g.allSatisfy { $0.isFinite }, "\(name): GPU produced NaN/Inf in \(out)", sourceLocation: sourceLocation)
+            #expect(c.allSatisfy { $0.isFinite }, "\(name): CPU produced NaN/Inf in \(out)", sourceLocation: sourceLocation)
+            let e = nmse(g, c)
+            #expect(e <= threshold, "\(name): \(out) NMSE \(e) > \(threshold)", sourceLocation: sourceLocation)
+        }
+        GPU.expectNoValidationMessages(sourceLocation: sourceLocation)
+    }
+
+    static let dtypes: [DType] = [.f32, .f16, .bf16]
+
+    @Test(arguments: dtypes)
+    func embedding(dtype: DType) throws {
+        var rng = SeededRandom(seed: 1)
+        let vocab = 37, dim = 45
+        let w = WeightStore(checkpoint: nil)
+        addWeight(w, "emb", dtype, [vocab, dim], rng.floats(vocab * dim))
+        let tokens: [Int32] = [0, 5, 36, 5, 17, 2, 9]
+        try check("embedding-\(dtype)", acts: ["out": dim + 3], rows: tokens.count, tokens: tokens, weights: w, inputs: [:],
+                  ops: [.embed(table: WeightRef("emb"), vocab: vocab, dim: dim, out: ActRef("out", col: 2), scale: 1.7)],
+                  outputs: ["out"], threshold: 1e-7)
+    }
+
+    @Test(arguments: dtypes)
+    func rmsNormModes(dtype: DType) throws {
+        var rng = SeededRandom(seed: 2)
+        let dim = 131, rows = 5
+        let w = WeightStore(checkpoint: nil)
+        addWeight(w, "g", dtype, [dim], rng.floats(dim, 2))
+        let inputs = ["x": rng.floats(rows * dim, 3), "a": rng.floats(rows * dim), "o": rng.floats(rows * dim)]
+        for mode in [NormMode.plain, .accumulate, .normalizeSum] {
+            try check("rmsnorm-\(dtype)-\(mode)", acts: ["x": dim, "a": dim, "o": dim], rows: rows, weights: w, inputs: inputs,
+                      ops: [.rmsNorm(x: ActRef("x"), add: mode == .normalizeSum ? ActRef("a") : nil, weight: WeightRef("g"),
+                                     out: ActRef("o"), dim: dim, groups: 1, eps: 1e-6, mode: mode)],
+                      outputs: ["o"], threshold: 1e-7)
+        }
+    }
+
+    @Test func rmsNormPerHeadGroupsNoWeight() throws {
+        var rng = SeededRandom(seed: 3)
+        let heads = 3, hd = 16, rows = 4
+        let w = WeightStore(checkpoint: nil)
+        addWeight(w, "qn", .bf16, [hd], rng.floats(hd))
+        try check("rmsnorm-groups", acts: ["q": heads * hd, "o": heads * hd], rows: rows, weights: w,
+                  inputs: ["q": rng.floats(rows * heads * hd, 2)],
+                  ops: [.rmsNorm(x: ActRef("q"), add: nil, weight: WeightRef("qn"), out: ActRef("q"), dim: hd, groups: heads, eps: 1e-6, mode: .plain),
+                        .rmsNorm(x: ActRef("q"), add: nil, weight: nil, out: ActRef("o"), dim: hd, groups: heads, eps: 1e-5, mode: .plain)],
+                  outputs: ["q", "o"], threshold: 1e-7)
+    }
+
+    @Test(arguments: dtypes)
+    func layerNorm(dtype: DType) throws {
+        var rng = SeededRandom(seed: 4)
+        let dim = 77, rows = 3
+        let w = WeightStore(checkpoint: nil)
+        addWeight(w, "w", dtype, [dim], rng.floats(dim))
+        addWeight(w, "b", .f32, [dim], rng.floats(dim))
+        try check("layernorm-\(dtype)", acts: ["x": dim, "o": dim], rows: rows, weights: w, inputs: ["x": rng.floats(rows * dim, 4)],
+                  ops: [.layerNorm(x: ActRef("x"), weight: WeightRef("w"), bias: WeightRef("b"), out: ActRef("o"), dim: dim, eps: 1e-5)],
+                  outputs: ["o"], threshold: 1e-7)
+    }
+
+    /// Matrix-vector (1 row) and matrix-matrix (several rows) products, odd sizes, bias,
+    /// accumulate, a weight window at an element offset (Huginn's fused Wqkv rows).
+    @Test(arguments: dtypes)
+    func linear(dtype: DType) throws {
+        var rng = SeededRandom(seed: 5)
+        for (rows, inF, outF) in [(1, 96, 33), (1, 257, 130), (7, 45, 67), (70, 131, 65), (3, 1, 5)] {
+            let w = WeightStore(checkpoint: nil)
+            addWeight(w, "W", dtype, [outF * 2, inF], rng.floats(outF * 2 * inF, 0.2))
+            addWeight(w, "b", dtype, [outF], rng.floats(outF))
+            let inputs = ["x": rng.floats(rows * (inF + 1)), "y": rng.floats(rows * outF)]
+            for (acc, bias, off) in [(false, false, 0), (false, true, outF * inF), (true, true, 3 * inF)] {
+                try check("linear-\(dtype)-\(rows)x\(inF)x\(outF)-\(acc)-\(bias)", acts: ["x": inF + 1, "y": outF], rows: rows, weights: w, inputs: inputs,
+                          ops: [.linear(x: ActRef("x", col: 1), weight: WeightRef("W", offset: off), bias: bias ? WeightRef("b") : nil,
+                                        out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: acc)],
+                          outputs: ["y"], threshold: 5e-4)
+            }
+        }
+    }
+
+    static func ropeTable(positions: Int, headDim: Int, theta: Double) -> [Float] {
+        var t = [Float](repeating: 0, count: positions * headDim)
+        for p in 0..<positions {
+            for i in 0..<(headDim / 2) {
+                let inv = pow(theta, -Double(2 * i) / Double(headDim))
+                t[(p * headDim / 2 + i) * 2] = Float(cos(Double(p) * inv))
+                t[(p * headDim / 2 + i) * 2 + 1] = Float(sin(Double(p) * inv))
+            }
+        }
+        return t
+    }
+
+    @Test(arguments: [RopeLayout.rotateHalf, .interleaved])
+    func rope(layout: RopeLayout) throws {
+        var rng = SeededRandom(seed: 6)
+        for (heads, hd) in [(3, 16), (5, 96), (2, 10)] {
+            let rows = 6, positions = 300
+            let w = WeightStore(checkpoint: nil)
+            w.add("rope", shape: [positions, hd / 2, 2], floats: Self.ropeTable(positions: positions, headDim: hd, theta: 10000))
+            try check("rope-\(layout)-\(heads)x\(hd)", acts: ["q": heads * hd + 4], maxContext: positions, rows: rows, pos0: 250, weights: w,
+                      inputs: ["q": rng.floats(rows * (heads * hd + 4))],
+                      ops: [.rope(x: ActRef("q", col: 4), heads: heads, headDim: hd, table: WeightRef("rope"), tablePositions: positions, layout: layout)],
+                      outputs: ["q"], threshold: 1e-7)
+        }
+    }
+
+    /// Causal attention with KV written by kv_write: MHA and GQA, 55 heads x 96 and 16 x 128,
+    /// a long sequence (>= 2048 positions), prefill rows and a single decode row.
+    @Test(arguments: [(55, 55, 96, 40, 3), (16, 16, 128, 33, 1), (4, 2, 16, 9, 4), (16, 4, 64, 2100, 1), (3, 3, 16, 1, 1)])
+    func attention(heads: Int, kvHeads: Int, headDim: Int, context: Int, rows: Int) throws {
+        var rng = SeededRandom(seed: 7)
+        let kvW = kvHeads * headDim
+        let w = WeightStore(checkpoint: nil)
+        let pos0 = context - rows
+        try check("attention-\(heads)-\(kvHeads)-\(headDim)-\(context)-\(rows)",
+                  acts: ["k": kvW, "v": kvW, "q": heads * headDim, "o": heads * headDim], kvSlots: 2, kvWidth: kvW, maxContext: context,
+                  rows: rows, pos0: pos0, weights: w,
+                  inputs: ["k": rng.floats(context * kvW, 2), "v": rng.floats(context * kvW), "q": rng.floats(rows * heads * headDim, 2)],
+                  setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
+                  ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o"), heads: heads, kvHeads: kvHeads, headDim: headDim, scale: 1 / Float(headDim).squareRoot())],
+                  outputs: ["o"], threshold: 5e-4)
+    }
+
+    @Test func kvWriteAtPosition() throws {
+        var rng = SeededRandom(seed: 8)
+        let width = 24, rows = 3
+        let layout = BackendLayout(activations: ["s": width + 2], kvSlots: 1, kvWidth: width, maxContext: 10, maxRows: rows)
+        let w = WeightStore(checkpoint: nil)
+        let cpu = CPUBackend(layout: layout, weights: w)
+        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w)
+        let src = rng.floats(rows * (width + 2))
+        for b in [cpu as PlanBackend, gpu] {
+            try b.write("s", values: src)
+            try b.run([.kvWrite(src: ActRef("s", col: 2), slot: 0, part: .v)], section: SectionKey("kv", rows: rows), tokens: [0, 0, 0], pos0: 5)
+        }
+        let c = try cpu.readKV(slot: 0, part: .v, rows: 10), g = try gpu.readKV(slot: 0, part: .v, rows: 10)
+        #expect(c == g)
+        #expect(g[5 * width] == src[2])
+        GPU.expectNoValidationMessages()
+    }
+
+    @Test func siluMulAndCopy() throws {
+        var rng = SeededRandom(seed: 9)
+        let dim = 99, rows = 4
+        let w = WeightStore(checkpoint: nil)
+        try check("silu_mul", acts: ["gu": 2 * dim, "o": dim, "c": 2 * dim + 5], rows: rows, weights: w, inputs: ["gu": rng.floats(rows * 2 * dim, 6)],
+                  ops: [.siluMul(gate: ActRef("gu"), up: ActRef("gu", col: dim), out: ActRef("o"), dim: dim),
+                        .copy(src: ActRef("o"), out: ActRef("c", col: 5), width: dim),
+                        .copy(src: ActRef("gu", col: 3), out: ActRef("c", col: 5 + dim), width: dim)],
+                  outputs: ["o", "c"], threshold: 1e-7)
+    }
+
+    @Test(arguments: [UnaryKind.sigmoid, .softplus, .exp, .silu, .fill, .scale])
+    func unary(kind: UnaryKind) throws {
+        var rng = SeededRandom(seed: 10)
+        let dim = 67, rows = 3
+        var x = rng.floats(rows * dim, 8)
+        x[0] = 25; x[1] = -30    // softplus threshold branch, saturated sigmoid
+        try check("unary-\(kind)", acts: ["x": dim, "o": dim], rows: rows, weights: WeightStore(checkpoint: nil), inputs: ["x": x],
+                  ops: [.unary(kind: kind, x: ActRef("x"), out: ActRef("o"), dim: dim, scale: 0.75)], outputs: ["o"], threshold: 1e-7)
+    }
+
+    @Test(arguments: [BinaryKind.add, .sub, .mul])
+    func binary(kind: BinaryKind) throws {
+        var rng = SeededRandom(seed: 11)
+        let dim = 53, rows = 3
+        let w = WeightStore(checkpoint: nil)
+        w.add("row", shape: [dim], floats: rng.floats(dim))
+        addWeight(w, "row16", .bf16, [dim], rng.floats(dim))
+        try check("binary-\(kind)", acts: ["a": dim, "b": dim, "o": dim, "p": dim, "q": dim], rows: rows, weights: w,
+                  inputs: ["a": rng.floats(rows * dim), "b": rng.floats(rows * dim)],
+                  ops: [.binary(kind: kind, a: ActRef("a"), b: .act(ActRef("b")), out: ActRef("o"), dim: dim),
+                        .binary(kind: kind, a: ActRef("a"), b: .row(WeightRef("row")), out: ActRef("p"), dim: dim),
+                        .binary(kind: kind, a: ActRef("a"), b: .row(WeightRef("row16")), out: ActRef("q"), dim: dim)],
+                  outputs: ["o", "p", "q"], threshold: 1e-7)
+    }
+
+    @Test func argmaxAndSoftmax() throws {
+        var rng = SeededRandom(seed: 12)
+        let dim = 1000, rows = 4
+        var x = rng.floats(rows * dim, 5)
+        // Ties: the first maximal index must win.
+        x[dim + 10] = 9; x[dim + 700] = 9; x[3 * dim + 999] = 7
+        try check("argmax-softmax", acts: ["x": dim, "i": 1, "s": dim], rows: rows, weights: WeightStore(checkpoint: nil), inputs: ["x": x],
+                  ops: [.argmax(x: ActRef("x"), out: ActRef("i"), dim: dim), .softmax(x: ActRef("x"), out: ActRef("s"), dim: dim)],
+                  outputs: ["i", "s"], threshold: 1e-7)
+    }
+}
