@@ -1,0 +1,47 @@
+import Foundation
+
+extension CPUOps {
+    /// Causal grouped-query attention. Query row r (position pos0 + r) attends to cache rows
+    /// 0 ... pos0 + r. `keys` / `values` are caches with row stride `kvStride`; KV head g sits
+    /// at columns g*headDim ..< (g+1)*headDim. Query head h reads KV head h / (heads / kvHeads).
+    /// out[r, h*headDim + d] = sum_j softmax_j(scale · q·k_j) · v_j[d]  (fp32, max-subtracted).
+    public static func attention(q: CPURows, rows: Int, pos0: Int, keys: UnsafePointer<Float>,
+                                 values: UnsafePointer<Float>, kvStride: Int, out: CPURows,
+                                 heads: Int, kvHeads: Int, headDim: Int, scale: Float) {
+        let group = heads / kvHeads
+        var scores = [Float](repeating: 0, count: pos0 + rows)
+        var acc = [Float](repeating: 0, count: headDim)
+        for r in 0..<rows {
+            let n = pos0 + r + 1
+            let qr = q.row(r)
+            let orow = out.row(r)
+            for h in 0..<heads {
+                let qh = qr + h * headDim
+                let kvCol = (h / group) * headDim
+                var maxScore = -Float.infinity
+                for j in 0..<n {
+                    let kj = keys + j * kvStride + kvCol
+                    var dot: Float = 0
+                    for d in 0..<headDim { dot += qh[d] * kj[d] }
+                    let s = dot * scale
+                    scores[j] = s
+                    if s > maxScore { maxScore = s }
+                }
+                var sum: Float = 0
+                for j in 0..<n {
+                    let e = Foundation.exp(scores[j] - maxScore)
+                    scores[j] = e
+                    sum += e
+                }
+                for d in 0..<headDim { acc[d] = 0 }
+                for j in 0..<n {
+                    let p = scores[j] / sum
+                    let vj = values + j * kvStride + kvCol
+                    for d in 0..<headDim { acc[d] += p * vj[d] }
+                }
+                let oh = orow + h * headDim
+                for d in 0..<headDim { oh[d] = acc[d] }
+            }
+        }
+    }
+}
