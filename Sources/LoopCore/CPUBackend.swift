@@ -276,6 +276,14 @@ public final class CPUBackend: PlanBackend {
         case let .copy(src, out, width):
             try positive([("width", width)])
             CPUOps.copy(src: try rows(src, width: width), out: try rows(out, width: width), rows: n, width: width)
+
+        case let .argmax(x, out, dim):
+            try positive([("dim", dim)])
+            CPUOps.argmax(x: try rows(x, width: dim), out: try rows(out, width: 1), rows: n, dim: dim)
+
+        case let .softmax(x, out, dim):
+            try positive([("dim", dim)])
+            CPUOps.softmax(x: try rows(x, width: dim), out: try rows(out, width: dim), rows: n, dim: dim)
         }
     }
 }

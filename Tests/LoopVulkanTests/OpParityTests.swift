@@ -16,7 +16,7 @@ struct OpParityTests {
                sourceLocation: SourceLocation = #_sourceLocation) throws {
         let maxRows = max(rows, setupRows)
         let layout = BackendLayout(activations: acts, kvSlots: kvSlots, kvWidth: kvWidth, maxContext: maxContext, maxRows: maxRows)
-        let cpu = CPUBackend(layout: layout, weights: weights)
+        let cpu = try CPUBackend(layout: layout, weights: weights)
         let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: weights)
         for backend in [cpu as PlanBackend, gpu] {
             for (k, v) in inputs { try backend.write(k, values: v) }
@@ -156,7 +156,7 @@ struct OpParityTests {
         let width = 24, rows = 3
         let layout = BackendLayout(activations: ["s": width + 2], kvSlots: 1, kvWidth: width, maxContext: 10, maxRows: rows)
         let w = WeightStore(checkpoint: nil)
-        let cpu = CPUBackend(layout: layout, weights: w)
+        let cpu = try CPUBackend(layout: layout, weights: w)
         let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w)
         let src = rng.floats(rows * (width + 2))
         for b in [cpu as PlanBackend, gpu] {

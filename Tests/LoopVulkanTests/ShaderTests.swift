@@ -53,7 +53,7 @@ struct LargeTensorTests {
         let w = WeightStore(checkpoint: nil)
         addWeight(w, "big", .bf16, [outF, inF], rng.floats(outF * inF, 0.05))
         let layout = BackendLayout(activations: ["x": inF, "y": outF, "e": inF], kvSlots: 0, kvWidth: 1, maxContext: 8, maxRows: 2)
-        let cpu = CPUBackend(layout: layout, weights: w)
+        let cpu = try CPUBackend(layout: layout, weights: w)
         let gpu = try VulkanBackend(context: ctx, layout: layout, weights: w)
         let x = rng.floats(2 * inF)
         let tokens: [Int32] = [Int32(outF - 3), 11]
