@@ -61,3 +61,11 @@ func addWeight(_ store: WeightStore, _ name: String, _ dtype: DType, _ shape: [I
     }
     store.add(name, dtype: dtype, shape: shape, data: data)
 }
+
+@Suite(.enabled(if: GPU.available))
+struct ValidationLayerTests {
+    /// The GPU tests mean something only with the Khronos validation layer loaded.
+    @Test func validationLayerIsLoaded() {
+        #expect(GPU.context!.validationEnabled, "VK_LAYER_KHRONOS_validation is not installed (apt-get install vulkan-validationlayers)")
+    }
+}

@@ -15,7 +15,7 @@ struct OpParityTests {
                setup: [Op] = [], setupRows: Int = 0, ops: [Op], outputs: [String], threshold: Double,
                sourceLocation: SourceLocation = #_sourceLocation) throws {
         let maxRows = max(rows, setupRows)
-        let layout = BackendLayout(activations: acts, kvSlots: kvSlots, kvWidth: kvWidth, maxContext: maxContext, maxRows: maxRows)
+        let layout = BackendLayout(activations: acts, kvSlots: kvSlots, kvWidth: kvWidth, maxContext: max(maxContext, pos0 + maxRows), maxRows: maxRows)
         let cpu = try CPUBackend(layout: layout, weights: weights)
         let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: weights)
         for backend in [cpu as PlanBackend, gpu] {
