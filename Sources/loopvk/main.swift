@@ -2,12 +2,14 @@ import ArgumentParser
 import Foundation
 import LoopEngine
 
-@main
+// Entry point as top-level code: with more than one file in this target, main.swift may not use @main.
+LoopVK.main()
+
 struct LoopVK: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loopvk",
         abstract: "Run looped language models (Ouro, Huginn-0125, LoopUS) on any Vulkan GPU.",
-        subcommands: [Devices.self]
+        subcommands: [Devices.self, Synth.self]
     )
 }
 
