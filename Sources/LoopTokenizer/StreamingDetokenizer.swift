@@ -19,6 +19,10 @@ public struct StreamingDetokenizer: Sendable {
     /// Bytes of an incomplete UTF-8 character (at most 3).
     private var pending: [UInt8] = []
 
+    /// Starts an empty stream.
+    /// - Parameters:
+    ///   - tokenizer: the tokenizer that produced the ids.
+    ///   - skipSpecialTokens: leave special tokens out of the text, as `decode(_:skipSpecialTokens:)` does.
     public init(tokenizer: Tokenizer, skipSpecialTokens: Bool = false) {
         self.tokenizer = tokenizer
         self.skipSpecialTokens = skipSpecialTokens

@@ -20,6 +20,7 @@ public struct TokenizerConfig: Sendable, Equatable {
     /// Every named template when `chat_template` is a list (name -> Jinja source).
     public var namedChatTemplates: [String: String]
 
+    /// Builds a config directly (for tests, or a checkpoint without tokenizer_config.json).
     public init(
         bosToken: String? = nil, eosToken: String? = nil, padToken: String? = nil, unkToken: String? = nil,
         addBOSToken: Bool? = nil, addEOSToken: Bool? = nil, chatTemplate: String? = nil,
