@@ -63,9 +63,9 @@ public enum Huginn {
         let cfg = try ConfigDecoding.decode(HuginnConfig.self, from: checkpoint.configData)
         let hd = try ConfigDecoding.dim(cfg.nEmbd, "n_embd")
         let heads = try ConfigDecoding.dim(cfg.nHeads, "n_heads", max: 4096)
+        guard hd % heads == 0 else { throw LoopError.invalidConfig("n_embd \(hd) is not divisible by n_heads \(heads)") }
         let kvHeads = try ConfigDecoding.dim(cfg.numKeyValueHeads ?? heads, "num_key_value_heads", max: 4096)
         guard kvHeads == heads else { throw LoopError.unsupported("Huginn with num_key_value_heads \(kvHeads) != n_heads \(heads)") }
-        guard hd % heads == 0 else { throw LoopError.invalidConfig("n_embd \(hd) is not divisible by n_heads \(heads)") }
         let headDim = hd / heads
         if let d = cfg.headDim, d != headDim { throw LoopError.invalidConfig("head_dim \(d) != n_embd / n_heads = \(headDim)") }
         guard headDim % 2 == 0 else { throw LoopError.invalidConfig("head_dim \(headDim) must be even for RoPE") }

@@ -86,7 +86,7 @@ public enum LoopUS {
         let lnW = try a.weight("q_head.0.weight", [H]), lnB = try a.weight("q_head.0.bias", [H])
         let qW = try a.weight("q_head.1.weight", [1, H]), qB = try a.weight("q_head.1.bias", [1])
         let low = a.act("gate_low", dtRank), u = a.act("gate_u", H), abar = a.act("gate_a", H)
-        let qn = a.act("q_norm_h", H), qLogit = a.act("q_logit", 1), q = a.act("q", 1)
+        let qn = a.act("q_norm_h", H), qLogit = a.act("q_logit", 1), q = a.act("q_conf", 1)
 
         var passOps: [[Op]] = []
         for t in 0..<passCount {
@@ -119,7 +119,7 @@ public enum LoopUS {
         let plan = LoopPlan(family: "loopus", hidden: H, vocab: d.vocab, activations: a.activations,
                             kvSlots: decSlot0 + nDec, kvWidth: spec.kvWidth, maxContext: context, computed: a.computed,
                             prelude: prelude, passes: passOps, head: head, stateAct: "h", logitsAct: "logits",
-                            exitAct: "q", exitSignal: .loopusConfidence)
+                            exitAct: "q_conf", exitSignal: .loopusConfidence)
         var info = ModelInfo(modelType: "lds", baseModelType: baseType, defaultPasses: defaultPasses, passes: passCount,
                              maxContext: context, hidden: H, vocab: d.vocab,
                              eosTokenIds: ConfigDecoding.eosIds([base.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),

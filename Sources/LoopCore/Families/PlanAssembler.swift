@@ -9,10 +9,14 @@ final class PlanAssembler {
 
     init(checkpoint: Checkpoint) { self.checkpoint = checkpoint }
 
-    /// Declares an activation of `width` columns (the widest declaration wins) and refers to it.
+    /// Declares an activation of `width` columns and refers to it. Declaring a name again with
+    /// another width is a builder bug (two different activations sharing a name).
     @discardableResult
     func act(_ name: String, _ width: Int) -> ActRef {
-        activations[name] = max(activations[name] ?? 0, width)
+        if let w = activations[name] {
+            precondition(w == width, "plan builder: activation \(name) declared with widths \(w) and \(width)")
+        }
+        activations[name] = width
         return ActRef(name)
     }
 
