@@ -100,36 +100,13 @@ public enum ExitPolicy: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Ouro's exit distribution from per-pass gate logits: λ_t = sigmoid(g_t),
-/// p_t = λ_t Π_{j<t}(1 − λ_j) for t < T, p_T = the remaining mass. Returns (pdf, cdf).
-public func ouroExitDistribution(gateLogits: [Float]) -> (pdf: [Float], cdf: [Float]) {
-    var remaining: Float = 1
-    var pdf: [Float] = [], cdf: [Float] = []
-    var acc: Float = 0
-    for (t, g) in gateLogits.enumerated() {
-        let p: Float
-        if t == gateLogits.count - 1 {
-            p = remaining
-        } else {
-            let lambda = 1 / (1 + Foundation.exp(-g))
-            p = lambda * remaining
-            remaining *= 1 - lambda
-        }
-        acc += p
-        pdf.append(p)
-        cdf.append(acc)
-    }
-    return (pdf, cdf)
-}
-
 /// Follows one token through its passes and says when to stop.
 struct ExitTracker {
     let policy: ExitPolicy
     let totalPasses: Int
     let minPasses: Int
-    let qEvalInterval: Int
     private var remaining: Float = 1          // Ouro: Π(1 − λ)
-    private var notHalted: Float = 1          // LoopUS cdf: Π(1 − q)
+    private var loopus: LoopUSHalting?
     private var prevLogProbs: [Float]?
     private var prevEntropy: Float?
     private var prevState: [Float]?
@@ -140,7 +117,9 @@ struct ExitTracker {
         self.policy = policy
         self.totalPasses = totalPasses
         self.minPasses = max(1, minPasses)
-        self.qEvalInterval = max(1, qEvalInterval)
+        if case let .loopus(strategy, threshold) = policy {
+            loopus = LoopUSHalting(.init(strategy: strategy, threshold: threshold, epsilon: threshold, evalInterval: qEvalInterval), passes: totalPasses)
+        }
     }
 
     /// Called after pass `t` (0-based) with what the policy asked for. True = stop now.
@@ -154,19 +133,12 @@ struct ExitTracker {
             let lambda = 1 / (1 + Foundation.exp(-(exitSignal ?? 0)))
             remaining *= 1 - lambda
             return 1 - remaining >= q && done >= minPasses
-        case .loopus(let strategy, let threshold):
-            var stop = false
-            let evaluate = done % qEvalInterval == 0
-            switch strategy {
-            case .threshold: stop = evaluate && (exitSignal ?? 0) > threshold
-            case .cdf:
-                notHalted *= 1 - (exitSignal ?? 0)
-                stop = evaluate && 1 - notHalted > threshold
-            case .convergence:
-                if let s = state, let p = prevState { stop = evaluate && Self.norm(zip(s, p).map { $0 - $1 }) < threshold }
-                prevState = state
-            }
-            return stop && done >= minPasses
+        case .loopus:
+            var change = Float.infinity
+            if let s = state, let p = prevState { change = Self.norm(zip(s, p).map { $0 - $1 }) }
+            prevState = state
+            guard let q = exitSignal ?? (state != nil ? 0 : nil) else { return false }
+            return loopus!.shouldStop(afterPass: t, q: q, stateChangeNorm: change) && done >= minPasses
         case .huginn(let c, let threshold):
             var stop = false
             switch c {

@@ -202,13 +202,20 @@ public final class Generator {
             throw LoopError.invalidArgument("token id \(t) is outside the vocabulary 0..<\(model.plan.vocab)")
         }
         reset()
-        if let vb = backend as? VulkanBackend { try vb.clearKV() }
         var result = GenerationResult(promptTokens: prompt.count)
         var sampler = Sampler(options.sampling)
         let greedy = options.sampling.isGreedy && options.sampling.repetitionPenalty == 1
 
         let t0 = DispatchTime.now().uptimeNanoseconds
         try prefill(Array(prompt.dropLast()))
+        if options.warmStart && prompt.count > 1 {
+            // The first decode row starts from the last prompt row's final state.
+            let w = model.plan.hidden
+            let rows = (prompt.count - 1 - 1) % model.layout.maxRows + 1
+            let s = try backend.read(model.plan.stateAct, rows: rows)
+            try backend.write(model.plan.stateAct, values: Array(s[((rows - 1) * w)..<(rows * w)]))
+            hasState = true
+        }
         let t1 = DispatchTime.now().uptimeNanoseconds
         result.prefillSeconds = Double(t1 - t0) / 1e9
 

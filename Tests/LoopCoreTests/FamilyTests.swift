@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import LoopCore
+import LoopTestSupport
 
 /// Makes a temporary checkpoint folder: `config` as config.json and the given tensors (raw
 /// entries) as model.safetensors.

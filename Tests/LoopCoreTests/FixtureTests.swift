@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import LoopCore
+import LoopTestSupport
 
 /// The golden fixtures on the CPU reference backend.
 @Suite struct FixtureTests {

@@ -1,44 +1,43 @@
-// Golden-fixture checks that work over any PlanBackend. This file depends only on LoopCore and
-// swift-testing, so a GPU test target can compile the same file (copy or symlink) and run
-// `checkFixture(name:makeBackend:)` with its own backend factory.
+// Golden-fixture checks that work over any PlanBackend: the CPU reference tests and the Vulkan
+// tests run the same `checkFixture(name:makeBackend:)` with their own backend factory.
 import Foundation
 import Testing
 import LoopCore
 
-typealias BackendFactory = (LoopPlan, WeightStore) throws -> PlanBackend
+public typealias BackendFactory = (LoopPlan, WeightStore) throws -> PlanBackend
 
 /// The folder of a model fixture under Tests/Fixtures.
-func fixtureURL(_ name: String, file: String = #filePath) -> URL {
+public func fixtureURL(_ name: String, file: String = #filePath) -> URL {
     URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures").appendingPathComponent(name)
 }
 
 /// Worst errors of one compared tensor.
-struct ErrorStat: CustomStringConvertible {
-    var name: String
-    var count = 0
+public struct ErrorStat: CustomStringConvertible {
+    public var name: String
+    public var count = 0
     /// max |x − g|
-    var maxAbs: Float = 0
+    public var maxAbs: Float = 0
     /// max |x − g| / (1e-4 + 1e-4·|g|): ≤ 1 passes the fixture tolerance
-    var toleranceUse: Float = 0
+    public var toleranceUse: Float = 0
     /// max |x − g| / max |g| (error relative to the tensor's scale)
-    var relToScale: Float = 0
-    var description: String {
+    public var relToScale: Float = 0
+    public var description: String {
         String(format: "%@: n=%d max|x-g|=%.3g rel-to-scale=%.3g tol-use=%.3f", name, count, maxAbs, relToScale, toleranceUse)
     }
 }
 
 /// Compares tensors against goldens at |x − g| <= atol + rtol·|g| and keeps a report.
-final class GoldenComparer {
-    let fixture: String
+public final class GoldenComparer {
+    public let fixture: String
     let atol: Float, rtol: Float
-    private(set) var stats: [ErrorStat] = []
-    private(set) var exactChecks: [String] = []
+    public private(set) var stats: [ErrorStat] = []
+    public private(set) var exactChecks: [String] = []
 
-    init(fixture: String, atol: Float = 1e-4, rtol: Float = 1e-4) { self.fixture = fixture; self.atol = atol; self.rtol = rtol }
+    public init(fixture: String, atol: Float = 1e-4, rtol: Float = 1e-4) { self.fixture = fixture; self.atol = atol; self.rtol = rtol }
 
     @discardableResult
-    func close(_ name: String, _ got: [Float], _ want: [Float], sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+    public func close(_ name: String, _ got: [Float], _ want: [Float], sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
         guard got.count == want.count else {
             Issue.record("\(fixture) \(name): \(got.count) values, golden has \(want.count)", sourceLocation: sourceLocation)
             return false
@@ -63,15 +62,15 @@ final class GoldenComparer {
         return true
     }
 
-    func equal<T: Equatable>(_ name: String, _ got: [T], _ want: [T], sourceLocation: SourceLocation = #_sourceLocation) {
+    public func equal<T: Equatable>(_ name: String, _ got: [T], _ want: [T], sourceLocation: SourceLocation = #_sourceLocation) {
         exactChecks.append(name)
         if got != want { Issue.record("\(fixture) \(name): got \(got), golden \(want)", sourceLocation: sourceLocation) }
     }
 
-    var worst: ErrorStat? { stats.max { $0.toleranceUse < $1.toleranceUse } }
-    var worstRelToScale: ErrorStat? { stats.max { $0.relToScale < $1.relToScale } }
+    public var worst: ErrorStat? { stats.max { $0.toleranceUse < $1.toleranceUse } }
+    public var worstRelToScale: ErrorStat? { stats.max { $0.relToScale < $1.relToScale } }
 
-    var report: String {
+    public var report: String {
         var lines = ["fixture \(fixture): \(stats.count) tensors within |x-g| <= \(atol) + \(rtol)|g|, exact: \(exactChecks.joined(separator: ", "))"]
         for s in stats { lines.append("  " + s.description) }
         if let w = worst { lines.append("  worst (tolerance use): \(w)") }
@@ -81,17 +80,17 @@ final class GoldenComparer {
 }
 
 /// Golden tensors of a fixture.
-struct Goldens {
-    let file: SafeTensorsFile
-    init(_ url: URL) throws { file = try SafeTensorsFile(path: url.path) }
-    func f(_ name: String) throws -> [Float] { try file.floats(name) }
-    func i(_ name: String) throws -> [Int] { try file.ints(name) }
-    func shape(_ name: String) throws -> [Int] {
+public struct Goldens {
+    public let file: SafeTensorsFile
+    public init(_ url: URL) throws { file = try SafeTensorsFile(path: url.path) }
+    public func f(_ name: String) throws -> [Float] { try file.floats(name) }
+    public func i(_ name: String) throws -> [Int] { try file.ints(name) }
+    public func shape(_ name: String) throws -> [Int] {
         guard let t = file.tensors[name] else { throw LoopError.missingTensor(name) }
         return t.shape
     }
     /// Slice `index` along the first dimension.
-    func f(_ name: String, _ index: Int) throws -> [Float] {
+    public func f(_ name: String, _ index: Int) throws -> [Float] {
         let all = try f(name)
         let n = try shape(name)[0]
         let per = all.count / n
@@ -101,7 +100,7 @@ struct Goldens {
 
 /// Runs every check of a model fixture on backends made by `makeBackend`; returns the report.
 @discardableResult
-func checkFixture(name: String, makeBackend: BackendFactory) throws -> GoldenComparer {
+public func checkFixture(name: String, makeBackend: BackendFactory) throws -> GoldenComparer {
     let dir = fixtureURL(name)
     let ck = try Checkpoint(directory: dir)
     let golden = try Goldens(dir.appendingPathComponent("golden.safetensors"))
