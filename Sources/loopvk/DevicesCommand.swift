@@ -1,15 +1,5 @@
 import ArgumentParser
-import Foundation
 import LoopEngine
-
-@main
-struct LoopVK: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "loopvk",
-        abstract: "Run looped language models (Ouro, Huginn-0125, LoopUS) on any Vulkan GPU.",
-        subcommands: [Devices.self]
-    )
-}
 
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List Vulkan devices and their capabilities.")
