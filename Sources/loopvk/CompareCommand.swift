@@ -28,7 +28,7 @@ struct Compare: ParsableCommand {
         } else {
             print("model \(report.model) on \(report.device) vs cpu-reference: \(report.tokens) tokens, \(report.passes) passes")
             print("per op (inputs resynchronised after every op):")
-            print(String(format: "  %-9@ %-11@ %5@ %12@ %12@ %10@  %@", "section" as NSString, "op" as NSString, "count" as NSString, "max abs" as NSString, "NMSE" as NSString, "limit" as NSString, "" as NSString))
+            print("  " + pad("section", 10) + pad("op", 12) + pad("count", 6) + pad("max abs", 12) + pad("NMSE", 12) + pad("limit", 8))
             for e in report.ops { print(row(e)) }
             print("per pass, end to end (head logits):")
             for e in report.logits { print(row(e)) }
@@ -39,7 +39,9 @@ struct Compare: ParsableCommand {
     }
 
     func row(_ e: OpError) -> String {
-        String(format: "  %-9@ %-11@ %5d %12.3e %12.3e %10.0e  %@", e.section as NSString, e.op as NSString, e.count, e.maxAbs, e.nmse, e.threshold,
-               (e.nonFinite ? "NaN/Inf" : (e.passed ? "ok" : "OVER")) as NSString)
+        "  " + pad(e.section, 10) + pad(e.op, 12) + pad(String(e.count), 6) + pad(String(format: "%.3e", e.maxAbs), 12)
+            + pad(String(format: "%.3e", e.nmse), 12) + pad(String(format: "%.0e", e.threshold), 8) + (e.nonFinite ? "NaN/Inf" : (e.passed ? "ok" : "OVER"))
     }
+
+    func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
 }
