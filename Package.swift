@@ -39,10 +39,12 @@ let package = Package(
         .executableTarget(name: "EmbedShaders"),
         .plugin(name: "EmbedShadersPlugin", capability: .buildTool(), dependencies: ["EmbedShaders"]),
 
-        .testTarget(name: "LoopCoreTests", dependencies: ["LoopCore"]),
+        // Golden-fixture checks shared by the CPU and GPU test targets.
+        .target(name: "LoopTestSupport", dependencies: ["LoopCore"], path: "Tests/LoopTestSupport"),
+        .testTarget(name: "LoopCoreTests", dependencies: ["LoopCore", "LoopTestSupport"]),
         .testTarget(name: "LoopTokenizerTests", dependencies: ["LoopTokenizer"]),
-        .testTarget(name: "LoopVulkanTests", dependencies: ["LoopVulkan", "LoopCore"]),
-        .testTarget(name: "LoopEngineTests", dependencies: ["LoopEngine"]),
+        .testTarget(name: "LoopVulkanTests", dependencies: ["LoopVulkan", "LoopCore", "LoopTestSupport"]),
+        .testTarget(name: "LoopEngineTests", dependencies: ["LoopEngine", "LoopTokenizer", "LoopTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -277,6 +277,13 @@ public final class CPUBackend: PlanBackend {
             try positive([("width", width)])
             CPUOps.copy(src: try rows(src, width: width), out: try rows(out, width: width), rows: n, width: width)
 
+        case let .kvCopy(from, to):
+            try checkSlot(from)
+            try checkSlot(to)
+            for part in [KVPart.k, .v] {
+                CPUOps.kvCopy(from: kvBase(slot: from, part: part), to: kvBase(slot: to, part: part), rows: n, width: layout.kvWidth, pos0: pos0)
+            }
+
         case let .argmax(x, out, dim):
             try positive([("dim", dim)])
             CPUOps.argmax(x: try rows(x, width: dim), out: try rows(out, width: 1), rows: n, dim: dim)

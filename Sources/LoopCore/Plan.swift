@@ -92,6 +92,9 @@ public enum Op: Sendable {
     case binary(kind: BinaryKind, a: ActRef, b: Operand, out: ActRef, dim: Int)
     /// out[r, 0 ..< width] = src[r, 0 ..< width]  (column windows: concatenation, splitting)
     case copy(src: ActRef, out: ActRef, width: Int)
+    /// Copies KV rows pos0 ..< pos0 + n of K and V from slot `from` to slot `to` (what a token
+    /// that stopped early leaves in the slots of the passes it skipped).
+    case kvCopy(from: Int, to: Int)
     /// out[r, 0] = the first index of the maximum of x[r, 0 ..< dim] (as a float; NaN never wins)
     case argmax(x: ActRef, out: ActRef, dim: Int)
     /// out[r, :] = softmax(x[r, 0 ..< dim])
@@ -111,6 +114,7 @@ public enum Op: Sendable {
         case .unary: return "unary"
         case .binary: return "binary"
         case .copy: return "copy"
+        case .kvCopy: return "kv_copy"
         case .argmax: return "argmax"
         case .softmax: return "softmax"
         }
@@ -125,14 +129,14 @@ public enum Op: Sendable {
              .argmax(_, let out, _), .softmax(_, let out, _):
             return out
         case .rope(let x, _, _, _, _, _): return x
-        case .kvWrite: return nil
+        case .kvWrite, .kvCopy: return nil
         }
     }
 
     /// Activations this op reads.
     public var inputs: [ActRef] {
         switch self {
-        case .embed: return []
+        case .embed, .kvCopy: return []
         case .rmsNorm(let x, let add, _, let out, _, _, _, let mode):
             return [x] + (add.map { [$0] } ?? []) + (mode == .accumulate ? [out] : [])
         case .layerNorm(let x, _, _, _, _, _): return [x]

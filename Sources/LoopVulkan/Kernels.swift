@@ -51,6 +51,7 @@ final class Kernels {
         switch op {
         case .kvWrite(_, let slot, let part): writes.append("kv\(slot).\(part.rawValue)")
         case .attention(_, let slot, _, _, _, _, _): reads += ["kv\(slot).0", "kv\(slot).1"]
+        case .kvCopy(let from, let to): reads += ["kv\(from).0", "kv\(from).1"]; writes += ["kv\(to).0", "kv\(to).1"]
         default: break
         }
         if tracker.needsBarrier(reads: reads, writes: writes) { cb.barrier() }
@@ -168,6 +169,14 @@ final class Kernels {
             try cb.dispatch(p, [try a(src), try a(out)],
                             push: [u(width), try stride(src), u(src.col), try stride(out), u(out.col), u(rows)],
                             groups: (Self.groups(width, 64), rows, 1))
+
+        case let .kvCopy(from, to):
+            let p = try pipeline("kv_copy.comp", bindings: 3, push: 2)
+            let width = backend.layout.kvWidth
+            for part in [KVPart.k, .v] {
+                try cb.dispatch(p, [Binding(try backend.kvSlice(from, part)), Binding(try backend.kvSlice(to, part)), Binding(backend.step)],
+                                push: [u(width), u(backend.layout.maxContext)], groups: (Self.groups(width, 64), rows, 1))
+            }
 
         case let .argmax(x, out, dim):
             let p = try pipeline("argmax.comp", bindings: 2, push: 5, local: (reduceThreads, 1))

@@ -208,3 +208,16 @@ private func run(_ b: CPUBackend, _ ops: [Op], rows: Int = 1, pos0: Int = 0) thr
         #expect(try b.read("x", rows: 2) == [1, 1, 1, 1])
     }
 }
+
+@Suite struct CPUOpsReductionTests {
+    @Test func argmaxAndSoftmax() throws {
+        let b = try makeBackend(acts: ["x": 4, "i": 1, "p": 4], weights: [:])
+        try b.write("x", values: [1, 3, 3, 2, 0, 0, 0, 0])
+        try run(b, [.argmax(x: ActRef("x"), out: ActRef("i"), dim: 4),
+                    .softmax(x: ActRef("x"), out: ActRef("p"), dim: 4)], rows: 2)
+        #expect(try b.read("i", rows: 2) == [1, 0])
+        let e: [Float] = [1, 3, 3, 2].map { exp(Float($0) - 3) }
+        let s = e.reduce(0, +)
+        #expect(close(try b.read("p", rows: 2), e.map { $0 / s } + [0.25, 0.25, 0.25, 0.25]))
+    }
+}

@@ -169,6 +169,32 @@ struct OpParityTests {
         GPU.expectNoValidationMessages()
     }
 
+    /// kv_copy: rows at pos0 of one slot's K and V land in another slot, nothing else moves.
+    @Test func kvCopyBetweenSlots() throws {
+        var rng = SeededRandom(seed: 13)
+        let width = 20, context = 12
+        let layout = BackendLayout(activations: ["k": width, "v": width], kvSlots: 3, kvWidth: width, maxContext: context, maxRows: context)
+        let w = WeightStore(checkpoint: nil)
+        let cpu = try CPUBackend(layout: layout, weights: w)
+        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w)
+        let k = rng.floats(context * width), v = rng.floats(context * width)
+        for b in [cpu as PlanBackend, gpu] {
+            try b.write("k", values: k)
+            try b.write("v", values: v)
+            try b.run([.kvWrite(src: ActRef("k"), slot: 0, part: .k), .kvWrite(src: ActRef("v"), slot: 0, part: .v)],
+                      section: SectionKey("fill", rows: context), tokens: [Int32](repeating: 0, count: context), pos0: 0)
+            try b.run([.kvCopy(from: 0, to: 2)], section: SectionKey("copy", rows: 2), tokens: [0, 0], pos0: 7)
+        }
+        for part in [KVPart.k, .v] {
+            let g = try gpu.readKV(slot: 2, part: part, rows: context)
+            #expect(g == (try cpu.readKV(slot: 2, part: part, rows: context)))
+            let src = part == .k ? k : v
+            #expect(Array(g[(7 * width)..<(9 * width)]) == Array(src[(7 * width)..<(9 * width)]))
+            #expect(g[0..<(7 * width)].allSatisfy { $0 == 0 })
+        }
+        GPU.expectNoValidationMessages()
+    }
+
     @Test func siluMulAndCopy() throws {
         var rng = SeededRandom(seed: 9)
         let dim = 99, rows = 4

@@ -100,6 +100,12 @@ public final class ShaderCompiler: @unchecked Sendable {
         return words
     }
 
+    /// Compiles GLSL text directly (no cache); `name` is the file name used in messages.
+    public func compile(source: String, name: String, defines: [String: String] = [:]) throws -> [UInt32] {
+        lock.lock(); defer { lock.unlock() }
+        return try compile(source, name: name, defines: defines)
+    }
+
     private func compile(_ source: String, name: String, defines: [String: String]) throws -> [UInt32] {
         guard let opts = shaderc_compile_options_initialize() else { throw VulkanError("shaderc", message: "cannot create options") }
         defer { shaderc_compile_options_release(opts) }

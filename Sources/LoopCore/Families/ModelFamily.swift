@@ -1,0 +1,165 @@
+import Foundation
+
+/// What the engine needs to know about a model besides its plan.
+public struct ModelInfo: Sendable {
+    /// config.json `model_type` ("ouro", "huginn_raven", "lds", "llama", "qwen3").
+    public var modelType: String
+    /// For LoopUS: the base model's `model_type` ("qwen3", "llama"); nil otherwise.
+    public var baseModelType: String?
+    /// Passes the config asks for (Ouro total_ut_steps, Huginn mean_recurrence, LoopUS N, 1).
+    public var defaultPasses: Int
+    /// Passes the plan was built with.
+    public var passes: Int
+    /// Longest context the plan supports (RoPE table length).
+    public var maxContext: Int
+    public var hidden: Int
+    public var vocab: Int
+    /// Ouro: `early_exit_threshold` (q of the Q-exit rule; the reference's default output uses it).
+    public var earlyExitThreshold: Float?
+    /// Ouro: optional `early_exit_step` (forces a pass, 0-based as in the reference).
+    public var earlyExitStep: Int?
+    /// LoopUS: q_threshold, q_eval_interval, halting_strategy, convergence_epsilon.
+    public var qThreshold: Float?
+    public var qEvalInterval: Int?
+    public var haltingStrategy: HaltingStrategy?
+    public var convergenceEpsilon: Float?
+    /// End-of-sequence ids from config.json and generation_config.json (in that order, no repeats).
+    public var eosTokenIds: [Int]
+    public var bosTokenId: Int?
+
+    public init(modelType: String, baseModelType: String? = nil, defaultPasses: Int, passes: Int, maxContext: Int,
+                hidden: Int, vocab: Int, eosTokenIds: [Int] = [], bosTokenId: Int? = nil) {
+        self.modelType = modelType; self.baseModelType = baseModelType; self.defaultPasses = defaultPasses
+        self.passes = passes; self.maxContext = maxContext; self.hidden = hidden; self.vocab = vocab
+        self.eosTokenIds = eosTokenIds; self.bosTokenId = bosTokenId
+    }
+}
+
+/// LoopUS halting strategies (`halting_strategy` in config.json).
+public enum HaltingStrategy: String, Sendable, Codable {
+    /// stop after the first evaluated pass with q > threshold
+    case threshold
+    /// stop once 1 − Π(1 − q_j) > threshold
+    case cdf
+    /// stop once ‖state change at the last position‖ < convergence_epsilon
+    case convergence
+}
+
+/// Entry point: config.json `model_type` -> the family's config decoder and plan builder.
+public enum ModelFamily {
+    /// The most passes a plan may be built with.
+    public static let maxPasses = 256
+
+    /// Builds the loop plan of a checkpoint. `passes`: nil = the config's default; must be in
+    /// 1...256. `maxContext` optionally caps the context (and the RoPE table) below the config's.
+    public static func plan(checkpoint: Checkpoint, passes: Int?, maxContext: Int? = nil) throws -> (LoopPlan, ModelInfo) {
+        guard let type = checkpoint.config["model_type"] as? String else {
+            throw LoopError.invalidConfig("model_type is missing or not a string")
+        }
+        switch type {
+        case "ouro": return try Ouro.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
+        case "huginn_raven": return try Huginn.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
+        case "lds": return try LoopUS.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
+        case "llama", "qwen3": return try Llama.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
+        default: throw LoopError.unknownModelType(type)
+        }
+    }
+
+    /// Resolves the pass count: nil -> `defaultPasses`; otherwise 1...maxPasses.
+    static func resolvePasses(_ passes: Int?, defaultPasses: Int, field: String) throws -> Int {
+        guard defaultPasses >= 1, defaultPasses <= maxPasses else {
+            throw LoopError.invalidConfig("\(field) = \(defaultPasses) must be in 1...\(maxPasses)")
+        }
+        guard let p = passes else { return defaultPasses }
+        guard p >= 1, p <= maxPasses else {
+            throw LoopError.invalidArgument("passes = \(p) must be in 1...\(maxPasses)")
+        }
+        return p
+    }
+}
+
+// MARK: - Config decoding helpers
+
+/// A JSON value that is an integer, a list of integers, or null (`eos_token_id` and friends).
+public struct TokenIdList: Codable, Sendable, Equatable {
+    public var ids: [Int]
+    public init(_ ids: [Int]) { self.ids = ids }
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { ids = [] } else if let i = try? c.decode(Int.self) { ids = [i] } else { ids = try c.decode([Int].self) }
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if ids.count == 1 { try c.encode(ids[0]) } else { try c.encode(ids) }
+    }
+}
+
+/// RoPE scaling / parameters (`rope_scaling` in transformers 4, `rope_parameters` in 5).
+public struct RopeParameters: Codable, Sendable {
+    public var ropeTheta: Double?
+    public var ropeType: String?
+    public var type: String?
+    public var factor: Double?
+    public var lowFreqFactor: Double?
+    public var highFreqFactor: Double?
+    public var originalMaxPositionEmbeddings: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case ropeTheta = "rope_theta", ropeType = "rope_type", type, factor
+        case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
+        case originalMaxPositionEmbeddings = "original_max_position_embeddings"
+    }
+
+    /// The scaling kind: "default", "linear" or "llama3" (others are rejected by the builder).
+    public var kind: String { ropeType ?? type ?? "default" }
+}
+
+enum ConfigDecoding {
+    /// Decodes `T` from JSON, turning decoding errors into `LoopError.invalidConfig` naming the field.
+    static func decode<T: Decodable>(_ type: T.Type, from data: Data, what: String = "config.json") throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let DecodingError.keyNotFound(key, ctx) {
+            throw LoopError.invalidConfig("\(what): required field \(path(ctx.codingPath + [key])) is missing")
+        } catch let DecodingError.typeMismatch(_, ctx) {
+            throw LoopError.invalidConfig("\(what): field \(path(ctx.codingPath)) has the wrong type (\(ctx.debugDescription))")
+        } catch let DecodingError.valueNotFound(_, ctx) {
+            throw LoopError.invalidConfig("\(what): field \(path(ctx.codingPath)) is null")
+        } catch let DecodingError.dataCorrupted(ctx) {
+            throw LoopError.invalidConfig("\(what): field \(path(ctx.codingPath)): \(ctx.debugDescription)")
+        }
+    }
+
+    static func path(_ keys: [CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+
+    /// Checks that a dimension is positive and not absurd.
+    @discardableResult
+    static func dim(_ value: Int, _ field: String, max: Int = 1 << 20) throws -> Int {
+        guard value > 0, value <= max else {
+            throw LoopError.invalidConfig("\(field) = \(value) must be in 1...\(max)")
+        }
+        return value
+    }
+
+    /// Checks a positive finite float (eps, theta).
+    static func positive(_ value: Double, _ field: String) throws -> Float {
+        guard value.isFinite, value > 0 else { throw LoopError.invalidConfig("\(field) = \(value) must be positive") }
+        return Float(value)
+    }
+
+    /// eos ids of config.json followed by those of generation_config.json, without repeats.
+    static func eosIds(_ lists: [TokenIdList?]) -> [Int] {
+        var out: [Int] = []
+        for l in lists { for i in l?.ids ?? [] where !out.contains(i) { out.append(i) } }
+        return out
+    }
+
+    static func generationEos(_ checkpoint: Checkpoint) -> TokenIdList? {
+        guard let g = checkpoint.jsonFile("generation_config.json"), let v = g["eos_token_id"] else { return nil }
+        if let i = v as? Int { return TokenIdList([i]) }
+        if let a = v as? [Int] { return TokenIdList(a) }
+        return nil
+    }
+}

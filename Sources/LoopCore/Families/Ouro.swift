@@ -1,0 +1,110 @@
+import Foundation
+
+/// Ouro's config.json: the Llama-style fields plus the loop settings.
+public struct OuroConfig: Codable, Sendable {
+    public var base: LlamaConfig
+    /// Passes (default 4).
+    public var totalUtSteps: Int?
+    /// q of the Q-exit rule used by the reference's default output.
+    public var earlyExitThreshold: Double?
+    public var earlyExitStep: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case totalUtSteps = "total_ut_steps", earlyExitThreshold = "early_exit_threshold", earlyExitStep = "early_exit_step"
+    }
+
+    public init(from decoder: Decoder) throws {
+        base = try LlamaConfig(from: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        totalUtSteps = try c.decodeIfPresent(Int.self, forKey: .totalUtSteps)
+        earlyExitThreshold = try c.decodeIfPresent(Double.self, forKey: .earlyExitThreshold)
+        earlyExitStep = try c.decodeIfPresent(Int.self, forKey: .earlyExitStep)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        try base.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(totalUtSteps, forKey: .totalUtSteps)
+        try c.encodeIfPresent(earlyExitThreshold, forKey: .earlyExitThreshold)
+        try c.encodeIfPresent(earlyExitStep, forKey: .earlyExitStep)
+    }
+}
+
+/// Ouro (ByteDance LoopLM): the whole layer stack loops; sandwich norms; the shared final norm
+/// after every pass feeds the next pass; a sigmoid exit gate per pass.
+///
+/// Plan: prelude = embed -> h. Pass t = layers 0..<L (KV slot t*L + l), each
+///   h += input_layernorm_2(attn(input_layernorm(h)))
+///   h += post_attention_layernorm_2(mlp(post_attention_layernorm(h)))
+/// then h = model.norm(h) and exit = early_exit_gate(h) (one logit per row). Head = lm_head(h).
+public enum Ouro {
+    public static func plan(checkpoint: Checkpoint, passes: Int?, maxContext: Int? = nil) throws -> (LoopPlan, ModelInfo) {
+        let cfg = try ConfigDecoding.decode(OuroConfig.self, from: checkpoint.configData)
+        let d = try cfg.base.dims()
+        let defaultPasses = cfg.totalUtSteps ?? 4
+        let passCount = try ModelFamily.resolvePasses(passes, defaultPasses: defaultPasses, field: "total_ut_steps")
+        if let s = cfg.earlyExitStep, s < 0 { throw LoopError.invalidConfig("early_exit_step = \(s) must not be negative") }
+        var threshold: Float? = nil
+        if let t = cfg.earlyExitThreshold {
+            guard t.isFinite, t >= 0, t <= 1 else { throw LoopError.invalidConfig("early_exit_threshold = \(t) must be in 0...1") }
+            threshold = Float(t)
+        }
+        let context = try Llama.contextLimit(d.maxPositions, cap: maxContext)
+        let a = PlanAssembler(checkpoint: checkpoint)
+        let spec = try Llama.ropeSpec(a, d, positions: context, name: "rope.table")
+        let hd = d.hidden
+
+        let h = a.act("h", hd), xn = a.act("xn", hd), o = a.act("o", hd)
+        let exit = a.act("exit", 1), logits = a.act("logits", d.vocab)
+        let embed = try a.weight("model.embed_tokens.weight", [d.vocab, hd])
+        let prelude: [Op] = [.embed(table: embed, vocab: d.vocab, dim: hd, out: h, scale: 1)]
+
+        // Per-layer weights are the same for every pass: check them once.
+        struct Layer { var attn: AttentionWeights; var mlp: MLPWeights; var n1, n2, n3, n4: WeightRef }
+        var layers: [Layer] = []
+        for l in 0..<d.layers {
+            let p = "model.layers.\(l)"
+            layers.append(Layer(
+                attn: try a.standardAttentionWeights(prefix: p, spec: spec, bias: cfg.base.attentionBias ?? false, qkNorm: false),
+                mlp: try a.standardMLPWeights(prefix: p, hidden: hd, intermediate: d.intermediate, bias: cfg.base.mlpBias ?? false),
+                n1: try a.weight("\(p).input_layernorm.weight", [hd]),
+                n2: try a.weight("\(p).input_layernorm_2.weight", [hd]),
+                n3: try a.weight("\(p).post_attention_layernorm.weight", [hd]),
+                n4: try a.weight("\(p).post_attention_layernorm_2.weight", [hd])))
+        }
+        let finalNorm = try a.weight("model.norm.weight", [hd])
+        let gateW = try a.weight("model.early_exit_gate.weight", [1, hd])
+        let gateB = try a.weight("model.early_exit_gate.bias", [1])
+
+        var passOps: [[Op]] = []
+        for t in 0..<passCount {
+            var ops: [Op] = []
+            for (l, w) in layers.enumerated() {
+                ops.append(.rmsNorm(x: h, add: nil, weight: w.n1, out: xn, dim: hd, groups: 1, eps: d.eps, mode: .plain))
+                ops += a.attentionOps(input: xn, out: o, accumulate: false, slot: t * d.layers + l, spec: spec, weights: w.attn)
+                ops.append(.rmsNorm(x: o, add: nil, weight: w.n2, out: h, dim: hd, groups: 1, eps: d.eps, mode: .accumulate))
+                ops.append(.rmsNorm(x: h, add: nil, weight: w.n3, out: xn, dim: hd, groups: 1, eps: d.eps, mode: .plain))
+                ops += a.mlpOps(input: xn, out: o, accumulate: false, hidden: hd, intermediate: d.intermediate, weights: w.mlp)
+                ops.append(.rmsNorm(x: o, add: nil, weight: w.n4, out: h, dim: hd, groups: 1, eps: d.eps, mode: .accumulate))
+            }
+            ops.append(.rmsNorm(x: h, add: nil, weight: finalNorm, out: h, dim: hd, groups: 1, eps: d.eps, mode: .plain))
+            ops.append(.linear(x: h, weight: gateW, bias: gateB, out: exit, inFeatures: hd, outFeatures: 1, accumulate: false))
+            passOps.append(ops)
+        }
+        let head: [Op] = [
+            .linear(x: h, weight: try Llama.lmHead(a, name: "lm_head.weight", tiedTo: embed, tied: cfg.base.tieWordEmbeddings ?? false, d),
+                    bias: nil, out: logits, inFeatures: hd, outFeatures: d.vocab, accumulate: false),
+        ]
+        let plan = LoopPlan(family: "ouro", hidden: hd, vocab: d.vocab, activations: a.activations,
+                            kvSlots: passCount * d.layers, kvWidth: spec.kvWidth, maxContext: context, computed: a.computed,
+                            prelude: prelude, passes: passOps, head: head, stateAct: "h", logitsAct: "logits",
+                            exitAct: "exit", exitSignal: .ouroGateLogit)
+        var info = ModelInfo(modelType: "ouro", defaultPasses: defaultPasses, passes: passCount, maxContext: context,
+                             hidden: hd, vocab: d.vocab,
+                             eosTokenIds: ConfigDecoding.eosIds([cfg.base.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),
+                             bosTokenId: cfg.base.bosTokenId?.ids.first)
+        info.earlyExitThreshold = threshold ?? 1.0  // OuroConfig default
+        info.earlyExitStep = cfg.earlyExitStep
+        return (plan, info)
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import LoopCore
+
+/// Error of one op kind in one section, GPU against the CPU reference.
+public struct OpError: Sendable, Codable {
+    public var section: String      // "prelude", "pass 1", ..., "head"
+    public var op: String           // op kind (= shader name)
+    public var count: Int
+    public var maxAbs: Double
+    public var nmse: Double
+    public var threshold: Double
+    public var nonFinite: Bool
+    public var passed: Bool { !nonFinite && nmse <= threshold }
+}
+
+public struct CompareReport: Sendable, Codable {
+    public var model: String
+    public var device: String
+    public var tokens: Int
+    public var passes: Int
+    /// Per (section, op kind), each op fed identical inputs (the GPU's activations are reset to
+    /// the CPU's after every op), so an error points at one op.
+    public var ops: [OpError]
+    /// Per pass: the head's logits on each backend run independently end to end.
+    public var logits: [OpError]
+    /// The first op whose GPU output held NaN/Inf, if any ("pass 2 attention").
+    public var firstNonFinite: String?
+    public var passed: Bool { firstNonFinite == nil && ops.allSatisfy(\.passed) && logits.allSatisfy(\.passed) }
+}
+
+/// GPU vs CPU on the same input, op by op and pass by pass.
+public enum Comparison {
+    /// NMSE thresholds of the parity tests: products and attention 5e-4, the rest 1e-7.
+    public static func threshold(for kind: String) -> Double {
+        ["matmul", "attention"].contains(kind) ? 5e-4 : 1e-7
+    }
+
+    public static func run(gpu: Model, cpu: Model, tokens: [Int], logitsThreshold: Double = 5e-4) throws -> CompareReport {
+        guard !tokens.isEmpty, tokens.count <= min(gpu.layout.maxRows, cpu.layout.maxRows) else {
+            throw LoopError.invalidArgument("compare takes 1...\(gpu.layout.maxRows) tokens, got \(tokens.count)")
+        }
+        let plan = cpu.plan
+        let ids = tokens.map { Int32($0) }
+        let n = ids.count
+        var stats: [String: OpError] = [:]
+        var order: [String] = []
+        var firstBad: String?
+
+        func measure(_ a: [Float], _ b: [Float]) -> (Double, Double, Bool) {
+            var maxAbs = 0.0, num = 0.0, den = 0.0
+            var bad = false
+            for i in a.indices {
+                if !a[i].isFinite { bad = true; continue }
+                let d = Double(a[i]) - Double(b[i])
+                maxAbs = max(maxAbs, abs(d)); num += d * d; den += Double(b[i]) * Double(b[i])
+            }
+            return (maxAbs, den == 0 ? (num == 0 ? 0 : .infinity) : num / den, bad)
+        }
+
+        func runSection(_ name: String, _ ops: [Op]) throws {
+            for (i, op) in ops.enumerated() {
+                let key = SectionKey("cmp-\(name)-\(i)", rows: n)
+                try cpu.backend.run([op], section: key, tokens: ids, pos0: 0)
+                try gpu.backend.run([op], section: key, tokens: ids, pos0: 0)
+                var g: [Float] = [], c: [Float] = []
+                if let out = op.output {
+                    c = try cpu.backend.read(out.name, rows: n)
+                    g = try gpu.backend.read(out.name, rows: n)
+                    try gpu.backend.write(out.name, values: c)    // resync: the next op sees identical inputs
+                } else if case let .kvWrite(_, slot, part) = op {
+                    c = try cpu.backend.readKV(slot: slot, part: part, rows: n)
+                    g = try gpu.backend.readKV(slot: slot, part: part, rows: n)
+                }
+                guard !c.isEmpty else { continue }
+                let (m, e, bad) = measure(g, c)
+                let k = "\(name)|\(op.kindName)"
+                if stats[k] == nil {
+                    order.append(k)
+                    stats[k] = OpError(section: name, op: op.kindName, count: 0, maxAbs: 0, nmse: 0, threshold: threshold(for: op.kindName), nonFinite: false)
+                }
+                stats[k]!.count += 1
+                stats[k]!.maxAbs = max(stats[k]!.maxAbs, m)
+                stats[k]!.nmse = max(stats[k]!.nmse, e)
+                if bad {
+                    stats[k]!.nonFinite = true
+                    if firstBad == nil { firstBad = "\(name) op \(i) (\(op.kindName))" }
+                }
+            }
+        }
+
+        try runSection("prelude", plan.prelude)
+        for t in 0..<plan.passCount { try runSection("pass \(t + 1)", plan.passes[t]) }
+        try runSection("head", plan.head)
+
+        // End to end per pass, no resync.
+        let cpuLens = try cpu.lens(tokens: tokens)
+        let gpuLens = try gpu.lens(tokens: tokens)
+        var logits: [OpError] = []
+        for t in 0..<plan.passCount {
+            let (m, e, bad) = measure(gpuLens.logits[t], cpuLens.logits[t])
+            logits.append(OpError(section: "pass \(t + 1)", op: "logits", count: 1, maxAbs: m, nmse: e, threshold: logitsThreshold, nonFinite: bad))
+            if bad && firstBad == nil { firstBad = "pass \(t + 1) logits" }
+        }
+        return CompareReport(model: cpu.checkpoint.directory.lastPathComponent, device: gpu.backend.name, tokens: n,
+                             passes: plan.passCount, ops: order.map { stats[$0]! }, logits: logits, firstNonFinite: firstBad)
+    }
+}

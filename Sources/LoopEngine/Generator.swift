@@ -1,0 +1,239 @@
+import Foundation
+import LoopCore
+import LoopVulkan
+
+/// What the KV slots of passes a token skipped hold for later tokens.
+public enum KVPolicy: String, Sendable, CaseIterable {
+    /// Skipped passes' slots get the K/V of the last pass the token ran (a later token at pass
+    /// k reads the latest computed pass's K/V for that layer).
+    case latest
+    /// One slot per physical layer, overwritten by every pass (Huginn's compress-s4).
+    case shared
+    /// The family's reference behaviour: Ouro computes every pass and only chooses which state
+    /// reaches the head (no passes are skipped); Huginn and LoopUS behave as `latest`.
+    case reference
+}
+
+public struct GenerationOptions: Sendable {
+    public var maxTokens: Int = 64
+    public var sampling = SamplingOptions()
+    public var exit: ExitPolicy = .none
+    public var minPasses: Int = 1
+    public var kv: KVPolicy = .latest
+    public var stopTokens: Set<Int> = []
+    public var stopStrings: [String] = []
+    public var ignoreEOS = false
+    /// Huginn: start each token's recurrence from the previous token's final state.
+    public var warmStart = false
+    public init() {}
+}
+
+public struct GenerationResult: Sendable {
+    public var promptTokens: Int
+    public var ids: [Int] = []
+    public var passes: [Int] = []
+    public var prefillSeconds: Double = 0
+    public var decodeSeconds: Double = 0
+    public var stopReason = "max-tokens"
+    public var prefillTokensPerSecond: Double { prefillSeconds > 0 ? Double(max(promptTokens - 1, 0)) / prefillSeconds : 0 }
+    public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(ids.count) / decodeSeconds : 0 }
+    public var meanPasses: Double { passes.isEmpty ? 0 : Double(passes.reduce(0, +)) / Double(passes.count) }
+}
+
+/// Prefill + token-by-token decode over a `Model`, with exit policies that really skip the
+/// remaining passes of a token.
+public final class Generator {
+    public let model: Model
+    let kvPolicy: KVPolicy
+    let prelude: [Op]
+    let warmPrelude: [Op]
+    let passes: [[Op]]
+    let head: [Op]
+    let headArgmax: [Op]
+    /// kvSlots[t] = the K slots written by pass t, in layer order.
+    let passSlots: [[Int]]
+    private var position = 0
+    private var hasState = false
+
+    public init(model: Model, kv: KVPolicy = .latest) {
+        self.model = model
+        self.kvPolicy = kv
+        let plan = model.plan
+        passSlots = plan.passes.map { ops in ops.compactMap { op -> Int? in
+            if case let .kvWrite(_, slot, .k) = op { return slot } else { return nil }
+        } }
+        var ps = plan.passes
+        if kv == .shared, let first = passSlots.first {
+            // Pass t's i-th layer uses pass 0's i-th slot.
+            for t in ps.indices where passSlots[t].count == first.count {
+                let map = Dictionary(uniqueKeysWithValues: zip(passSlots[t], first))
+                ps[t] = ps[t].map { Self.remap($0, map) }
+            }
+        }
+        passes = ps
+        prelude = plan.prelude
+        // Warm start: drop the state initialisation (fills of the state activation).
+        warmPrelude = plan.prelude.filter { op in
+            if case let .unary(.fill, _, out, _, _) = op, out.name == plan.stateAct { return false }
+            return true
+        }
+        head = plan.head
+        headArgmax = plan.head + [.argmax(x: ActRef(plan.logitsAct), out: ActRef(Model.argmaxAct), dim: plan.vocab)]
+    }
+
+    static func remap(_ op: Op, _ map: [Int: Int]) -> Op {
+        switch op {
+        case let .kvWrite(src, slot, part): return .kvWrite(src: src, slot: map[slot] ?? slot, part: part)
+        case let .attention(q, slot, out, h, kvh, hd, s): return .attention(q: q, slot: map[slot] ?? slot, out: out, heads: h, kvHeads: kvh, headDim: hd, scale: s)
+        default: return op
+        }
+    }
+
+    /// Ops that fill the slots of passes k..<T with pass k-1's K/V at the current rows.
+    func kvFill(afterPasses k: Int) -> [Op] {
+        guard kvPolicy != .shared, k > 0, k < passSlots.count else { return [] }
+        var ops: [Op] = []
+        for j in k..<passSlots.count where passSlots[j].count == passSlots[k - 1].count {
+            for (from, to) in zip(passSlots[k - 1], passSlots[j]) { ops.append(.kvCopy(from: from, to: to)) }
+        }
+        return ops
+    }
+
+    /// Starts a new sequence (positions from 0).
+    public func reset() {
+        position = 0
+        hasState = false
+    }
+
+    var backend: PlanBackend { model.backend }
+
+    func run(_ ops: [Op], _ name: String, _ tokens: [Int32], _ pos0: Int) throws {
+        guard !ops.isEmpty else { return }
+        try backend.run(ops, section: SectionKey(name, rows: tokens.count), tokens: tokens, pos0: pos0)
+    }
+
+    /// Prefill: every pass for every row (KV of all passes), in chunks of the backend's rows.
+    func prefill(_ tokens: [Int]) throws {
+        var i = 0
+        let chunk = model.layout.maxRows
+        while i < tokens.count {
+            let part = tokens[i..<min(i + chunk, tokens.count)].map { Int32($0) }
+            try run(prelude, "prelude", part, position)
+            for (t, ops) in passes.enumerated() { try run(ops, "pass\(t)", part, position) }
+            try run(head, "head", part, position)
+            position += part.count
+            i += part.count
+        }
+    }
+
+    /// One token through the model at the current position: returns the next-token logits (or
+    /// the greedy choice) and the passes used.
+    func step(_ token: Int, options: GenerationOptions, greedy: Bool) throws -> (next: Int?, logits: [Float]?, passes: Int) {
+        let tok = [Int32(token)]
+        let pos = position
+        let pre = options.warmStart && hasState ? warmPrelude : prelude
+        let preName = options.warmStart && hasState ? "prelude-warm" : "prelude"
+        let total = passes.count
+        let headOps = greedy ? headArgmax : head
+        let headName = greedy ? "head-argmax" : "head"
+        var used = total
+
+        var policy = options.exit
+        if case .fixed(let k) = policy, k >= total { policy = .none }
+        let computeAll = kvPolicy == .reference && model.info.modelType == "ouro"
+
+        if policy.isStatic && !computeAll {
+            if case .fixed(let k) = policy { used = k }
+            var parts: [(ops: [Op], section: SectionKey)] = [(pre, SectionKey(preName, rows: 1))]
+            for t in 0..<used { parts.append((passes[t], SectionKey("pass\(t)", rows: 1))) }
+            let fill = kvFill(afterPasses: used)
+            if !fill.isEmpty { parts.append((fill, SectionKey("kvfill\(used)", rows: 1))) }
+            parts.append((headOps, SectionKey(headName, rows: 1)))
+            if let vb = backend as? VulkanBackend {
+                try vb.runChained(parts, tokens: tok, pos0: pos)
+            } else {
+                for p in parts { try backend.run(p.ops, section: p.section, tokens: tok, pos0: pos) }
+            }
+        } else {
+            try run(pre, preName, tok, pos)
+            var tracker = ExitTracker(policy: policy, totalPasses: total, minPasses: options.minPasses, qEvalInterval: model.info.qEvalInterval ?? 1)
+            var chosenState: [Float]?
+            let plan = model.plan
+            if policy.needsState { _ = tracker.shouldStop(after: -1, exitSignal: nil, state: try backend.read(plan.stateAct, rows: 1), logits: nil) }
+            for t in 0..<total {
+                try run(passes[t], "pass\(t)", tok, pos)
+                let signal = policy.needsExitSignal ? try plan.exitAct.map { try backend.read($0, rows: 1)[0] } : nil
+                let state = policy.needsState ? try backend.read(plan.stateAct, rows: 1) : nil
+                var logits: [Float]?
+                if policy.needsLogits {
+                    try run(head, "head", tok, pos)
+                    logits = try backend.read(plan.logitsAct, rows: 1)
+                }
+                if tracker.shouldStop(after: t, exitSignal: signal, state: state, logits: logits) {
+                    used = t + 1
+                    if computeAll && used < total {
+                        // Ouro reference: keep computing every pass, but the head sees pass t*.
+                        chosenState = try backend.read(plan.stateAct, rows: 1)
+                        for t2 in (t + 1)..<total { try run(passes[t2], "pass\(t2)", tok, pos) }
+                    }
+                    break
+                }
+            }
+            if let s = chosenState { try backend.write(plan.stateAct, values: s) }
+            if !computeAll { try run(kvFill(afterPasses: used), "kvfill\(used)", tok, pos) }
+            try run(headOps, headName, tok, pos)
+        }
+        position += 1
+        hasState = true
+        if greedy { return (Int(try backend.read(Model.argmaxAct, rows: 1)[0]), nil, used) }
+        return (nil, try backend.read(model.plan.logitsAct, rows: 1), used)
+    }
+
+    /// Generates from `prompt` ids. `onToken(id, passes)` is called as each token is chosen.
+    public func generate(prompt: [Int], options: GenerationOptions, onToken: (Int, Int) throws -> Bool = { _, _ in true }) throws -> GenerationResult {
+        guard !prompt.isEmpty else { throw LoopError.invalidArgument("the prompt is empty") }
+        try options.sampling.validate()
+        guard options.maxTokens >= 0 else { throw LoopError.invalidArgument("--max-tokens must be >= 0") }
+        let context = model.layout.maxContext
+        guard prompt.count <= context else {
+            throw LoopError.invalidArgument("the prompt has \(prompt.count) tokens but the context holds \(context) (model limit \(model.plan.maxContext))")
+        }
+        for t in prompt where t < 0 || t >= model.plan.vocab {
+            throw LoopError.invalidArgument("token id \(t) is outside the vocabulary 0..<\(model.plan.vocab)")
+        }
+        reset()
+        var result = GenerationResult(promptTokens: prompt.count)
+        var sampler = Sampler(options.sampling)
+        let greedy = options.sampling.isGreedy && options.sampling.repetitionPenalty == 1
+
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try prefill(Array(prompt.dropLast()))
+        if options.warmStart && prompt.count > 1 {
+            // The first decode row starts from the last prompt row's final state.
+            let w = model.plan.hidden
+            let rows = (prompt.count - 1 - 1) % model.layout.maxRows + 1
+            let s = try backend.read(model.plan.stateAct, rows: rows)
+            try backend.write(model.plan.stateAct, values: Array(s[((rows - 1) * w)..<(rows * w)]))
+            hasState = true
+        }
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        result.prefillSeconds = Double(t1 - t0) / 1e9
+
+        var token = prompt[prompt.count - 1]
+        var history = prompt
+        let tDecode = DispatchTime.now().uptimeNanoseconds
+        while result.ids.count < options.maxTokens {
+            if position >= context { result.stopReason = "context-full"; break }
+            let (next, logits, used) = try step(token, options: options, greedy: greedy)
+            let id = next ?? sampler.next(logits!, history: history)
+            result.ids.append(id)
+            result.passes.append(used)
+            history.append(id)
+            token = id
+            if !(try onToken(id, used)) { result.stopReason = "stop-string"; break }
+            if !options.ignoreEOS && options.stopTokens.contains(id) { result.stopReason = "eos"; break }
+        }
+        result.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - tDecode) / 1e9
+        return result
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import LoopCore
+import LoopVulkan
+
+/// Which backend executes the plan.
+public enum BackendChoice: Sendable, Equatable {
+    /// The CPU reference (fp32, plain loops).
+    case cpu
+    /// A Vulkan device: nil = automatic choice (`LOOPVK_DEVICE`, else discrete > integrated > CPU).
+    case vulkan(device: String?)
+}
+
+/// A checkpoint folder opened, its plan built, and a backend holding its weights.
+public final class Model {
+    public let checkpoint: Checkpoint
+    public let plan: LoopPlan
+    public let info: ModelInfo
+    public let backend: PlanBackend
+    public let layout: BackendLayout
+    /// One-float activation that greedy decoding reads instead of a whole logits row.
+    public static let argmaxAct = "argmax"
+
+    /// Opens `directory`. `passes`: nil = config default. `maxContext`: cap on positions (KV
+    /// cache rows), default min(config limit, 4096). `maxRows`: rows per call (prefill chunk).
+    public init(directory: URL, passes: Int? = nil, backend choice: BackendChoice = .vulkan(device: nil),
+                maxContext: Int? = nil, maxRows: Int = 256, progress: ((Double) -> Void)? = nil) throws {
+        checkpoint = try Checkpoint(directory: directory)
+        guard maxRows >= 1 else { throw LoopError.invalidArgument("rows per call must be positive") }
+        if let m = maxContext, m < 1 { throw LoopError.invalidArgument("context length must be positive, got \(m)") }
+        var (plan, info) = try ModelFamily.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
+        plan.activations[Self.argmaxAct] = 1
+        self.plan = plan
+        self.info = info
+        let context = min(maxContext ?? 4096, plan.maxContext)
+        layout = BackendLayout(plan: plan, maxRows: min(maxRows, context), maxContext: context)
+        let weights = WeightStore(checkpoint: checkpoint, computed: plan.computed)
+        switch choice {
+        case .cpu:
+            backend = try CPUBackend(layout: layout, weights: weights)
+            progress?(1)
+        case .vulkan(let name):
+            let ctx = try VulkanContext(deviceName: name)
+            try Self.checkFits(plan: plan, layout: layout, weights: weights, context: ctx)
+            let vb = try VulkanBackend(context: ctx, layout: layout, weights: weights)
+            let names = Self.weightNames(plan)
+            try vb.preload(names) { done, total in progress?(total == 0 ? 1 : Double(done) / Double(total)) }
+            backend = vb
+        }
+    }
+
+    /// Every tensor the plan's ops read, in first-use order.
+    public static func weightNames(_ plan: LoopPlan) -> [String] {
+        var seen = Set<String>(), out: [String] = []
+        func add(_ w: WeightRef?) { if let w, seen.insert(w.name).inserted { out.append(w.name) } }
+        for op in plan.allOps {
+            switch op {
+            case let .embed(t, _, _, _, _): add(t)
+            case let .rmsNorm(_, _, w, _, _, _, _, _): add(w)
+            case let .layerNorm(_, w, b, _, _, _): add(w); add(b)
+            case let .linear(_, w, b, _, _, _, _): add(w); add(b)
+            case let .rope(_, _, _, t, _, _): add(t)
+            case let .binary(_, _, .row(w), _, _): add(w)
+            default: break
+            }
+        }
+        return out
+    }
+
+    /// Refuses, before allocating, a model that cannot fit in the device's memory.
+    static func checkFits(plan: LoopPlan, layout: BackendLayout, weights: WeightStore, context: VulkanContext) throws {
+        var bytes: UInt64 = 0
+        for n in weightNames(plan) {
+            let i = try weights.info(n)
+            bytes += UInt64(i.shape.reduce(1, *) * i.dtype.byteSize)
+        }
+        let acts = UInt64(layout.activations.values.reduce(0, +) * layout.maxRows * 4)
+        let kv = UInt64(layout.kvSlots * 2 * layout.maxContext * layout.kvWidth * 4)
+        let need = bytes + acts + kv
+        let have = context.info.heaps.filter(\.deviceLocal).map(\.size).max() ?? 0
+        if need > have {
+            func gib(_ b: UInt64) -> String { String(format: "%.2f GiB", Double(b) / 1_073_741_824) }
+            throw LoopError.invalidArgument("the model needs \(gib(need)) of device memory (weights \(gib(bytes)), activations \(gib(acts)), KV cache \(gib(kv))) but \(context.info.name) has \(gib(have)); try a shorter --context or --cpu")
+        }
+    }
+
+    public var vulkan: VulkanBackend? { backend as? VulkanBackend }
+}

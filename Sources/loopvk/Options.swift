@@ -1,0 +1,134 @@
+import ArgumentParser
+import Foundation
+import LoopCore
+import LoopEngine
+import LoopTokenizer
+
+/// --model, --passes, --cpu, --device, --context: shared by every command that loads a model.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Checkpoint folder (config.json + safetensors). Default: the bundled looped-arith model.")
+    var model: String?
+
+    @Option(help: "Loop passes per token (default: from config.json).")
+    var passes: Int?
+
+    @Flag(help: "Run on the CPU reference instead of Vulkan.")
+    var cpu = false
+
+    @Option(help: "Vulkan device: a name substring or index (see `loopvk devices`).")
+    var device: String?
+
+    @Option(help: "Context length to allocate (positions; default min(model limit, 4096)).")
+    var context: Int?
+
+    var modelURL: URL { URL(fileURLWithPath: model ?? DefaultModel.path()) }
+
+    func load(quiet: Bool = false, maxRows: Int = 256) throws -> Model {
+        let backend: BackendChoice = cpu ? .cpu : .vulkan(device: device)
+        let bar = ProgressBar(label: "loading weights", enabled: !quiet)
+        defer { bar.finish() }
+        return try Model(directory: modelURL, passes: passes, backend: backend, maxContext: context, maxRows: maxRows) { bar.update($0) }
+    }
+}
+
+/// --prompt TEXT | --prompt-file F | --tokens 1,2,3
+struct PromptOptions: ParsableArguments {
+    @Option(help: "Prompt text.")
+    var prompt: String?
+
+    @Option(help: "Read the prompt from a UTF-8 file.")
+    var promptFile: String?
+
+    @Option(help: "Prompt as comma-separated token ids.")
+    var tokens: String?
+
+    func text() throws -> String? {
+        if let prompt { return prompt }
+        guard let promptFile else { return nil }
+        guard let data = FileManager.default.contents(atPath: promptFile) else { throw LoopError.fileNotFound(promptFile) }
+        guard let s = String(data: data, encoding: .utf8) else { throw LoopError.invalidArgument("prompt file \(promptFile) is not valid UTF-8") }
+        return s
+    }
+
+    func tokenIDs() throws -> [Int]? {
+        guard let tokens else { return nil }
+        var out: [Int] = []
+        for part in tokens.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let v = Int(part.trimmingCharacters(in: .whitespaces)), v >= 0 else {
+                throw LoopError.invalidArgument("--tokens: \"\(part)\" is not a token id")
+            }
+            out.append(v)
+        }
+        return out
+    }
+
+    func validate() throws {
+        let given = [prompt != nil, promptFile != nil, tokens != nil].filter { $0 }.count
+        if given != 1 { throw ValidationError("give exactly one of --prompt, --prompt-file or --tokens") }
+    }
+
+    /// Token ids of the prompt (text through the tokenizer, with its begin tokens).
+    func resolve(tokenizer: () throws -> Tokenizer, chat: ((String) throws -> String)? = nil) throws -> [Int] {
+        if let ids = try tokenIDs() { return ids }
+        var text = try text() ?? ""
+        guard !text.isEmpty else { throw LoopError.invalidArgument("the prompt is empty") }
+        if let chat { text = try chat(text) }
+        let ids = try tokenizer().encode(text, addSpecialTokens: true)
+        guard !ids.isEmpty else { throw LoopError.invalidArgument("the prompt encodes to no tokens") }
+        return ids
+    }
+}
+
+enum DefaultModel {
+    /// The bundled model: $LOOPVK_MODEL, ./Models/looped-arith, or the copy in this source tree.
+    static func path() -> String {
+        if let env = ProcessInfo.processInfo.environment["LOOPVK_MODEL"], !env.isEmpty { return env }
+        let local = FileManager.default.currentDirectoryPath + "/Models/looped-arith"
+        if FileManager.default.fileExists(atPath: local + "/config.json") { return local }
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return source.appendingPathComponent("Models/looped-arith").path
+    }
+}
+
+func loadTokenizer(_ dir: URL) throws -> Tokenizer {
+    let url = dir.appendingPathComponent("tokenizer.json")
+    guard FileManager.default.fileExists(atPath: url.path) else {
+        throw LoopError.invalidArgument("\(dir.path) has no tokenizer.json; pass --tokens")
+    }
+    return try Tokenizer(contentsOf: url)
+}
+
+/// A one-line progress bar on standard error (only on a terminal).
+final class ProgressBar {
+    let label: String
+    let enabled: Bool
+    private var last = -1
+
+    init(label: String, enabled: Bool) {
+        self.label = label
+        self.enabled = enabled && isatty(2) != 0
+    }
+
+    func update(_ fraction: Double) {
+        guard enabled else { return }
+        let pct = Int((fraction * 100).rounded(.down))
+        guard pct != last else { return }
+        last = pct
+        let width = 30
+        let filled = width * pct / 100
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        FileHandle.standardError.write("\r\(label) [\(bar)] \(pct)%".data(using: .utf8)!)
+    }
+
+    func finish() {
+        if enabled && last >= 0 { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+    }
+}
+
+func printErr(_ s: String) {
+    FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+}
+
+func jsonString(_ obj: Any) throws -> String {
+    String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!
+}

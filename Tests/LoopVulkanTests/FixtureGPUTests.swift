@@ -1,0 +1,20 @@
+import Foundation
+import LoopCore
+import LoopTestSupport
+import LoopVulkan
+import Testing
+
+/// The golden fixtures (official implementations' outputs per pass) on the Vulkan backend,
+/// through the same driver and checks as the CPU reference.
+@Suite(.serialized, .enabled(if: GPU.available))
+struct FixtureGPUTests {
+    @Test(arguments: ["ouro-tiny-fp32", "ouro-tiny-bf16", "huginn-tiny-fp32", "loopus-tiny-qwen3-fp32"])
+    func vulkanMatchesGoldens(fixture: String) throws {
+        let cmp = try checkFixture(name: fixture) { plan, weights in
+            try VulkanBackend(context: GPU.context!, layout: BackendLayout(plan: plan, maxRows: 32, maxContext: 64), weights: weights)
+        }
+        print(cmp.report)
+        #expect(!cmp.stats.isEmpty)
+        GPU.expectNoValidationMessages()
+    }
+}
