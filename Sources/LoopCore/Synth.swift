@@ -181,6 +181,14 @@ public enum Synth {
 
     public static func write(_ preset: SynthPreset, to dir: URL, seed: UInt64 = 0, dtype: DType? = nil,
                              progress: ((Int64, Int64) -> Void)?) throws {
+        try write(preset, to: dir, seed: seed, dtype: dtype, skeleton: false, progress: progress)
+    }
+
+    /// `skeleton`: write the configs and the safetensors header, then extend the file to its full
+    /// size without writing the data (a sparse file of zeros): lets tests run the loaders over the
+    /// big presets' layouts without gigabytes of disk.
+    static func write(_ preset: SynthPreset, to dir: URL, seed: UInt64, dtype: DType?, skeleton: Bool,
+                      progress: ((Int64, Int64) -> Void)?) throws {
         let dt = dtype ?? preset.defaultDType
         guard dt.isFloat else { throw LoopError.invalidArgument("dtype \(dt.rawValue) is not a float type (use bf16, f16 or f32)") }
         let fm = FileManager.default
@@ -195,7 +203,7 @@ public enum Synth {
         let specs = tensors(of: preset)
         let headerBytes = header(specs, dtype: dt)
         let total = Int64(headerBytes.count) + dataBytes(specs, dtype: dt)
-        try checkFreeSpace(dir, needed: total)
+        if !skeleton { try checkFreeSpace(dir, needed: total) }
 
         for (name, json) in preset.configFiles(dtype: dt) {
             let url = dir.appendingPathComponent(name)
@@ -205,7 +213,8 @@ public enum Synth {
         }
         let final = dir.appendingPathComponent("model.safetensors").path
         let partial = final + ".partial"
-        try writeSafetensors(specs, header: headerBytes, dtype: dt, seed: seed, path: partial, total: total, progress: progress)
+        try writeSafetensors(specs, header: headerBytes, dtype: dt, seed: seed, path: partial, total: total,
+                             skeleton: skeleton, progress: progress)
         guard rename(partial, final) == 0 else {
             let why = String(cString: strerror(errno))
             unlink(partial)
@@ -262,7 +271,7 @@ public enum Synth {
     static let blocksPerChunk = 8
 
     static func writeSafetensors(_ specs: [TensorSpec], header: [UInt8], dtype: DType, seed: UInt64, path: String,
-                                 total: Int64, progress: ((Int64, Int64) -> Void)?) throws {
+                                 total: Int64, skeleton: Bool = false, progress: ((Int64, Int64) -> Void)?) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw LoopError.io("cannot create \(path): \(String(cString: strerror(errno)))") }
         var ok = false
@@ -273,6 +282,14 @@ public enum Synth {
         try header.withUnsafeBytes { try writeAll(fd, $0.baseAddress!, $0.count, path: path) }
         var written = Int64(header.count)
         progress?(written, total)
+        if skeleton {
+            guard ftruncate(fd, off_t(total)) == 0 else {
+                throw LoopError.io("cannot extend \(path): \(String(cString: strerror(errno)))")
+            }
+            progress?(total, total)
+            ok = true
+            return
+        }
 
         let esize = dtype.byteSize
         let chunkElements = blockElements * blocksPerChunk

@@ -216,6 +216,61 @@ private func expectedConfig(_ p: SynthPreset) -> (type: String, hidden: Int, voc
         }
     }
 
+    /// (default passes, hidden, vocab, KV slots at the default passes) the plan of a preset must have.
+    private func expectedPlan(_ p: SynthPreset) -> (passes: Int, hidden: Int, vocab: Int, slots: Int) {
+        switch p.model {
+        case .ouro(let d, let passes): return (passes, d.hidden, d.vocab, passes * d.layers)
+        case .huginn(let g): return (g.meanRecurrence, g.hidden, g.vocab, g.prelude + g.core * g.meanRecurrence + g.coda)
+        case .loopus(let d, let e, let r, let dec, let passes, _): return (passes, d.hidden, d.vocab, e.count + passes * r.count + dec.count)
+        case .llama(let d): return (1, d.hidden, d.vocab, d.layers)
+        }
+    }
+
+    /// Every small preset loads through the family plan builders and a CPU forward over a few
+    /// tokens gives finite logits that are not degenerate.
+    @Test(arguments: smallPresets.map { "\($0.family)/\($0.preset)" })
+    func smallPresetPlansAndRuns(_ key: String) throws {
+        let parts = key.split(separator: "/").map(String.init)
+        let preset = try Synth.preset(family: parts[0], name: parts[1])
+        try withTempDir { dir in
+            try Synth.write(preset, to: dir, seed: 3, progress: nil)
+            let ck = try Checkpoint(directory: dir)
+            let (plan, info) = try ModelFamily.plan(checkpoint: ck, passes: nil)
+            let exp = expectedPlan(preset)
+            #expect(info.defaultPasses == exp.passes && info.passes == exp.passes)
+            #expect(info.hidden == exp.hidden && info.vocab == exp.vocab)
+            #expect(plan.kvSlots == exp.slots)
+
+            let (small, _) = try ModelFamily.plan(checkpoint: ck, passes: nil, maxContext: 16)
+            let runner = PlanRunner(plan: small, backend: try CPUBackend(plan: small, checkpoint: ck, maxRows: 8, maxContext: 16))
+            let r = try runner.forward(tokens: [5, 17, 300, 2, 999, 41, 41, 7])
+            #expect(r.logits.allSatisfy { $0.isFinite })
+            let mean = r.logits.reduce(0, +) / Float(r.logits.count)
+            let variance = r.logits.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(r.logits.count)
+            #expect(variance > 0.01 && variance < 100, "logit variance \(variance)")
+            let argmaxes = Set((0..<r.rows).map { PlanRunner.argmax(r.logits(row: $0)) })
+            #expect(argmaxes.count > 1, "every position predicts the same token")
+            for signals in r.exitSignals { #expect(signals.allSatisfy { $0.isFinite }) }
+        }
+    }
+
+    /// The big presets' layouts (header + sparse zero data, no gigabytes written) pass the plan
+    /// builders' name, shape and config checks.
+    @Test(arguments: Synth.allPresets.filter { !$0.name.hasSuffix("-small") }.map { "\($0.family)/\($0.name)" })
+    func bigPresetLayoutsPlan(_ key: String) throws {
+        let parts = key.split(separator: "/").map(String.init)
+        let preset = try Synth.preset(family: parts[0], name: parts[1])
+        try withTempDir { dir in
+            try Synth.write(preset, to: dir, seed: 0, dtype: nil, skeleton: true, progress: nil)
+            let ck = try Checkpoint(directory: dir)
+            #expect(Int64(ck.totalBytes) + 8 < (try Synth.fileSize(family: parts[0], preset: parts[1])))
+            let (plan, info) = try ModelFamily.plan(checkpoint: ck, passes: nil, maxContext: 64)
+            let exp = expectedPlan(preset)
+            #expect(info.defaultPasses == exp.passes && info.hidden == exp.hidden && info.vocab == exp.vocab)
+            #expect(plan.kvSlots == exp.slots)
+        }
+    }
+
     @Test func configJSONRendering() {
         let j = SynthJSON.object(["b": .double(1e-6), "a": .array([.int(1), .double(1e6)]), "c": .object([:]), "d": .string("x\"é")])
         #expect(j.render() == "{\n  \"a\": [\n    1,\n    1000000.0\n  ],\n  \"b\": 1e-06,\n  \"c\": {},\n  \"d\": \"x\\\"\\u00e9\"\n}")
