@@ -25,6 +25,35 @@ public final class VulkanBackend: PlanBackend {
     public private(set) var submitSeconds: Double = 0
     public private(set) var submits = 0
 
+    /// Profiling: sections recorded from now on carry GPU timestamps (see `ProfileMode`).
+    public var profileMode: ProfileMode? {
+        didSet { if oldValue != profileMode { sections.removeAll() } }
+    }
+    /// One timed GPU interval: a dispatch (exact mode) or a whole section (light mode).
+    public struct GPUInterval: Sendable {
+        public var section: String
+        public var label: String
+        public var nanoseconds: Double
+        public var pos0: Int
+        public var rows: Int
+        /// Index of the submission (matches the `submit` host phase with the same index).
+        public var submission: Int
+    }
+    /// A host-side phase: recording a section, submitting, waiting for the GPU.
+    public struct HostPhase: Sendable {
+        public var name: String
+        public var seconds: Double
+        public var detail: String
+        /// Start, in seconds since the backend was created.
+        public var start: Double
+        public var submission: Int
+    }
+    private let epoch = DispatchTime.now().uptimeNanoseconds
+    private func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds - epoch) / 1e9 }
+    public private(set) var gpuIntervals: [GPUInterval] = []
+    public private(set) var hostPhases: [HostPhase] = []
+    public func clearProfile() { gpuIntervals.removeAll(); hostPhases.removeAll() }
+
     public init(context: VulkanContext, layout: BackendLayout, weights: WeightStore) throws {
         self.context = context
         self.layout = layout
@@ -131,46 +160,57 @@ public final class VulkanBackend: PlanBackend {
         var header: [UInt32] = [UInt32(pos0), UInt32(rows), 0, 0] + tokens.map { UInt32(bitPattern: $0) }
         try header.withUnsafeMutableBytes { try context.upload(UnsafeRawBufferPointer($0), to: step) }
 
-        let cb: RecordedCommands
-        if let c = sections[section] {
-            cb = c
-        } else {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            cb = try context.record()
-            var tracker = HazardTracker()
-            for op in ops { try kernels.encode(op, rows: rows, into: cb, backend: self, tracker: &tracker) }
-            try cb.end()
-            sections[section] = cb
-            recordSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        }
+        let cb = try recorded(ops, section)
+        try submit([(cb, section)], pos0: pos0, rows: rows)
+    }
+
+    /// The section's command buffer, recorded now if it has not been yet.
+    private func recorded(_ ops: [Op], _ section: SectionKey) throws -> RecordedCommands {
+        if let c = sections[section] { return c }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let start = now()
+        let cb = try context.record(profile: profileMode, capacity: profileMode == nil ? 0 : 4 * ops.count + 16)
+        var tracker = HazardTracker()
+        for op in ops { try kernels.encode(op, rows: section.rows, into: cb, backend: self, tracker: &tracker) }
+        try cb.end()
+        sections[section] = cb
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        recordSeconds += dt
+        if profileMode != nil { hostPhases.append(HostPhase(name: "record", seconds: dt, detail: section.name, start: start, submission: submits)) }
+        return cb
+    }
+
+    private func submit(_ list: [(RecordedCommands, SectionKey)], pos0: Int, rows: Int) throws {
         let t1 = DispatchTime.now().uptimeNanoseconds
-        try context.submit([cb])
+        let start = now()
+        try context.submit(list.map(\.0))
         submitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
         submits += 1
+        guard profileMode != nil else { return }
+        let names = list.map(\.1.name).joined(separator: "+")
+        let index = submits - 1
+        hostPhases.append(HostPhase(name: "submit", seconds: context.lastSubmitSeconds, detail: names, start: start, submission: index))
+        hostPhases.append(HostPhase(name: "wait", seconds: context.lastWaitSeconds, detail: names, start: start + context.lastSubmitSeconds, submission: index))
+        for (cb, key) in list {
+            for (label, ns) in try cb.intervals() {
+                gpuIntervals.append(GPUInterval(section: key.name, label: label, nanoseconds: ns, pos0: pos0, rows: rows, submission: index))
+            }
+        }
     }
 
     /// Runs several recorded-or-new sections back to back in ONE submission (all passes of a
     /// token when no exit policy needs to look between them).
     public func runChained(_ parts: [(ops: [Op], section: SectionKey)], tokens: [Int32], pos0: Int) throws {
-        // Record any missing section first (through run's checks), without submitting twice.
-        for p in parts where sections[p.section] == nil {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let cb = try context.record()
-            var tracker = HazardTracker()
-            for op in p.ops { try kernels.encode(op, rows: tokens.count, into: cb, backend: self, tracker: &tracker) }
-            try cb.end()
-            sections[p.section] = cb
-            recordSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        guard parts.allSatisfy({ $0.section.rows == tokens.count }) else {
+            throw LoopError.invalidArgument("chained sections must all have \(tokens.count) rows")
         }
+        let cbs = try parts.map { (try recorded($0.ops, $0.section), $0.section) }
         guard tokens.count > 0, tokens.count <= layout.maxRows, pos0 >= 0, pos0 + tokens.count <= layout.maxContext else {
             throw LoopError.invalidArgument("positions \(pos0)..<\(pos0 + tokens.count) exceed the context of \(layout.maxContext) tokens")
         }
         var header: [UInt32] = [UInt32(pos0), UInt32(tokens.count), 0, 0] + tokens.map { UInt32(bitPattern: $0) }
         try header.withUnsafeMutableBytes { try context.upload(UnsafeRawBufferPointer($0), to: step) }
-        let t1 = DispatchTime.now().uptimeNanoseconds
-        try context.submit(parts.map { sections[$0.section]! })
-        submitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
-        submits += 1
+        try submit(cbs, pos0: pos0, rows: tokens.count)
     }
 
     /// Dispatches and barriers recorded per section (for reports).

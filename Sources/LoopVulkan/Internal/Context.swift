@@ -50,6 +50,12 @@ public final class VulkanContext: @unchecked Sendable {
     public let validationEnabled: Bool
     let memoryProperties: VkPhysicalDeviceMemoryProperties
     let submitLock = NSLock()
+    /// Valid bits of the compute queue's timestamps (0 = no timestamps).
+    let timestampValidBits: UInt32
+    /// Host time of the last submission: the vkQueueSubmit call and the wait for its fence.
+    public internal(set) var lastSubmitSeconds: Double = 0
+    public internal(set) var lastWaitSeconds: Double = 0
+    public var supportsTimestamps: Bool { timestampValidBits > 0 && info.timestampPeriod > 0 }
 
     /// True when validation should be on: `LOOPVK_VALIDATION=1`, or running under tests.
     public static var validationRequested: Bool {
@@ -112,6 +118,7 @@ public final class VulkanContext: @unchecked Sendable {
             throw VulkanError("vkGetPhysicalDeviceQueueFamilyProperties", message: "device \(info.name) has no compute queue")
         }
         queueFamily = UInt32(family)
+        timestampValidBits = qProps[family].timestampValidBits
         let physical = self.physical
 
         var priority: Float = 1

@@ -143,6 +143,7 @@ extension VulkanContext {
         var fence: VkFence?
         try vkCheck(vkCreateFence(device, &fci, nil, &fence), "vkCreateFence")
         defer { vkDestroyFence(device, fence, nil) }
+        let t0 = DispatchTime.now().uptimeNanoseconds
         var list: [VkCommandBuffer?] = cbs
         try list.withUnsafeMutableBufferPointer { lp in
             var si = VkSubmitInfo()
@@ -150,6 +151,11 @@ extension VulkanContext {
             si.commandBufferCount = UInt32(lp.count)
             si.pCommandBuffers = UnsafePointer(lp.baseAddress)
             try vkCheck(vkQueueSubmit(queue, 1, &si, fence), "vkQueueSubmit")
+        }
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        defer {
+            lastSubmitSeconds = Double(t1 - t0) / 1e9
+            lastWaitSeconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
         }
         // Finite waits so a hung device is reported rather than hanging the process.
         var waited = 0

@@ -135,9 +135,16 @@ public final class RecordedCommands {
     private var ended = false
     /// Pipelines referenced by the recording are kept alive with it.
     private var pipelines: [ObjectIdentifier: ComputePipeline] = [:]
+    /// With profiling: a timestamp at the start and after every dispatch (exact mode, each
+    /// dispatch serialised by a barrier) or around the whole recording (light mode).
+    private var timestamps: TimestampPool?
+    public let profile: ProfileMode?
+    /// Labels of the timestamped intervals, in order.
+    public private(set) var intervalLabels: [String] = []
 
-    init(context: VulkanContext) throws {
+    init(context: VulkanContext, profile: ProfileMode? = nil, capacity: Int = 4096) throws {
         self.context = context
+        self.profile = context.supportsTimestamps ? profile : nil
         var ai = VkCommandBufferAllocateInfo()
         ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO
         ai.commandPool = context.commandPool
@@ -152,6 +159,12 @@ public final class RecordedCommands {
         var bi = VkCommandBufferBeginInfo()
         bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
         try vkCheck(vkBeginCommandBuffer(commandBuffer, &bi), "vkBeginCommandBuffer")
+        if self.profile != nil {
+            let pool = try TimestampPool(context: context, capacity: capacity)
+            pool.recordReset(commandBuffer)
+            _ = pool.recordTimestamp(commandBuffer)
+            timestamps = pool
+        }
     }
 
     deinit {
@@ -198,7 +211,8 @@ public final class RecordedCommands {
     }
 
     /// Records one dispatch: binds `p`, its buffers and push constants, dispatches `groups`.
-    public func dispatch(_ p: ComputePipeline, _ bindings: [Binding], push: [UInt32], groups: (Int, Int, Int)) throws {
+    public func dispatch(_ p: ComputePipeline, label: String = "", _ bindings: [Binding], push: [UInt32], groups: (Int, Int, Int)) throws {
+        if profile == .exact && dispatchCount > 0 { barrier() }    // serialise: each interval is one dispatch
         precondition(bindings.count == p.bindings, "\(p.name): \(bindings.count) bindings given, \(p.bindings) declared")
         precondition(push.count * 4 <= max(p.pushBytes, 4), "\(p.name): push constants too large")
         let limit = context.info.maxStorageBufferRange
@@ -230,6 +244,10 @@ public final class RecordedCommands {
         }
         vkCmdDispatch(commandBuffer, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
         dispatchCount += 1
+        if profile == .exact, let t = timestamps {
+            _ = t.recordTimestamp(commandBuffer)
+            intervalLabels.append(label.isEmpty ? p.name : label)
+        }
     }
 
     /// A global compute->compute memory barrier (a later dispatch reads what an earlier wrote).
@@ -247,6 +265,10 @@ public final class RecordedCommands {
     /// whatever the next submission runs.
     public func end() throws {
         guard !ended else { return }
+        if profile == .light, let t = timestamps {
+            _ = t.recordTimestamp(commandBuffer)
+            intervalLabels.append("all")
+        }
         var mb = VkMemoryBarrier()
         mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER
         mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_SHADER_READ_BIT.rawValue
@@ -256,6 +278,19 @@ public final class RecordedCommands {
                              0, 1, &mb, 0, nil, 0, nil)
         try vkCheck(vkEndCommandBuffer(commandBuffer), "vkEndCommandBuffer")
         ended = true
+    }
+}
+
+/// How recorded sections are timed: `exact` serialises dispatches and timestamps each one;
+/// `light` timestamps only the start and end of each section (true per-pass time).
+public enum ProfileMode: String, Sendable, CaseIterable { case exact, light }
+
+extension RecordedCommands {
+    /// Durations (ns) of the timestamped intervals of the last execution, with their labels.
+    public func intervals() throws -> [(label: String, ns: Double)] {
+        guard let t = timestamps else { return [] }
+        let ts = try t.read()
+        return zip(intervalLabels, zip(ts, ts.dropFirst())).map { ($0, $1.1 - $1.0) }
     }
 }
 
@@ -269,5 +304,7 @@ extension VulkanContext {
         try ComputePipeline(context: self, shader: shader, defines: defines, bindings: bindings, pushBytes: pushBytes, localSize: localSize)
     }
 
-    public func record() throws -> RecordedCommands { try RecordedCommands(context: self) }
+    public func record(profile: ProfileMode? = nil, capacity: Int = 4096) throws -> RecordedCommands {
+        try RecordedCommands(context: self, profile: profile, capacity: capacity)
+    }
 }
