@@ -52,7 +52,9 @@ public final class VulkanBackend: PlanBackend {
     private func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds - epoch) / 1e9 }
     public private(set) var gpuIntervals: [GPUInterval] = []
     public private(set) var hostPhases: [HostPhase] = []
-    public func clearProfile() { gpuIntervals.removeAll(); hostPhases.removeAll() }
+    /// Dispatches executed (summed over submitted command buffers) since `clearProfile`.
+    public private(set) var dispatchesSubmitted = 0
+    public func clearProfile() { gpuIntervals.removeAll(); hostPhases.removeAll(); dispatchesSubmitted = 0 }
 
     public init(context: VulkanContext, layout: BackendLayout, weights: WeightStore) throws {
         self.context = context
@@ -186,6 +188,7 @@ public final class VulkanBackend: PlanBackend {
         try context.submit(list.map(\.0))
         submitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
         submits += 1
+        dispatchesSubmitted += list.reduce(0) { $0 + $1.0.dispatchCount }
         guard profileMode != nil else { return }
         let names = list.map(\.1.name).joined(separator: "+")
         let index = submits - 1
