@@ -1,0 +1,72 @@
+import Foundation
+import LoopCore
+import LoopEngine
+import LoopVulkan
+import Testing
+
+/// Device-level bad input: a clear one-line error, never a crash.
+@Suite(.serialized) struct DeviceErrorTests {
+    static let binary = Paths.repo.appendingPathComponent(".build/debug/loopvk")
+
+    /// Runs the CLI; returns (exit status, stdout, stderr).
+    func cli(_ args: [String], env: [String: String] = [:]) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = args
+        var e = ProcessInfo.processInfo.environment
+        for (k, v) in env { e[k] = v }
+        p.environment = e
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), r = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: r, as: UTF8.self))
+    }
+
+    @Test(.enabled(if: backendChoices.count > 1)) func deviceNameThatMatchesNothing() throws {
+        #expect { try VulkanContext(deviceName: "no-such-gpu-xyz") } throws: { "\($0)".contains("no Vulkan device matches \"no-such-gpu-xyz\"") }
+    }
+
+    /// A model whose KV cache cannot fit is refused before anything is allocated, with numbers.
+    @Test(.enabled(if: backendChoices.count > 1)) func modelThatDoesNotFitIsRefused() throws {
+        var preset = try Synth.preset(family: "ouro", name: "ouro-small")
+        guard case .ouro(var d, let passes) = preset.model else { return }
+        d.maxPositions = 1 << 21
+        preset.model = .ouro(d, passes: passes)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loopvk-nofit-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Synth.write(preset, to: dir, seed: 1, progress: nil)
+        #expect { try Model(directory: dir, backend: .vulkan(device: nil), maxContext: 1 << 21) } throws: {
+            let s = "\($0)"
+            return s.contains("device memory") && s.contains("KV cache") && s.contains("GiB")
+        }
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: DeviceErrorTests.binary.path)))
+    func noVulkanDriverIsAClearErrorAndCPUStillWorks() throws {
+        let env = ["VK_ICD_FILENAMES": "/nonexistent/icd.json", "VK_DRIVER_FILES": "/nonexistent/icd.json"]
+        let (status, _, err) = try cli(["run", "--prompt", "Q: 1 plus 2 A:", "--max-tokens", "2"], env: env)
+        #expect(status != 0)
+        #expect(err.contains("Vulkan") && err.contains("--cpu"), "stderr: \(err)")
+        #expect(!err.contains("Fatal error"))
+        let (ok, out, _) = try cli(["run", "--prompt", "Q: 1 plus 2 A:", "--max-tokens", "2", "--cpu"], env: env)
+        #expect(ok == 0)
+        #expect(out.contains("3"))
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: DeviceErrorTests.binary.path)))
+    func cliBadOptionsAreOneLineErrors() throws {
+        for args in [["run", "--prompt", "x", "--passes", "0", "--cpu"], ["run", "--prompt", "x", "--temperature", "-1", "--cpu"],
+                     ["run", "--prompt", "", "--cpu"], ["run", "--model", "/nonexistent/model", "--prompt", "x", "--cpu"],
+                     ["run", "--prompt", "x", "--exit", "bogus", "--cpu"], ["run", "--prompt", "x", "--top-p", "2", "--cpu"],
+                     ["run", "--tokens", "1,2,99999", "--cpu"]] {
+            let (status, _, err) = try cli(args)
+            #expect(status != 0, "\(args) succeeded")
+            let lines = err.split(separator: "\n").filter { !$0.isEmpty && !$0.hasPrefix("Usage") && !$0.hasPrefix("  See") }
+            #expect(lines.count >= 1 && lines.count <= 2, "\(args): \(err)")
+            #expect(!err.contains("Fatal error"), "\(args) crashed: \(err)")
+        }
+    }
+}
