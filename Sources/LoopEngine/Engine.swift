@@ -8,4 +8,9 @@ public enum Engine {
     public static func devices() throws -> [String] {
         try VulkanContext.listDevices().map(\.description)
     }
+
+    /// Loads shaders from `path` (GLSL files) instead of the embedded copies.
+    public static func useShaderDirectory(_ path: String) {
+        ShaderSource.overrideDirectory = path
+    }
 }

@@ -21,9 +21,13 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Context length to allocate (positions; default min(model limit, 4096)).")
     var context: Int?
 
+    @Option(help: "Load GLSL from this folder instead of the copies built into the binary (kernel work).")
+    var shaderDir: String?
+
     var modelURL: URL { URL(fileURLWithPath: model ?? DefaultModel.path()) }
 
     func load(quiet: Bool = false, maxRows: Int = 256) throws -> Model {
+        if let shaderDir { Engine.useShaderDirectory(shaderDir) }
         let backend: BackendChoice = cpu ? .cpu : .vulkan(device: device)
         let bar = ProgressBar(label: "loading weights", enabled: !quiet)
         defer { bar.finish() }
