@@ -31,9 +31,7 @@ struct Bench: ParsableCommand {
         let r = try LoopEngine.Bench.run(gpu: gpu, cpu: cpu, promptTokens: promptTokens, decodeTokens: decodeTokens, runs: runs,
                                          warmup: warmup, cpuDecodeTokens: cpuDecodeTokens) { if !json { printErr("bench: \($0)") } }
         if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(data: try enc.encode(r), encoding: .utf8)!)
+            try printJSON(r)
             return
         }
         print("model \(r.model), \(r.passes) passes, on \(r.device); prompt \(r.promptTokens), decode \(r.decodeTokens), \(r.runs) runs")

@@ -22,9 +22,7 @@ struct Compare: ParsableCommand {
         let ids = try promptOptions.resolve(tokenizer: { try loadTokenizer(modelOptions.modelURL) })
         let report = try Comparison.run(gpu: gpu, cpu: cpu, tokens: ids)
         if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(data: try enc.encode(report), encoding: .utf8)!)
+            try printJSON(report)
         } else {
             print("model \(report.model) on \(report.device) vs cpu-reference: \(report.tokens) tokens, \(report.passes) passes")
             print("per op (inputs resynchronised after every op):")

@@ -32,9 +32,7 @@ struct Eval: ParsableCommand {
         }
         bar.finish()
         if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.sortedKeys]
-            print(String(data: try enc.encode(r), encoding: .utf8)!)
+            try printJSON(r, pretty: false)
             return
         }
         print("\(r.tasks) tasks on \(r.backend), \(r.passes) passes, exit \(r.exit)")

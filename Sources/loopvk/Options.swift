@@ -136,3 +136,10 @@ func printErr(_ s: String) {
 func jsonString(_ obj: Any) throws -> String {
     String(data: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), encoding: .utf8)!
 }
+
+/// Prints an Encodable report as JSON (sorted keys; pretty unless one line is wanted).
+func printJSON<T: Encodable>(_ value: T, pretty: Bool = true) throws {
+    let enc = JSONEncoder()
+    enc.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
+    print(String(data: try enc.encode(value), encoding: .utf8)!)
+}

@@ -24,9 +24,7 @@ struct Profile: ParsableCommand {
         let (r, traceData) = try Profiler.run(model: model, prompt: ids, decodeTokens: decodeTokens, mode: m)
         if let trace { try traceData.write(to: URL(fileURLWithPath: trace)) }
         if json {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(data: try enc.encode(r), encoding: .utf8)!)
+            try printJSON(r)
             return
         }
         print("profile (\(r.mode)) on \(r.device): prompt \(r.promptTokens) tokens + \(r.decodeTokens) decode tokens")
