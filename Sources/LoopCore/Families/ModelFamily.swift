@@ -61,7 +61,7 @@ public enum ModelFamily {
         case "huginn_raven": return try Huginn.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
         case "lds": return try LoopUS.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
         case "llama", "qwen3": return try Llama.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
-        default: throw LoopError.unknownModelType(type)
+        default: throw LoopError.unknownModelType(SafeTensorsFile.printable(type))
         }
     }
 
@@ -152,8 +152,21 @@ enum ConfigDecoding {
     /// eos ids of config.json followed by those of generation_config.json, without repeats.
     static func eosIds(_ lists: [TokenIdList?]) -> [Int] {
         var out: [Int] = []
-        for l in lists { for i in l?.ids ?? [] where !out.contains(i) { out.append(i) } }
+        var seen = Set<Int>()
+        for l in lists { for i in l?.ids ?? [] where seen.insert(i).inserted { out.append(i) } }
         return out
+    }
+
+    /// The most fp32 values a computed RoPE table may hold (512 MiB): positions x head_dim.
+    static let maxRopeTableValues = 1 << 27
+
+    /// Checks, before anything is allocated, that a RoPE table of `positions` x `headDim` fits.
+    static func checkRopeTable(positions: Int, headDim: Int, field: String) throws {
+        let (n, overflow) = positions.multipliedReportingOverflow(by: headDim)
+        guard !overflow, n <= maxRopeTableValues else {
+            throw LoopError.invalidConfig(
+                "\(field) \(positions) x head_dim \(headDim) needs a RoPE table of more than \(maxRopeTableValues) values; pass a smaller maxContext")
+        }
     }
 
     static func generationEos(_ checkpoint: Checkpoint) -> TokenIdList? {
