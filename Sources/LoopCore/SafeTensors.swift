@@ -150,7 +150,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
             guard let offs = entry["data_offsets"] as? [Any], offs.count == 2,
                   let b = Self.integer(offs[0]), let e = Self.integer(offs[1])
             else { throw fail("tensor \(tname) has no valid data_offsets") }
-            guard b >= 0, e >= b else { throw fail("tensor \(tname) has data_offsets [\(b), \(e)] out of order") }
+            guard b >= 0, e >= 0 else { throw fail("tensor \(tname) has negative data_offsets [\(b), \(e)]") }
+            guard e >= b else { throw fail("tensor \(tname) has data_offsets [\(b), \(e)] out of order") }
             guard e <= dataSize else {
                 throw fail("tensor \(tname) data_offsets [\(b), \(e)] lie outside the \(dataSize)-byte data section (file truncated?)")
             }

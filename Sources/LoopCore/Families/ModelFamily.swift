@@ -126,7 +126,85 @@ enum ConfigDecoding {
         } catch let DecodingError.valueNotFound(_, ctx) {
             throw LoopError.invalidConfig("\(what): field \(path(ctx.codingPath)) is null")
         } catch let DecodingError.dataCorrupted(ctx) {
+            if ctx.codingPath.isEmpty {
+                if let field = badIntegerField(T.self, in: data) {
+                    throw LoopError.invalidConfig("\(what): field \(field) is not an integer (or does not fit in 64 bits)")
+                }
+                throw LoopError.invalidConfig("\(what): \(ctx.debugDescription)")
+            }
             throw LoopError.invalidConfig("\(what): field \(path(ctx.codingPath)): \(ctx.debugDescription)")
+        }
+    }
+
+    /// JSONDecoder (swift-foundation) reports a number that an `Int` field cannot hold (1.5,
+    /// 1e30) as "not valid JSON" with no coding path. This finds the field: every number that is
+    /// not an exact Int is set to 0, then put back one at a time until the error returns.
+    /// nil when the data is not JSON or the error is something else.
+    static func badIntegerField<T: Decodable>(_ type: T.Type, in data: Data) -> String? {
+        guard let root = try? JSONSerialization.jsonObject(with: data) else { return nil }
+        var candidates: [[JSONPathStep]] = []
+        func collect(_ value: Any, _ at: [JSONPathStep]) {
+            guard candidates.count < 256 else { return }
+            if let object = value as? [String: Any] {
+                for key in object.keys.sorted() { collect(object[key]!, at + [.key(key)]) }
+            } else if let array = value as? [Any] {
+                for (i, element) in array.enumerated() { collect(element, at + [.index(i)]) }
+            } else if let number = value as? NSNumber, String(cString: number.objCType) != "c", value as? Int == nil {
+                candidates.append(at)
+            }
+        }
+        collect(root, [])
+        guard !candidates.isEmpty, candidates.count < 256 else { return nil }
+        func failsWithoutPath(_ object: Any) -> Bool {
+            guard let patched = try? JSONSerialization.data(withJSONObject: object) else { return false }
+            do {
+                _ = try JSONDecoder().decode(T.self, from: patched)
+                return false
+            } catch let DecodingError.dataCorrupted(ctx) {
+                return ctx.codingPath.isEmpty
+            } catch {
+                return false
+            }
+        }
+        var zeroed = root
+        for c in candidates { zeroed = replacing(zeroed, at: c[...], with: 0) }
+        guard !failsWithoutPath(zeroed) else { return nil }
+        for c in candidates {
+            let original = value(in: root, at: c[...])
+            if failsWithoutPath(replacing(zeroed, at: c[...], with: original)) {
+                let name = c.map { step -> String in
+                    switch step {
+                    case .key(let k): return "." + SafeTensorsFile.printable(k)
+                    case .index(let i): return "[\(i)]"
+                    }
+                }.joined().dropFirst()
+                return "\(name) = \(SafeTensorsFile.printable("\(original)"))"
+            }
+        }
+        return nil
+    }
+
+    enum JSONPathStep { case key(String), index(Int) }
+
+    private static func value(in root: Any, at path: ArraySlice<JSONPathStep>) -> Any {
+        guard let step = path.first else { return root }
+        switch step {
+        case .key(let k): return value(in: (root as! [String: Any])[k]!, at: path.dropFirst())
+        case .index(let i): return value(in: (root as! [Any])[i], at: path.dropFirst())
+        }
+    }
+
+    private static func replacing(_ root: Any, at path: ArraySlice<JSONPathStep>, with new: Any) -> Any {
+        guard let step = path.first else { return new }
+        switch step {
+        case .key(let k):
+            var object = root as! [String: Any]
+            object[k] = replacing(object[k]!, at: path.dropFirst(), with: new)
+            return object
+        case .index(let i):
+            var array = root as! [Any]
+            array[i] = replacing(array[i], at: path.dropFirst(), with: new)
+            return array
         }
     }
 
