@@ -222,9 +222,12 @@ struct Checkpoints {
     /// A context whose RoPE table would take gigabytes is refused before anything is allocated
     /// (the tensors say nothing about the context length).
     @Test func hugeRopeTableIsRefused() throws {
-        let dir = try TinyOuro.folder(config: { $0["max_position_embeddings"] = 1 << 24 })
+        // 16M positions x head_dim 4096: 256 GiB.
         let dir2 = try TinyOuro.folder(config: { $0["max_position_embeddings"] = 1 << 24; $0["head_dim"] = 4096 })
         expectError("RoPE table", "maxContext") { try openAndPlan(dir2) }
+        // 16M positions x head_dim 4 (the tensors agree): 256 MiB, but seconds of sin/cos.
+        let dir = try TinyOuro.folder(config: { $0["max_position_embeddings"] = 1 << 24 })
+        expectError("max_position_embeddings 16777216 x head_dim 4 needs a RoPE table") { try openAndPlan(dir) }
         // ... and a maxContext cap makes it fine again.
         let checkpoint = try Checkpoint(directory: dir.url)
         let (plan, _) = try ModelFamily.plan(checkpoint: checkpoint, passes: nil, maxContext: 64)
@@ -569,6 +572,9 @@ struct FuzzRegressions {
     func configInput(_ url: URL) throws {
         let text = try Data(contentsOf: url)
         let shards = try Self.shards()
+        let start = Date()
+        // The fuzz target's hang limit (-timeout=10) holds here too.
+        defer { #expect(Date().timeIntervalSince(start) < 10, "\(url.lastPathComponent) took too long") }
         do {
             let checkpoint = try Checkpoint(directory: URL(fileURLWithPath: "/nonexistent/fuzz-regression"), configData: text, shards: shards)
             let (plan, _) = try ModelFamily.plan(checkpoint: checkpoint, passes: nil)

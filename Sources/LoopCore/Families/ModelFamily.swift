@@ -235,8 +235,10 @@ enum ConfigDecoding {
         return out
     }
 
-    /// The most fp32 values a computed RoPE table may hold (512 MiB): positions x head_dim.
-    static let maxRopeTableValues = 1 << 27
+    /// The most fp32 values a computed RoPE table may hold (128 MiB): positions x head_dim.
+    /// 131072 positions x head_dim 128 fit; a longer config context needs a `maxContext` cap
+    /// (the table is computed with sin/cos per value: 2^27 values took 14 s and 1.6 GB).
+    static let maxRopeTableValues = 1 << 25
 
     /// Checks, before anything is allocated, that a RoPE table of `positions` x `headDim` fits.
     static func checkRopeTable(positions: Int, headDim: Int, field: String) throws {
