@@ -19,11 +19,8 @@ public final class Checkpoint: @unchecked Sendable {
         guard isDir.boolValue else { throw LoopError.invalidArgument("model path \(directory.path) is not a folder") }
         let configURL = directory.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else { throw LoopError.fileNotFound(configURL.path) }
-        configData = try Data(contentsOf: configURL)
-        guard let obj = try? JSONSerialization.jsonObject(with: configData), let dict = obj as? [String: Any] else {
-            throw LoopError.invalidConfig("\(configURL.path) is not a JSON object")
-        }
-        config = dict
+        configData = try Self.readSmallFile(configURL)
+        config = try Self.parseConfig(configData, path: configURL.path)
 
         let single = directory.appendingPathComponent("model.safetensors")
         let index = directory.appendingPathComponent("model.safetensors.index.json")
@@ -32,31 +29,89 @@ public final class Checkpoint: @unchecked Sendable {
         if FileManager.default.fileExists(atPath: single.path) {
             shardNames = ["model.safetensors"]
         } else if FileManager.default.fileExists(atPath: index.path) {
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(contentsOf: index)) as? [String: Any],
-                  let map = obj["weight_map"] as? [String: String]
-            else { throw LoopError.invalidArgument("\(index.path) has no weight_map object") }
+            let indexData = try Self.readSmallFile(index)
+            guard let obj = try? JSONSerialization.jsonObject(with: indexData) as? [String: Any] else {
+                throw LoopError.invalidArgument("\(index.path) is not a JSON object")
+            }
+            guard let map = obj["weight_map"] as? [String: String] else {
+                throw LoopError.invalidArgument("\(index.path) has no weight_map object of tensor name -> shard file name")
+            }
             expected = map
             shardNames = Array(Set(map.values)).sorted()
         } else {
             throw LoopError.fileNotFound("\(single.path) (or model.safetensors.index.json)")
         }
-        for (i, name) in shardNames.enumerated() {
-            guard !name.contains("/") else { throw LoopError.invalidArgument("shard name \(name) must be a plain file name") }
-            let f = try SafeTensorsFile(path: directory.appendingPathComponent(name).path)
+        var shards: [(name: String, file: SafeTensorsFile)] = []
+        for name in shardNames {
+            let shown = SafeTensorsFile.printable(name)
+            guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+                throw LoopError.invalidArgument("shard name \"\(shown)\" in model.safetensors.index.json must be a plain file name")
+            }
+            let path = directory.appendingPathComponent(name).path
+            let f: SafeTensorsFile
+            do {
+                f = try SafeTensorsFile(path: path)
+            } catch LoopError.fileNotFound {
+                throw LoopError.fileNotFound("\(path) (a shard named by model.safetensors.index.json)")
+            }
+            shards.append((name, f))
+        }
+        try addShards(shards, index: expected)
+    }
+
+    /// A checkpoint whose safetensors are already open (or held in memory): `configData` is the
+    /// text of config.json (checked as the folder initializer checks it); `directory` is only
+    /// used for messages and side files. For tests and the fuzz targets.
+    init(directory: URL, configData: Data, shards: [(name: String, file: SafeTensorsFile)]) throws {
+        self.directory = directory
+        self.configData = configData
+        config = try Self.parseConfig(configData, path: directory.appendingPathComponent("config.json").path)
+        try addShards(shards, index: [:])
+    }
+
+    /// config.json as a JSON object.
+    static func parseConfig(_ data: Data, path: String) throws -> [String: Any] {
+        guard let obj = try? JSONSerialization.jsonObject(with: data), let dict = obj as? [String: Any] else {
+            throw LoopError.invalidConfig("\(path) is not a JSON object")
+        }
+        return dict
+    }
+
+    /// Indexes the tensors of `shards`; `expected` (tensor -> shard name, from the index file)
+    /// must agree with where each tensor is.
+    private func addShards(_ shards: [(name: String, file: SafeTensorsFile)], index expected: [String: String]) throws {
+        let shardNames = shards.map(\.name)
+        for (i, (_, f)) in shards.enumerated() {
             files.append(f)
             for (tname, info) in f.tensors {
-                if where_[tname] != nil { throw LoopError.invalidArgument("tensor \(tname) appears in two shards") }
+                if where_[tname] != nil {
+                    throw LoopError.invalidArgument("tensor \(SafeTensorsFile.printable(tname)) appears in two shards")
+                }
                 where_[tname] = (i, info)
             }
         }
-        for (tname, shard) in expected {
+        for (tname, shard) in expected.sorted(by: { $0.key < $1.key }) {
             guard let w = where_[tname] else {
-                throw LoopError.missingTensor("\(tname) (listed in the index under \(shard))")
+                throw LoopError.missingTensor("\(SafeTensorsFile.printable(tname)) (listed in the index under \(SafeTensorsFile.printable(shard)))")
             }
             if shardNames[w.file] != shard {
-                throw LoopError.invalidArgument("tensor \(tname) is in \(shardNames[w.file]), the index says \(shard)")
+                throw LoopError.invalidArgument(
+                    "tensor \(SafeTensorsFile.printable(tname)) is in \(SafeTensorsFile.printable(shardNames[w.file])), the index says \(SafeTensorsFile.printable(shard))")
             }
         }
+    }
+
+    /// Largest config.json / index file we read (real ones are a few KB to a few MB).
+    static let maxJSONFileBytes = 64 << 20
+
+    /// Reads a JSON side file, turning every failure (unreadable, a folder, a FIFO, too big)
+    /// into a one-line LoopError.
+    static func readSmallFile(_ url: URL) throws -> Data {
+        let file = try MappedFile(path: url.path)
+        guard file.size <= maxJSONFileBytes else {
+            throw LoopError.io("\(url.path) is \(file.size) bytes, more than the \(maxJSONFileBytes)-byte limit for a JSON file")
+        }
+        return Data(file.bytes)
     }
 
     public var tensorNames: [String] { where_.keys.sorted() }
@@ -87,7 +142,7 @@ public final class Checkpoint: @unchecked Sendable {
     /// Reads an optional JSON file next to config.json.
     public func jsonFile(_ name: String) -> [String: Any]? {
         let url = directory.appendingPathComponent(name)
-        guard let d = try? Data(contentsOf: url) else { return nil }
+        guard let d = try? Self.readSmallFile(url) else { return nil }
         return (try? JSONSerialization.jsonObject(with: d)) as? [String: Any]
     }
 }

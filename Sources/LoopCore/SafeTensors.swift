@@ -8,10 +8,15 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let size: Int
     public let base: UnsafeRawPointer?
+    /// true when `base` is a heap copy (`init(copying:path:)`), not a mapping.
+    private let isHeapCopy: Bool
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        isHeapCopy = false
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then rejected as not a
+        // regular file); it changes nothing for regular files.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { throw LoopError.fileNotFound(path) }
             throw LoopError.io("cannot open \(path): \(String(cString: strerror(errno)))")
@@ -32,8 +37,28 @@ public final class MappedFile: @unchecked Sendable {
         base = UnsafeRawPointer(p)
     }
 
+    /// An in-memory "file": a heap copy of `bytes` that behaves like a mapping of them (used to
+    /// parse safetensors data that is not on disk, and by the fuzz targets).
+    public init(copying bytes: UnsafeRawBufferPointer, path: String) {
+        self.path = path
+        size = bytes.count
+        isHeapCopy = true
+        if bytes.isEmpty {
+            base = nil
+        } else {
+            let p = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 16)
+            p.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            base = UnsafeRawPointer(p)
+        }
+    }
+
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+        guard let base else { return }
+        if isHeapCopy {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        } else {
+            munmap(UnsafeMutableRawPointer(mutating: base), size)
+        }
     }
 
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
@@ -63,6 +88,13 @@ public final class SafeTensorsFile: @unchecked Sendable {
         try self.init(file: MappedFile(path: path))
     }
 
+    /// Parses safetensors bytes held in memory (checked exactly as a file is); `name` stands for
+    /// the file name in error messages.
+    public convenience init(bytes: Data, name: String = "<memory>") throws {
+        let file = bytes.withUnsafeBytes { MappedFile(copying: $0, path: name) }
+        try self.init(file: file)
+    }
+
     public init(file: MappedFile) throws {
         self.file = file
         let name = (file.path as NSString).lastPathComponent
@@ -89,44 +121,77 @@ public final class SafeTensorsFile: @unchecked Sendable {
             if key == "__metadata__" {
                 guard let m = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
                 for (mk, mv) in m {
-                    guard let s = mv as? String else { throw fail("__metadata__ value for \(mk) is not a string") }
+                    guard let s = mv as? String else { throw fail("__metadata__ value for \(Self.printable(mk)) is not a string") }
                     metadata[mk] = s
                 }
                 continue
             }
-            guard let entry = value as? [String: Any] else { throw fail("entry \(key) is not an object") }
-            guard let dts = entry["dtype"] as? String else { throw fail("tensor \(key) has no dtype") }
-            guard let dtype = DType(rawValue: dts) else { throw fail("tensor \(key) has unsupported dtype \(dts)") }
-            guard let shapeAny = entry["shape"] as? [Any] else { throw fail("tensor \(key) has no shape") }
+            let tname = Self.printable(key)
+            guard let entry = value as? [String: Any] else { throw fail("entry \(tname) is not an object") }
+            guard let dts = entry["dtype"] as? String else { throw fail("tensor \(tname) has no dtype") }
+            guard let dtype = DType(rawValue: dts) else {
+                throw fail("tensor \(tname) has unsupported dtype \(Self.printable(dts))")
+            }
+            guard let shapeAny = entry["shape"] as? [Any] else { throw fail("tensor \(tname) has no shape") }
             var shape: [Int] = []
             var count = 1
+            // Product of the non-zero dimensions: a zero dimension must not hide absurd others.
+            var extent = 1
             for d in shapeAny {
-                guard let v = (d as? NSNumber)?.intValue, v >= 0, v < (1 << 40) else {
-                    throw fail("tensor \(key) has an invalid dimension \(d)")
+                guard let v = Self.integer(d), v >= 0, v < (1 << 40) else {
+                    throw fail("tensor \(tname) has an invalid dimension \(Self.printable("\(d)"))")
                 }
                 shape.append(v)
-                let (p, o) = count.multipliedReportingOverflow(by: v)
-                guard !o, p < (1 << 46) else { throw fail("tensor \(key) shape \(shapeAny) is too large") }
-                count = p
+                let (p, o) = extent.multipliedReportingOverflow(by: max(v, 1))
+                guard !o, p < (1 << 46) else { throw fail("tensor \(tname) shape is too large") }
+                extent = p
+                count *= v
             }
             guard let offs = entry["data_offsets"] as? [Any], offs.count == 2,
-                  let b = (offs[0] as? NSNumber)?.intValue, let e = (offs[1] as? NSNumber)?.intValue
-            else { throw fail("tensor \(key) has no valid data_offsets") }
-            guard b >= 0, e >= b else { throw fail("tensor \(key) has data_offsets [\(b), \(e)] out of order") }
+                  let b = Self.integer(offs[0]), let e = Self.integer(offs[1])
+            else { throw fail("tensor \(tname) has no valid data_offsets") }
+            guard b >= 0, e >= 0 else { throw fail("tensor \(tname) has negative data_offsets [\(b), \(e)]") }
+            guard e >= b else { throw fail("tensor \(tname) has data_offsets [\(b), \(e)] out of order") }
             guard e <= dataSize else {
-                throw fail("tensor \(key) data_offsets [\(b), \(e)] lie outside the \(dataSize)-byte data section (file truncated?)")
+                throw fail("tensor \(tname) data_offsets [\(b), \(e)] lie outside the \(dataSize)-byte data section (file truncated?)")
             }
             guard e - b == count * dtype.byteSize else {
-                throw fail("tensor \(key) is \(dtype.rawValue) \(shape) = \(count * dtype.byteSize) bytes but data_offsets span \(e - b)")
+                throw fail("tensor \(tname) is \(dtype.rawValue) \(shape) = \(count * dtype.byteSize) bytes but data_offsets span \(e - b)")
             }
             tensors[key] = TensorInfo(name: key, dtype: dtype, shape: shape, fileOffset: dataStart + b, byteCount: e - b)
         }
         let sorted = tensors.values.filter { $0.byteCount > 0 }.sorted { $0.fileOffset < $1.fileOffset }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.fileOffset + a.byteCount > b.fileOffset {
-            throw fail("tensors \(a.name) and \(b.name) overlap")
+            throw fail("tensors \(Self.printable(a.name)) and \(Self.printable(b.name)) overlap")
         }
         self.tensors = tensors
         self.metadata = metadata
+    }
+
+    /// A JSON integer literal within `Int` (not a boolean, not a number with a fraction or an
+    /// exponent: those parse as doubles).
+    static func integer(_ value: Any) -> Int? {
+        guard let n = value as? NSNumber else { return nil }
+        switch String(cString: n.objCType) {
+        case "c", "C", "B", "d", "f": return nil  // booleans, doubles
+        default: return value as? Int
+        }
+    }
+
+    /// `text` fit for a one-line error message: control characters escaped, cut after 200 characters.
+    static func printable(_ text: String) -> String {
+        var out = ""
+        var count = 0
+        for scalar in text.unicodeScalars {
+            if count == 200 { out += "..."; break }
+            count += 1
+            if scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}" {
+                out += scalar.escaped(asASCII: true)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     /// The raw bytes of one tensor, inside the mapping (valid while this file is alive).

@@ -15,10 +15,11 @@ struct AddedToken: Sendable {
 
     init(json: JSONValue, index: Int, source: String) throws {
         guard let object = json.objectValue,
-              let id = object["id"]?.intValue, id >= 0, id <= Int(Int32.max),
+              let id = object["id"]?.intValue, id >= 0, id <= BPEModel.maximumTokenID,
               let content = object["content"]?.stringValue
         else {
-            throw TokenizerError.invalidField(what: source, path: "added_tokens[\(index)]", problem: "needs an integer \"id\" and a string \"content\"")
+            throw TokenizerError.invalidField(what: source, path: "added_tokens[\(index)]",
+                                              problem: "needs an integer \"id\" in 0...\(BPEModel.maximumTokenID) and a string \"content\"")
         }
         self.id = id
         self.content = content

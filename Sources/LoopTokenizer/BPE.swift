@@ -29,6 +29,10 @@ struct BPEModel: Sendable {
     private let ignoreMerges: Bool
     private let cache = WordCache()
 
+    /// The largest token id accepted (ids index dense tables, so an absurd id must not
+    /// allocate gigabytes; real vocabularies stay far below this).
+    static let maximumTokenID = (1 << 23) - 1
+
     @inline(__always)
     private static func pairKey(_ left: Int32, _ right: Int32) -> UInt64 {
         UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
@@ -47,8 +51,9 @@ struct BPEModel: Sendable {
         vocab.reserveCapacity(vocabObject.members.count)
         var maxID = -1
         for (token, idValue) in vocabObject.members {
-            guard let id = idValue.intValue, id >= 0, id <= Int(Int32.max) else {
-                throw TokenizerError.invalidField(what: source, path: "model.vocab[\(token.debugDescription)]", problem: "is not a valid token id")
+            guard let id = idValue.intValue, id >= 0, id <= Self.maximumTokenID else {
+                throw TokenizerError.invalidField(what: source, path: "model.vocab[\(token.debugDescription)]",
+                                                  problem: "is not a valid token id (0...\(Self.maximumTokenID))")
             }
             vocab[token] = id
             maxID = max(maxID, id)

@@ -78,6 +78,16 @@ struct PostProcessor: Sendable {
         return pieces
     }
 
+    /// Every fixed id the templates add.
+    var fixedIDs: [Int] {
+        templates.flatMap { template in
+            template.flatMap { piece -> [Int] in
+                if case .tokens(let ids) = piece { return ids }
+                return []
+            }
+        }
+    }
+
     /// The ids that the model sees for an encoded text.
     func process(_ ids: [Int]) -> [Int] {
         var result = ids

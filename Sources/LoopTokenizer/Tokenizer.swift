@@ -101,6 +101,11 @@ public final class Tokenizer: Sendable {
         for token in addedTokens {
             tokensByID[token.id] = token.content
         }
+        // The post-processor must only add ids that name a token (its ids are written as plain
+        // numbers in the file, nothing else ties them to the vocabulary).
+        for id in postProcessor.fixedIDs where id < 0 || id >= tokensByID.count || tokensByID[id] == nil {
+            throw TokenizerError.invalidField(what: source, path: "post_processor", problem: "adds token id \(id), which names no token")
+        }
 
         var decodedBytes: [UInt8] = []
         decodedBytes.reserveCapacity(tokensByID.count * 4)

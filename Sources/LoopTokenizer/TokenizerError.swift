@@ -31,6 +31,29 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable, Sendable 
     case unknownChatTemplate(String)
 
     public var description: String {
+        Self.oneLine(rawDescription)
+    }
+
+    /// The message with control characters (newlines from a file's strings, say) escaped, so
+    /// that it stays one line whatever the file holds.
+    private static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isLineBreaking) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if isLineBreaking(scalar) {
+                out += scalar.escaped(asASCII: true)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    private static func isLineBreaking(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}"
+    }
+
+    private var rawDescription: String {
         switch self {
         case let .unreadableFile(path, reason):
             return "cannot read \(path): \(reason)"

@@ -77,7 +77,7 @@ public enum Huginn {
         let vocab = try ConfigDecoding.dim(cfg.paddedVocabSize ?? cfg.vocabSize, cfg.paddedVocabSize != nil ? "padded_vocab_size" : "vocab_size", max: 1 << 23)
         let eps = try ConfigDecoding.positive(cfg.normEps ?? 1e-6, "norm_eps")
         let theta = try ConfigDecoding.positive(cfg.ropeBase ?? 50000, "rope_base")
-        if let inj = cfg.injectionType, inj != "linear" { throw LoopError.unsupported("injection_type \"\(inj)\" (only linear)") }
+        if let inj = cfg.injectionType, inj != "linear" { throw LoopError.unsupported("injection_type \"\(SafeTensorsFile.printable(inj))\" (only linear)") }
         if cfg.bias == true { throw LoopError.unsupported("Huginn with bias true") }
         let defaultPasses = cfg.meanRecurrence ?? 32
         let passCount = try ModelFamily.resolvePasses(passes, defaultPasses: defaultPasses, field: "mean_recurrence")
@@ -89,6 +89,7 @@ public enum Huginn {
         let a = PlanAssembler(checkpoint: checkpoint)
         // RoPE: the stored freqs_cis table [1, block_size, 1, head_dim/2, 2] (cos, sin) when present.
         let half = headDim / 2
+        try ConfigDecoding.checkRopeTable(positions: context, headDim: headDim, field: "block_size")
         let tableValues: [Float]
         if a.has("freqs_cis") {
             try checkpoint.require("freqs_cis", shape: [1, blockSize, 1, half, 2])

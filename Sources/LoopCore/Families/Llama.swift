@@ -66,7 +66,9 @@ public struct LlamaConfig: Codable, Sendable {
         let maxPos = try ConfigDecoding.dim(maxPositionEmbeddings ?? 2048, p + "max_position_embeddings", max: 1 << 24)
         let eps = try ConfigDecoding.positive(rmsNormEps ?? 1e-6, p + "rms_norm_eps")
         let theta = try ConfigDecoding.positive(ropeTheta ?? ropeParameters?.ropeTheta ?? 10000, p + "rope_theta")
-        if let act = hiddenAct, act != "silu" { throw LoopError.unsupported("\(p)hidden_act \"\(act)\" (only silu)") }
+        if let act = hiddenAct, act != "silu" {
+            throw LoopError.unsupported("\(p)hidden_act \"\(SafeTensorsFile.printable(act))\" (only silu)")
+        }
         if useSlidingWindow == true { throw LoopError.unsupported("\(p)use_sliding_window true") }
         var scaling = ropeScaling
         if let rp = ropeParameters, rp.kind != "default" { scaling = rp }
@@ -127,6 +129,7 @@ public enum Llama {
 
     /// The attention geometry with a rotate-half RoPE table computed into the plan.
     static func ropeSpec(_ a: PlanAssembler, _ d: LlamaConfig.Dims, positions: Int, name: String) throws -> AttentionSpec {
+        try ConfigDecoding.checkRopeTable(positions: positions, headDim: d.headDim, field: "max_position_embeddings")
         let inv = try RopeTables.inverseFrequencies(theta: d.theta, headDim: d.headDim, scaling: d.scaling)
         let table = a.compute(name, shape: [positions, d.headDim / 2, 2], values: RopeTables.table(inverseFrequencies: inv, positions: positions))
         return AttentionSpec(hidden: d.hidden, heads: d.heads, kvHeads: d.kvHeads, headDim: d.headDim, ropeTable: table,

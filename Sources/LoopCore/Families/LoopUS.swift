@@ -36,7 +36,7 @@ public enum LoopUS {
         let base = cfg.baseConfigDict
         let baseType = base.modelType ?? "llama"
         guard baseType == "qwen3" || baseType == "llama" else {
-            throw LoopError.unsupported("LoopUS base model_type \"\(baseType)\" (supported: qwen3, llama)")
+            throw LoopError.unsupported("LoopUS base model_type \"\(SafeTensorsFile.printable(baseType))\" (supported: qwen3, llama)")
         }
         let d = try base.dims(field: "base_config_dict.")
         for (field, list) in [("encoder_layer_indices", cfg.encoderLayerIndices), ("reasoning_layer_indices", cfg.reasoningLayerIndices),
@@ -53,7 +53,7 @@ public enum LoopUS {
         let interval = cfg.qEvalInterval ?? 1
         guard interval >= 1 else { throw LoopError.invalidConfig("q_eval_interval = \(interval) must be positive") }
         guard let strategy = HaltingStrategy(rawValue: cfg.haltingStrategy ?? "threshold") else {
-            throw LoopError.invalidConfig("halting_strategy \"\(cfg.haltingStrategy ?? "")\" (expected threshold, cdf or convergence)")
+            throw LoopError.invalidConfig("halting_strategy \"\(SafeTensorsFile.printable(cfg.haltingStrategy ?? ""))\" (expected threshold, cdf or convergence)")
         }
         let epsilon = cfg.convergenceEpsilon ?? 0.01
         guard epsilon.isFinite, epsilon >= 0 else { throw LoopError.invalidConfig("convergence_epsilon = \(epsilon) must not be negative") }

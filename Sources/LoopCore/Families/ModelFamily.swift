@@ -61,7 +61,7 @@ public enum ModelFamily {
         case "huginn_raven": return try Huginn.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
         case "lds": return try LoopUS.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
         case "llama", "qwen3": return try Llama.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
-        default: throw LoopError.unknownModelType(type)
+        default: throw LoopError.unknownModelType(SafeTensorsFile.printable(type))
         }
     }
 
@@ -126,7 +126,85 @@ enum ConfigDecoding {
         } catch let DecodingError.valueNotFound(_, ctx) {
             throw LoopError.invalidConfig("\(what): field \(path(ctx.codingPath)) is null")
         } catch let DecodingError.dataCorrupted(ctx) {
+            if ctx.codingPath.isEmpty {
+                if let field = badIntegerField(T.self, in: data) {
+                    throw LoopError.invalidConfig("\(what): field \(field) is not an integer (or does not fit in 64 bits)")
+                }
+                throw LoopError.invalidConfig("\(what): \(ctx.debugDescription)")
+            }
             throw LoopError.invalidConfig("\(what): field \(path(ctx.codingPath)): \(ctx.debugDescription)")
+        }
+    }
+
+    /// JSONDecoder (swift-foundation) reports a number that an `Int` field cannot hold (1.5,
+    /// 1e30) as "not valid JSON" with no coding path. This finds the field: every number that is
+    /// not an exact Int is set to 0, then put back one at a time until the error returns.
+    /// nil when the data is not JSON or the error is something else.
+    static func badIntegerField<T: Decodable>(_ type: T.Type, in data: Data) -> String? {
+        guard let root = try? JSONSerialization.jsonObject(with: data) else { return nil }
+        var candidates: [[JSONPathStep]] = []
+        func collect(_ value: Any, _ at: [JSONPathStep]) {
+            guard candidates.count < 256 else { return }
+            if let object = value as? [String: Any] {
+                for key in object.keys.sorted() { collect(object[key]!, at + [.key(key)]) }
+            } else if let array = value as? [Any] {
+                for (i, element) in array.enumerated() { collect(element, at + [.index(i)]) }
+            } else if let number = value as? NSNumber, String(cString: number.objCType) != "c", value as? Int == nil {
+                candidates.append(at)
+            }
+        }
+        collect(root, [])
+        guard !candidates.isEmpty, candidates.count < 256 else { return nil }
+        func failsWithoutPath(_ object: Any) -> Bool {
+            guard let patched = try? JSONSerialization.data(withJSONObject: object) else { return false }
+            do {
+                _ = try JSONDecoder().decode(T.self, from: patched)
+                return false
+            } catch let DecodingError.dataCorrupted(ctx) {
+                return ctx.codingPath.isEmpty
+            } catch {
+                return false
+            }
+        }
+        var zeroed = root
+        for c in candidates { zeroed = replacing(zeroed, at: c[...], with: 0) }
+        guard !failsWithoutPath(zeroed) else { return nil }
+        for c in candidates {
+            let original = value(in: root, at: c[...])
+            if failsWithoutPath(replacing(zeroed, at: c[...], with: original)) {
+                let name = c.map { step -> String in
+                    switch step {
+                    case .key(let k): return "." + SafeTensorsFile.printable(k)
+                    case .index(let i): return "[\(i)]"
+                    }
+                }.joined().dropFirst()
+                return "\(name) = \(SafeTensorsFile.printable("\(original)"))"
+            }
+        }
+        return nil
+    }
+
+    enum JSONPathStep { case key(String), index(Int) }
+
+    private static func value(in root: Any, at path: ArraySlice<JSONPathStep>) -> Any {
+        guard let step = path.first else { return root }
+        switch step {
+        case .key(let k): return value(in: (root as! [String: Any])[k]!, at: path.dropFirst())
+        case .index(let i): return value(in: (root as! [Any])[i], at: path.dropFirst())
+        }
+    }
+
+    private static func replacing(_ root: Any, at path: ArraySlice<JSONPathStep>, with new: Any) -> Any {
+        guard let step = path.first else { return new }
+        switch step {
+        case .key(let k):
+            var object = root as! [String: Any]
+            object[k] = replacing(object[k]!, at: path.dropFirst(), with: new)
+            return object
+        case .index(let i):
+            var array = root as! [Any]
+            array[i] = replacing(array[i], at: path.dropFirst(), with: new)
+            return array
         }
     }
 
@@ -152,8 +230,23 @@ enum ConfigDecoding {
     /// eos ids of config.json followed by those of generation_config.json, without repeats.
     static func eosIds(_ lists: [TokenIdList?]) -> [Int] {
         var out: [Int] = []
-        for l in lists { for i in l?.ids ?? [] where !out.contains(i) { out.append(i) } }
+        var seen = Set<Int>()
+        for l in lists { for i in l?.ids ?? [] where seen.insert(i).inserted { out.append(i) } }
         return out
+    }
+
+    /// The most fp32 values a computed RoPE table may hold (128 MiB): positions x head_dim.
+    /// 131072 positions x head_dim 128 fit; a longer config context needs a `maxContext` cap
+    /// (the table is computed with sin/cos per value: 2^27 values took 14 s and 1.6 GB).
+    static let maxRopeTableValues = 1 << 25
+
+    /// Checks, before anything is allocated, that a RoPE table of `positions` x `headDim` fits.
+    static func checkRopeTable(positions: Int, headDim: Int, field: String) throws {
+        let (n, overflow) = positions.multipliedReportingOverflow(by: headDim)
+        guard !overflow, n <= maxRopeTableValues else {
+            throw LoopError.invalidConfig(
+                "\(field) \(positions) x head_dim \(headDim) needs a RoPE table of more than \(maxRopeTableValues) values; pass a smaller maxContext")
+        }
     }
 
     static func generationEos(_ checkpoint: Checkpoint) -> TokenIdList? {

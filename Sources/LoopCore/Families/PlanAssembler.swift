@@ -70,7 +70,7 @@ enum RopeTables {
                 return (1 - smooth) * freq / factor + smooth * freq
             }
         default:
-            throw LoopError.unsupported("RoPE scaling type \"\(s.kind)\"")
+            throw LoopError.unsupported("RoPE scaling type \"\(SafeTensorsFile.printable(s.kind))\"")
         }
     }
 
