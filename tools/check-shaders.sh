@@ -8,15 +8,19 @@ command -v spirv-val >/dev/null || { echo "check-shaders: spirv-val not found (a
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0; count=0
 for f in Shaders/*.comp; do
+  # Shaders with a texel read path (READ_TEXEL) are checked on both paths.
+  paths=0; grep -q READ_TEXEL "$f" && paths="0 1"
+  for t in $paths; do
   for w in 0 1 2; do
-    out="$tmp/$(basename "$f").$w.spv"
-    if ! glslc --target-env=vulkan1.2 -IShaders -DW_DTYPE=$w -DB_DTYPE=$w -o "$out" "$f"; then
-      echo "check-shaders: FAILED to compile $f (W_DTYPE=$w)"; fail=1; continue
+    out="$tmp/$(basename "$f").$w.$t.spv"
+    if ! glslc --target-env=vulkan1.2 -IShaders -DW_DTYPE=$w -DB_DTYPE=$w -DREAD_TEXEL=$t -o "$out" "$f"; then
+      echo "check-shaders: FAILED to compile $f (W_DTYPE=$w READ_TEXEL=$t)"; fail=1; continue
     fi
     if ! spirv-val --target-env vulkan1.2 "$out"; then
-      echo "check-shaders: FAILED spirv-val $f (W_DTYPE=$w)"; fail=1; continue
+      echo "check-shaders: FAILED spirv-val $f (W_DTYPE=$w READ_TEXEL=$t)"; fail=1; continue
     fi
     count=$((count + 1))
+  done
   done
 done
 [ $fail -eq 0 ] || exit 1

@@ -9,14 +9,37 @@ final class Kernels {
     private var pipelines: [String: ComputePipeline] = [:]
     /// Threads per workgroup for row reductions (norms, matvec, attention, argmax, softmax).
     let reduceThreads = 64
+    /// How the decode GEMV reads W and x.
+    let readPath: ReadPath
+    /// Texel path: bytes one texel view may span (the device's maxTexelBufferElements x 16;
+    /// tests lower it to exercise the splitting).
+    var maxTexelBytes: Int
+    /// Texel path block shape: invocations per workgroup (the subgroup size, so the reduction is
+    /// one subgroupAdd) and output features per workgroup.
+    var texelLanes: Int
+    var texelRows = 8
 
-    init(context: VulkanContext) { self.context = context }
+    init(context: VulkanContext, readPath: ReadPath) {
+        self.context = context
+        self.readPath = readPath
+        maxTexelBytes = Int(min(context.info.maxTexelBufferElements, UInt64(Int.max / 32))) * 16
+        texelLanes = min(max(context.info.subgroupSize, 1), 128)
+    }
 
     func pipeline(_ shader: String, bindings: Int, push: Int, local: (Int, Int) = (64, 1), w: DType = .f32, b: DType = .f32) throws -> ComputePipeline {
-        let key = "\(shader)|\(w.rawValue)|\(b.rawValue)|\(local.0)x\(local.1)"
+        try pipeline(shader, kinds: Array(repeating: .storageBuffer, count: bindings), push: push, local: local, w: w, b: b)
+    }
+
+    /// The pipeline for a shader variant: binding kinds, extra defines and specialization
+    /// constants (ids 2, 3, ...) are part of the key.
+    func pipeline(_ shader: String, kinds: [BindingKind], push: Int, local: (Int, Int), w: DType, b: DType,
+                  defines extra: [String: String] = [:], constants: [UInt32] = []) throws -> ComputePipeline {
+        let kindKey = kinds.map { $0 == .storageBuffer ? "s" : "t" }.joined()
+        let extraKey = extra.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        let key = "\(shader)|\(w.rawValue)|\(b.rawValue)|\(local.0)x\(local.1)|\(kindKey)|\(extraKey)|\(constants)"
         if let p = pipelines[key] { return p }
-        let defines = ["W_DTYPE": Self.code(w), "B_DTYPE": Self.code(b)]
-        let p = try context.makePipeline(shader, defines: defines, bindings: bindings, pushBytes: push * 4, localSize: local)
+        let defines = ["W_DTYPE": Self.code(w), "B_DTYPE": Self.code(b)].merging(extra) { $1 }
+        let p = try context.makePipeline(shader, defines: defines, kinds: kinds, pushBytes: push * 4, localSize: local, constants: constants)
         pipelines[key] = p
         return p
     }
@@ -42,6 +65,57 @@ final class Kernels {
         let bindStart = byteStart / align * align
         let bindEnd = min(Int(w.slice.size), ((start + count) * es + 3) & ~3)
         return (Binding(w.slice, offset: UInt64(bindStart), range: UInt64(bindEnd - bindStart)), UInt32((byteStart - bindStart) / es), w.dtype)
+    }
+
+    /// A texel-view binding that covers bytes [byteStart, byteStart + byteCount) of a slice:
+    /// the start aligned down to the texel offset alignment, the end rounded up to a whole
+    /// texel (slices are whole texels). Returns the binding and `byteStart`'s offset in it, or
+    /// nil when the window exceeds one view.
+    func texelWindow(_ slice: BufferSlice, byteStart: Int, byteCount: Int) -> (Binding, Int)? {
+        let align = Int(max(context.info.minTexelBufferOffsetAlignment, 16))
+        let start = byteStart / align * align
+        let end = min(Int(slice.size), (byteStart + max(byteCount, 1) + 15) & ~15)
+        guard end - start <= maxTexelBytes else { return nil }
+        return (Binding(slice, offset: UInt64(start), range: UInt64(end - start)), byteStart - start)
+    }
+
+    /// The decode GEMV through texel views (see matvec.comp): W in chunks of whole rows that
+    /// each fit one view, x in one view. Returns false (nothing recorded) when x or a single W
+    /// row does not fit a view, so the caller takes the storage path.
+    private func encodeTexelMatvec(x: ActRef, weight: WeightRef, bias: (Binding, UInt32, DType)?, out: ActRef, inF: Int, outF: Int,
+                                   accumulate: Bool, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
+        let w = try backend.weight(weight.name)
+        guard weight.offset >= 0, weight.offset + outF * inF <= w.count else {
+            throw LoopError.invalidArgument("op reads elements \(weight.offset)..<\(weight.offset + outF * inF) of \(weight.name), which has \(w.count)")
+        }
+        let es = w.dtype.byteSize
+        let ept = 16 / es
+        let rowBytes = inF * es
+        let chunkRows = (maxTexelBytes - 2 * max(Int(context.info.minTexelBufferOffsetAlignment), 16)) / rowBytes
+        let xStride = try backend.width(x.name), oStride = try backend.width(out.name)
+        guard chunkRows >= 1,
+              let (xb, xShift) = texelWindow(try backend.act(x.name), byteStart: x.col * 4, byteCount: ((rows - 1) * xStride + inF) * 4)
+        else { return false }
+        let xCol = xShift / 4
+        let (bb, bbase, bdt) = bias ?? (backend.dummyBinding, 0, .f32)
+        let kinds: [BindingKind] = [.uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer]
+        let u = Self.u
+        var o0 = 0
+        while o0 < outF {
+            let n = min(chunkRows, outF - o0)
+            let start = (weight.offset + o0 * inF) * es
+            guard let (wb, wShift) = texelWindow(w.slice, byteStart: start, byteCount: n * rowBytes) else { return false }
+            let wBase = wShift / es
+            let aligned = wBase % ept == 0 && inF % ept == 0 && xCol % 4 == 0 && (rows == 1 || xStride % 4 == 0)
+            let p = try pipeline("matvec.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: w.dtype, b: bdt,
+                                 defines: ["READ_TEXEL": "1"], constants: [u(texelRows), aligned ? 1 : 0])
+            try cb.dispatch(p, [xb, wb, bb, Binding(try backend.act(out.name))],
+                            push: [u(inF), u(xStride), u(xCol), u(oStride), u(out.col), u(wBase), bbase, bias == nil ? 0 : 1,
+                                   accumulate ? 1 : 0, u(o0), u(n), u(rows)],
+                            groups: (Self.groups(n, texelRows), rows, 1))
+            o0 += n
+        }
+        return true
     }
 
     func encode(_ op: Op, rows: Int, into cb: RecordedCommands, backend: VulkanBackend, tracker: inout HazardTracker) throws {
@@ -102,6 +176,11 @@ final class Kernels {
             let chunkRows = max(1, (Int(context.info.maxStorageBufferRange) - 256) / rowBytes)
             var bb = backend.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
             if let bias { (bb, bbase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: outF) }
+            if rows == 1, readPath == .texel,
+               try encodeTexelMatvec(x: x, weight: weight, bias: bias == nil ? nil : (bb, bbase, bdt), out: out, inF: inF, outF: outF,
+                                     accumulate: accumulate, rows: rows, into: cb, backend: backend) {
+                break
+            }
             var o0 = 0
             while o0 < outF {
                 let n = min(chunkRows, outF - o0)

@@ -56,13 +56,18 @@ public final class VulkanBackend: PlanBackend {
     public private(set) var dispatchesSubmitted = 0
     public func clearProfile() { gpuIntervals.removeAll(); hostPhases.removeAll(); dispatchesSubmitted = 0 }
 
-    public init(context: VulkanContext, layout: BackendLayout, weights: WeightStore) throws {
+    /// How the decode GEMV reads weights and its input vector on this device.
+    public var readPath: ReadPath { kernels.readPath }
+
+    /// `readPath`: nil takes `LOOPVK_READ_PATH` from the environment, else the device's
+    /// preferred path (texel views on CPU devices, storage buffers on GPUs).
+    public init(context: VulkanContext, layout: BackendLayout, weights: WeightStore, readPath: ReadPath? = nil) throws {
         self.context = context
         self.layout = layout
         self.weights = weights
         arena = MemoryArena(context: context, hostVisible: false)
         hostArena = MemoryArena(context: context, hostVisible: true, blockSize: 1 << 20)
-        kernels = Kernels(context: context)
+        kernels = Kernels(context: context, readPath: try ReadPath.resolve(readPath, for: context.info))
         let limit = context.info.maxStorageBufferRange
         // Activations prefer host-visible memory so reads need no staging copy.
         let actArena = MemoryArena(context: context, hostVisible: false)

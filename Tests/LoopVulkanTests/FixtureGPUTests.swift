@@ -8,10 +8,10 @@ import Testing
 /// through the same driver and checks as the CPU reference.
 @Suite(.serialized, .enabled(if: GPU.available))
 struct FixtureGPUTests {
-    @Test(arguments: ["ouro-tiny-fp32", "ouro-tiny-bf16", "huginn-tiny-fp32", "loopus-tiny-qwen3-fp32"])
-    func vulkanMatchesGoldens(fixture: String) throws {
+    @Test(arguments: ["ouro-tiny-fp32", "ouro-tiny-bf16", "huginn-tiny-fp32", "loopus-tiny-qwen3-fp32"], GPU.readPaths)
+    func vulkanMatchesGoldens(fixture: String, path: ReadPath) throws {
         let cmp = try checkFixture(name: fixture) { plan, weights in
-            try VulkanBackend(context: GPU.context!, layout: BackendLayout(plan: plan, maxRows: 32, maxContext: 64), weights: weights)
+            try VulkanBackend(context: GPU.context!, layout: BackendLayout(plan: plan, maxRows: 32, maxContext: 64), weights: weights, readPath: path)
         }
         print(cmp.report)
         #expect(!cmp.stats.isEmpty)

@@ -11,6 +11,10 @@ enum GPU {
         return try? VulkanContext(validation: true)
     }()
     static var available: Bool { context != nil }
+    /// The decode-GEMV read paths this device can run (tests run each).
+    static var readPaths: [ReadPath] {
+        ReadPath.allCases.filter { $0 == .storage || context?.info.uniformTexelBuffers == true }
+    }
 
     /// Fails the current test if the validation layer reported anything since `reset`.
     static func expectNoValidationMessages(sourceLocation: SourceLocation = #_sourceLocation) {

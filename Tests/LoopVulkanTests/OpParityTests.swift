@@ -1,6 +1,6 @@
 import Foundation
 import LoopCore
-import LoopVulkan
+@testable import LoopVulkan
 import Testing
 
 /// GPU (Vulkan, validation on) vs the CPU reference, one op at a time, random inputs from a
@@ -13,11 +13,14 @@ struct OpParityTests {
     func check(_ name: String, acts: [String: Int], kvSlots: Int = 0, kvWidth: Int = 1, maxContext: Int = 64,
                rows: Int, pos0: Int = 0, tokens: [Int32]? = nil, weights: WeightStore, inputs: [String: [Float]],
                setup: [Op] = [], setupRows: Int = 0, ops: [Op], outputs: [String], threshold: Double,
-               sourceLocation: SourceLocation = #_sourceLocation) throws {
+               readPath: ReadPath? = nil, configure: (VulkanBackend) -> Void = { _ in },
+               sourceLocation: SourceLocation = #_sourceLocation) throws -> VulkanBackend {
         let maxRows = max(rows, setupRows)
         let layout = BackendLayout(activations: acts, kvSlots: kvSlots, kvWidth: kvWidth, maxContext: max(maxContext, pos0 + maxRows), maxRows: maxRows)
         let cpu = try CPUBackend(layout: layout, weights: weights)
-        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: weights)
+        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: weights, readPath: readPath)
+        if let readPath { #expect(gpu.readPath == readPath, sourceLocation: sourceLocation) }
+        configure(gpu)
         for backend in [cpu as PlanBackend, gpu] {
             for (k, v) in inputs { try backend.write(k, values: v) }
             if !setup.isEmpty {
@@ -34,6 +37,7 @@ struct OpParityTests {
             #expect(e <= threshold, "\(name): \(out) NMSE \(e) > \(threshold)", sourceLocation: sourceLocation)
         }
         GPU.expectNoValidationMessages(sourceLocation: sourceLocation)
+        return gpu
     }
 
     static let dtypes: [DType] = [.f32, .f16, .bf16]
@@ -45,7 +49,7 @@ struct OpParityTests {
         let w = WeightStore(checkpoint: nil)
         addWeight(w, "emb", dtype, [vocab, dim], rng.floats(vocab * dim))
         let tokens: [Int32] = [0, 5, 36, 5, 17, 2, 9]
-        try check("embedding-\(dtype)", acts: ["out": dim + 3], rows: tokens.count, tokens: tokens, weights: w, inputs: [:],
+        _ = try check("embedding-\(dtype)", acts: ["out": dim + 3], rows: tokens.count, tokens: tokens, weights: w, inputs: [:],
                   ops: [.embed(table: WeightRef("emb"), vocab: vocab, dim: dim, out: ActRef("out", col: 2), scale: 1.7)],
                   outputs: ["out"], threshold: 1e-7)
     }
@@ -58,7 +62,7 @@ struct OpParityTests {
         addWeight(w, "g", dtype, [dim], rng.floats(dim, 2))
         let inputs = ["x": rng.floats(rows * dim, 3), "a": rng.floats(rows * dim), "o": rng.floats(rows * dim)]
         for mode in [NormMode.plain, .accumulate, .normalizeSum] {
-            try check("rmsnorm-\(dtype)-\(mode)", acts: ["x": dim, "a": dim, "o": dim], rows: rows, weights: w, inputs: inputs,
+            _ = try check("rmsnorm-\(dtype)-\(mode)", acts: ["x": dim, "a": dim, "o": dim], rows: rows, weights: w, inputs: inputs,
                       ops: [.rmsNorm(x: ActRef("x"), add: mode == .normalizeSum ? ActRef("a") : nil, weight: WeightRef("g"),
                                      out: ActRef("o"), dim: dim, groups: 1, eps: 1e-6, mode: mode)],
                       outputs: ["o"], threshold: 1e-7)
@@ -70,7 +74,7 @@ struct OpParityTests {
         let heads = 3, hd = 16, rows = 4
         let w = WeightStore(checkpoint: nil)
         addWeight(w, "qn", .bf16, [hd], rng.floats(hd))
-        try check("rmsnorm-groups", acts: ["q": heads * hd, "o": heads * hd], rows: rows, weights: w,
+        _ = try check("rmsnorm-groups", acts: ["q": heads * hd, "o": heads * hd], rows: rows, weights: w,
                   inputs: ["q": rng.floats(rows * heads * hd, 2)],
                   ops: [.rmsNorm(x: ActRef("q"), add: nil, weight: WeightRef("qn"), out: ActRef("q"), dim: hd, groups: heads, eps: 1e-6, mode: .plain),
                         .rmsNorm(x: ActRef("q"), add: nil, weight: nil, out: ActRef("o"), dim: hd, groups: heads, eps: 1e-5, mode: .plain)],
@@ -84,26 +88,55 @@ struct OpParityTests {
         let w = WeightStore(checkpoint: nil)
         addWeight(w, "w", dtype, [dim], rng.floats(dim))
         addWeight(w, "b", .f32, [dim], rng.floats(dim))
-        try check("layernorm-\(dtype)", acts: ["x": dim, "o": dim], rows: rows, weights: w, inputs: ["x": rng.floats(rows * dim, 4)],
+        _ = try check("layernorm-\(dtype)", acts: ["x": dim, "o": dim], rows: rows, weights: w, inputs: ["x": rng.floats(rows * dim, 4)],
                   ops: [.layerNorm(x: ActRef("x"), weight: WeightRef("w"), bias: WeightRef("b"), out: ActRef("o"), dim: dim, eps: 1e-5)],
                   outputs: ["o"], threshold: 1e-7)
     }
 
     /// Matrix-vector (1 row) and matrix-matrix (several rows) products, odd sizes, bias,
-    /// accumulate, a weight window at an element offset (Huginn's fused Wqkv rows).
-    @Test(arguments: dtypes)
-    func linear(dtype: DType) throws {
+    /// accumulate, a weight window at an element offset (Huginn's fused Wqkv rows), on both
+    /// read paths of the decode GEMV. Row lengths and offsets that are not whole 16-byte texels,
+    /// and x at unaligned columns, take the texel path's scalar branch; the rest its vector one.
+    @Test(arguments: dtypes, GPU.readPaths)
+    func linear(dtype: DType, path: ReadPath) throws {
         var rng = SeededRandom(seed: 5)
-        for (rows, inF, outF) in [(1, 96, 33), (1, 257, 130), (7, 45, 67), (70, 131, 65), (3, 1, 5)] {
+        let shapes = [(1, 96, 33, 1), (1, 96, 33, 4), (1, 257, 130, 1), (1, 257, 130, 0), (1, 1024, 19, 0), (1, 1, 5, 0),
+                      (1, 45, 67, 3), (1, 128, 283, 8), (1, 16, 3, 0), (7, 45, 67, 1), (70, 131, 65, 1), (3, 1, 5, 1)]
+        for (rows, inF, outF, xCol) in shapes {
             let w = WeightStore(checkpoint: nil)
             addWeight(w, "W", dtype, [outF * 2, inF], rng.floats(outF * 2 * inF, 0.2))
-            addWeight(w, "b", dtype, [outF], rng.floats(outF))
-            let inputs = ["x": rng.floats(rows * (inF + 1)), "y": rng.floats(rows * outF)]
-            for (acc, bias, off) in [(false, false, 0), (false, true, outF * inF), (true, true, 3 * inF)] {
-                try check("linear-\(dtype)-\(rows)x\(inF)x\(outF)-\(acc)-\(bias)", acts: ["x": inF + 1, "y": outF], rows: rows, weights: w, inputs: inputs,
-                          ops: [.linear(x: ActRef("x", col: 1), weight: WeightRef("W", offset: off), bias: bias ? WeightRef("b") : nil,
-                                        out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: acc)],
-                          outputs: ["y"], threshold: 5e-4)
+            addWeight(w, "b", dtype, [outF + 3], rng.floats(outF + 3))
+            let inputs = ["x": rng.floats(rows * (inF + xCol)), "y": rng.floats(rows * (outF + 2))]
+            for (acc, bias, off) in [(false, false, 0), (false, true, outF * inF), (true, true, 3 * inF), (true, false, min(3 * inF + 4, outF * inF)), (false, true, 5)] {
+                _ = try check("linear-\(dtype)-\(path)-\(rows)x\(inF)x\(outF)-x\(xCol)-\(acc)-\(bias)-\(off)", acts: ["x": inF + xCol, "y": outF + 2],
+                              rows: rows, weights: w, inputs: inputs,
+                              ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W", offset: off), bias: bias ? WeightRef("b", offset: off % 3) : nil,
+                                            out: ActRef("y", col: off % 2), inFeatures: inF, outFeatures: outF, accumulate: acc)],
+                              outputs: ["y"], threshold: 5e-4, readPath: path)
+            }
+        }
+    }
+
+    /// The texel path with views limited to a few rows: W splits into many views (dispatches),
+    /// rows and x that do not fit one view fall back to the storage path.
+    @Test(arguments: dtypes, [512, 1024, 4096])
+    func linearSplitsOverTexelViews(dtype: DType, viewBytes: Int) throws {
+        guard GPU.readPaths.contains(.texel) else { return }
+        var rng = SeededRandom(seed: 14)
+        for (inF, outF, xCol) in [(96, 37, 0), (257, 30, 1), (128, 45, 4), (200, 9, 0)] {
+            let w = WeightStore(checkpoint: nil)
+            addWeight(w, "W", dtype, [outF + 1, inF], rng.floats((outF + 1) * inF, 0.2))
+            addWeight(w, "b", .f32, [outF], rng.floats(outF))
+            for off in [0, inF, 3] {
+                let name = "linear-split-\(dtype)-\(viewBytes)-\(inF)x\(outF)-\(off)"
+                let gpu = try check(name, acts: ["x": inF + xCol, "y": outF], rows: 1, weights: w, inputs: ["x": rng.floats(inF + xCol), "y": rng.floats(outF)],
+                                    ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W", offset: off), bias: WeightRef("b"),
+                                                  out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: true)],
+                                    outputs: ["y"], threshold: 5e-4, readPath: .texel, configure: { $0.kernels.maxTexelBytes = viewBytes })
+                let rowsPerView = (viewBytes - 32) / (inF * dtype.byteSize)
+                if rowsPerView >= 1 && (inF + xCol) * 4 + 32 <= viewBytes {
+                    #expect(gpu.recordedCounts(SectionKey(name, rows: 1))?.dispatches == (outF + rowsPerView - 1) / rowsPerView, "\(name)")
+                }
             }
         }
     }
@@ -127,7 +160,7 @@ struct OpParityTests {
             let rows = 6, positions = 300
             let w = WeightStore(checkpoint: nil)
             w.add("rope", shape: [positions, hd / 2, 2], floats: Self.ropeTable(positions: positions, headDim: hd, theta: 10000))
-            try check("rope-\(layout)-\(heads)x\(hd)", acts: ["q": heads * hd + 4], maxContext: positions, rows: rows, pos0: 250, weights: w,
+            _ = try check("rope-\(layout)-\(heads)x\(hd)", acts: ["q": heads * hd + 4], maxContext: positions, rows: rows, pos0: 250, weights: w,
                       inputs: ["q": rng.floats(rows * (heads * hd + 4))],
                       ops: [.rope(x: ActRef("q", col: 4), heads: heads, headDim: hd, table: WeightRef("rope"), tablePositions: positions, layout: layout)],
                       outputs: ["q"], threshold: 1e-7)
@@ -142,7 +175,7 @@ struct OpParityTests {
         let kvW = kvHeads * headDim
         let w = WeightStore(checkpoint: nil)
         let pos0 = context - rows
-        try check("attention-\(heads)-\(kvHeads)-\(headDim)-\(context)-\(rows)",
+        _ = try check("attention-\(heads)-\(kvHeads)-\(headDim)-\(context)-\(rows)",
                   acts: ["k": kvW, "v": kvW, "q": heads * headDim, "o": heads * headDim], kvSlots: 2, kvWidth: kvW, maxContext: context,
                   rows: rows, pos0: pos0, weights: w,
                   inputs: ["k": rng.floats(context * kvW, 2), "v": rng.floats(context * kvW), "q": rng.floats(rows * heads * headDim, 2)],
@@ -199,7 +232,7 @@ struct OpParityTests {
         var rng = SeededRandom(seed: 9)
         let dim = 99, rows = 4
         let w = WeightStore(checkpoint: nil)
-        try check("silu_mul", acts: ["gu": 2 * dim, "o": dim, "c": 2 * dim + 5], rows: rows, weights: w, inputs: ["gu": rng.floats(rows * 2 * dim, 6)],
+        _ = try check("silu_mul", acts: ["gu": 2 * dim, "o": dim, "c": 2 * dim + 5], rows: rows, weights: w, inputs: ["gu": rng.floats(rows * 2 * dim, 6)],
                   ops: [.siluMul(gate: ActRef("gu"), up: ActRef("gu", col: dim), out: ActRef("o"), dim: dim),
                         .copy(src: ActRef("o"), out: ActRef("c", col: 5), width: dim),
                         .copy(src: ActRef("gu", col: 3), out: ActRef("c", col: 5 + dim), width: dim)],
@@ -212,7 +245,7 @@ struct OpParityTests {
         let dim = 67, rows = 3
         var x = rng.floats(rows * dim, 8)
         x[0] = 25; x[1] = -30    // softplus threshold branch, saturated sigmoid
-        try check("unary-\(kind)", acts: ["x": dim, "o": dim], rows: rows, weights: WeightStore(checkpoint: nil), inputs: ["x": x],
+        _ = try check("unary-\(kind)", acts: ["x": dim, "o": dim], rows: rows, weights: WeightStore(checkpoint: nil), inputs: ["x": x],
                   ops: [.unary(kind: kind, x: ActRef("x"), out: ActRef("o"), dim: dim, scale: 0.75)], outputs: ["o"], threshold: 1e-7)
     }
 
@@ -223,7 +256,7 @@ struct OpParityTests {
         let w = WeightStore(checkpoint: nil)
         w.add("row", shape: [dim], floats: rng.floats(dim))
         addWeight(w, "row16", .bf16, [dim], rng.floats(dim))
-        try check("binary-\(kind)", acts: ["a": dim, "b": dim, "o": dim, "p": dim, "q": dim], rows: rows, weights: w,
+        _ = try check("binary-\(kind)", acts: ["a": dim, "b": dim, "o": dim, "p": dim, "q": dim], rows: rows, weights: w,
                   inputs: ["a": rng.floats(rows * dim), "b": rng.floats(rows * dim)],
                   ops: [.binary(kind: kind, a: ActRef("a"), b: .act(ActRef("b")), out: ActRef("o"), dim: dim),
                         .binary(kind: kind, a: ActRef("a"), b: .row(WeightRef("row")), out: ActRef("p"), dim: dim),
@@ -237,7 +270,7 @@ struct OpParityTests {
         var x = rng.floats(rows * dim, 5)
         // Ties: the first maximal index must win.
         x[dim + 10] = 9; x[dim + 700] = 9; x[3 * dim + 999] = 7
-        try check("argmax-softmax", acts: ["x": dim, "i": 1, "s": dim], rows: rows, weights: WeightStore(checkpoint: nil), inputs: ["x": x],
+        _ = try check("argmax-softmax", acts: ["x": dim, "i": 1, "s": dim], rows: rows, weights: WeightStore(checkpoint: nil), inputs: ["x": x],
                   ops: [.argmax(x: ActRef("x"), out: ActRef("i"), dim: dim), .softmax(x: ActRef("x"), out: ActRef("s"), dim: dim)],
                   outputs: ["i", "s"], threshold: 1e-7)
     }

@@ -5,16 +5,20 @@ import Testing
 
 @Suite struct ShaderTests {
     /// Every shader file is embedded in the binary, and every .comp compiles with shaderc for
-    /// each weight dtype.
+    /// each weight dtype (and on both read paths where it has a texel path).
     @Test func everyShaderCompiles() throws {
         let names = ShaderSource.names.filter { $0.hasSuffix(".comp") }
         #expect(names.count >= 14)
         for n in names {
+            let paths = try ShaderSource.text(n).contains("READ_TEXEL") ? ["0", "1"] : ["0"]
             for w in ["0", "1", "2"] {
-                let words = try ShaderCompiler.shared.spirv(n, defines: ["W_DTYPE": w, "B_DTYPE": w])
-                #expect(words.first == 0x0723_0203, "\(n) did not produce SPIR-V")
+                for t in paths {
+                    let words = try ShaderCompiler.shared.spirv(n, defines: ["W_DTYPE": w, "B_DTYPE": w, "READ_TEXEL": t])
+                    #expect(words.first == 0x0723_0203, "\(n) (READ_TEXEL=\(t)) did not produce SPIR-V")
+                }
             }
         }
+        #expect(try ShaderSource.text("matvec.comp").contains("READ_TEXEL"))
     }
 
     /// Each shader in Shaders/ is the GPU side of a plan op and has a CPU twin (the op list).
@@ -36,29 +40,63 @@ import Testing
     }
 }
 
-/// Tensors larger than maxStorageBufferRange (128 MiB on lavapipe) are bound in chunks.
+/// Tensors larger than maxStorageBufferRange (128 MiB on lavapipe) are bound in chunks; on the
+/// texel path W is split into views of at most maxTexelBufferElements texels (2 GiB on lavapipe,
+/// so the test also runs with views capped at maxStorageBufferRange).
 @Suite(.serialized, .enabled(if: GPU.available))
 struct LargeTensorTests {
-    @Test func linearAndEmbeddingOverTheBindingLimit() throws {
+    static let cases: [(ReadPath, Int?)] = GPU.readPaths.flatMap { path in
+        path == .texel ? [(path, nil), (path, Int(GPU.context!.info.maxStorageBufferRange))] : [(path, nil)]
+    }
+
+    @Test(arguments: cases)
+    func linearAndEmbeddingOverTheBindingLimit(path: ReadPath, viewBytes: Int?) throws {
         let ctx = GPU.context!
         let inF = 2048
         let outF = Int(ctx.info.maxStorageBufferRange) / (inF * 2) + 700   // bf16 rows past the limit
         var rng = SeededRandom(seed: 99)
         let w = WeightStore(checkpoint: nil)
         addWeight(w, "big", .bf16, [outF, inF], rng.floats(outF * inF, 0.05))
-        let layout = BackendLayout(activations: ["x": inF, "y": outF, "e": inF], kvSlots: 0, kvWidth: 1, maxContext: 8, maxRows: 2)
-        let cpu = try CPUBackend(layout: layout, weights: w)
-        let gpu = try VulkanBackend(context: ctx, layout: layout, weights: w)
+        let layout = BackendLayout(activations: ["x": inF, "y": outF, "e": inF, "z": outF], kvSlots: 0, kvWidth: 1, maxContext: 8, maxRows: 2)
+        let gpu = try VulkanBackend(context: ctx, layout: layout, weights: w, readPath: path)
+        if let viewBytes { gpu.kernels.maxTexelBytes = viewBytes }
         let x = rng.floats(2 * inF)
         let tokens: [Int32] = [Int32(outF - 3), 11]
         let ops: [Op] = [.linear(x: ActRef("x"), weight: WeightRef("big"), bias: nil, out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: false),
                          .embed(table: WeightRef("big"), vocab: outF, dim: inF, out: ActRef("e"), scale: 1)]
-        for b in [cpu as PlanBackend, gpu] {
-            try b.write("x", values: x)
-            try b.run(ops, section: SectionKey("big", rows: 2), tokens: tokens, pos0: 0)
+        // One row: the decode GEMV (matvec.comp) on the chosen read path.
+        let decode: [Op] = [.linear(x: ActRef("x"), weight: WeightRef("big"), bias: nil, out: ActRef("z"), inFeatures: inF, outFeatures: outF, accumulate: false)]
+        try gpu.write("x", values: x)
+        try gpu.run(ops, section: SectionKey("big", rows: 2), tokens: tokens, pos0: 0)
+        try gpu.run(decode, section: SectionKey("decode", rows: 1), tokens: [0], pos0: 0)
+        // The CPU reference is the same for every case: computed once.
+        let ref = try Self.reference.get(w: w, layout: layout, x: x, tokens: tokens, ops: ops, decode: decode)
+        #expect(nmse(try gpu.read("y", rows: 2), ref.y) <= 5e-4)
+        #expect(try gpu.read("e", rows: 2) == ref.e)
+        #expect(nmse(try gpu.read("z", rows: 1), ref.z) <= 5e-4)
+        if path == .texel {
+            let rowsPerView = ((viewBytes ?? Int(ctx.info.maxTexelBufferElements) * 16) - 32) / (inF * 2)
+            #expect(gpu.recordedCounts(SectionKey("decode", rows: 1))?.dispatches == (outF + rowsPerView - 1) / rowsPerView)
         }
-        #expect(nmse(try gpu.read("y", rows: 2), try cpu.read("y", rows: 2)) <= 5e-4)
-        #expect(try gpu.read("e", rows: 2) == (try cpu.read("e", rows: 2)))
         GPU.expectNoValidationMessages()
     }
+
+    /// The CPU backend's outputs for the test above, computed by the first case that asks.
+    final class Reference: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value: (y: [Float], e: [Float], z: [Float])?
+
+        func get(w: WeightStore, layout: BackendLayout, x: [Float], tokens: [Int32], ops: [Op], decode: [Op]) throws -> (y: [Float], e: [Float], z: [Float]) {
+            lock.lock(); defer { lock.unlock() }
+            if let value { return value }
+            let cpu = try CPUBackend(layout: layout, weights: w)
+            try cpu.write("x", values: x)
+            try cpu.run(ops, section: SectionKey("big", rows: 2), tokens: tokens, pos0: 0)
+            try cpu.run(decode, section: SectionKey("decode", rows: 1), tokens: [0], pos0: 0)
+            let v = (try cpu.read("y", rows: 2), try cpu.read("e", rows: 2), try cpu.read("z", rows: 1))
+            value = v
+            return v
+        }
+    }
+    static let reference = Reference()
 }

@@ -18,6 +18,13 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
     public var storageBuffer16Bit: Bool
     public var shaderFloat16: Bool
     public var timestampPeriod: Float
+    /// Texels (of any format) one buffer view may span.
+    public var maxTexelBufferElements: UInt64
+    /// Byte alignment of a buffer view's offset.
+    public var minTexelBufferOffsetAlignment: UInt64
+    /// Whether `R32G32B32A32_UINT` has `VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT` (the
+    /// texel read path needs it).
+    public var uniformTexelBuffers: Bool
 
     var rank: Int {
         switch kind { case .discrete: return 0; case .integrated: return 1; case .virtual: return 2; case .cpu: return 3; case .other: return 4 }
@@ -31,7 +38,8 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
         }
         s += "    subgroup size: \(subgroupSize)\n"
         s += "    max storage buffer range: \(maxStorageBufferRange) bytes (\(maxStorageBufferRange >> 20) MiB)\n"
-        s += "    16-bit storage: \(storageBuffer16Bit ? "yes" : "no"), fp16 arithmetic: \(shaderFloat16 ? "yes" : "no")"
+        s += "    16-bit storage: \(storageBuffer16Bit ? "yes" : "no"), fp16 arithmetic: \(shaderFloat16 ? "yes" : "no")\n"
+        s += "    uniform texel buffers (RGBA32UI): \(uniformTexelBuffers ? "yes, up to \(maxTexelBufferElements) texels" : "no")"
         return s
     }
 }
@@ -282,6 +290,9 @@ public final class VulkanContext: @unchecked Sendable {
         case VK_PHYSICAL_DEVICE_TYPE_CPU: kind = .cpu
         default: kind = .other
         }
+        var fp = VkFormatProperties()
+        vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32G32B32A32_UINT, &fp)
+        let texel = fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT.rawValue != 0
         let v = p.apiVersion
         return DeviceInfo(
             index: index, name: name, kind: kind,
@@ -292,6 +303,9 @@ public final class VulkanContext: @unchecked Sendable {
             minStorageBufferOffsetAlignment: UInt64(p.limits.minStorageBufferOffsetAlignment),
             maxComputeSharedMemory: Int(p.limits.maxComputeSharedMemorySize),
             storageBuffer16Bit: f11.storageBuffer16BitAccess != 0, shaderFloat16: f12.shaderFloat16 != 0,
-            timestampPeriod: p.limits.timestampPeriod)
+            timestampPeriod: p.limits.timestampPeriod,
+            maxTexelBufferElements: UInt64(p.limits.maxTexelBufferElements),
+            minTexelBufferOffsetAlignment: UInt64(p.limits.minTexelBufferOffsetAlignment),
+            uniformTexelBuffers: texel)
     }
 }

@@ -95,10 +95,11 @@ public final class MemoryArena {
         self.blockSize = blockSize
     }
 
-    /// `bytes` rounded up, aligned to the device's storage-buffer offset alignment (at least 256).
+    /// `bytes` rounded up to 16 (whole texels, so a texel view may cover the last bytes),
+    /// aligned to the device's storage-buffer and texel-buffer offset alignments (at least 256).
     public func allocate(_ bytes: Int) throws -> BufferSlice {
-        let align = max(256, context.info.minStorageBufferOffsetAlignment)
-        let size = max(UInt64(bytes + 3) & ~3, 4)
+        let align = max(256, context.info.minStorageBufferOffsetAlignment, context.info.minTexelBufferOffsetAlignment)
+        let size = max(UInt64(bytes + 15) & ~15, 16)
         if let b = blocks.last {
             let start = (b.used + align - 1) / align * align
             if start + size <= b.size {

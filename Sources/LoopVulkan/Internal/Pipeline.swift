@@ -1,24 +1,47 @@
 import CVulkan
 import Foundation
 
+/// How a shader binding reads its buffer range.
+public enum BindingKind: Sendable, Equatable {
+    /// `VK_DESCRIPTOR_TYPE_STORAGE_BUFFER`: a `buffer` block in GLSL.
+    case storageBuffer
+    /// `VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER` over a `VkBufferView` of format
+    /// `R32G32B32A32_UINT`: a `usamplerBuffer` in GLSL, one 16-byte texel per `texelFetch`.
+    /// The range's offset must be a multiple of `minTexelBufferOffsetAlignment`, its size a
+    /// multiple of 16 bytes and at most `maxTexelBufferElements` texels.
+    case uniformTexels
+
+    var descriptorType: VkDescriptorType {
+        switch self {
+        case .storageBuffer: return VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+        case .uniformTexels: return VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+        }
+    }
+}
+
 /// A compute pipeline for one shader file + defines + workgroup size: its descriptor set
-/// layout (N storage buffers at bindings 0..N-1) and a push-constant block.
+/// layout (one binding per entry of `kinds`, at bindings 0..N-1) and a push-constant block.
+/// Specialization constants 0 and 1 are the workgroup size; `constants` fill ids 2, 3, ...
 public final class ComputePipeline {
     let context: VulkanContext
     public let name: String
-    public let bindings: Int
+    public let kinds: [BindingKind]
+    public var bindings: Int { kinds.count }
     public let pushBytes: Int
     public let localSize: (Int, Int)
+    public let constants: [UInt32]
     let setLayout: VkDescriptorSetLayout
     let layout: VkPipelineLayout
     let pipeline: VkPipeline
 
-    init(context: VulkanContext, shader: String, defines: [String: String], bindings: Int, pushBytes: Int, localSize: (Int, Int)) throws {
+    init(context: VulkanContext, shader: String, defines: [String: String], kinds: [BindingKind], pushBytes: Int, localSize: (Int, Int),
+         constants: [UInt32] = []) throws {
         self.context = context
         self.name = shader
-        self.bindings = bindings
+        self.kinds = kinds
         self.pushBytes = pushBytes
         self.localSize = localSize
+        self.constants = constants
         let device = context.device
         let code = try ShaderCompiler.shared.spirv(shader, defines: defines)
 
@@ -32,10 +55,10 @@ public final class ComputePipeline {
         }
         defer { vkDestroyShaderModule(device, module, nil) }
 
-        var lbs = (0..<bindings).map { i -> VkDescriptorSetLayoutBinding in
+        var lbs = kinds.enumerated().map { i, kind -> VkDescriptorSetLayoutBinding in
             var b = VkDescriptorSetLayoutBinding()
             b.binding = UInt32(i)
-            b.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+            b.descriptorType = kind.descriptorType
             b.descriptorCount = 1
             b.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT.rawValue
             return b
@@ -71,18 +94,15 @@ public final class ComputePipeline {
         layout = pl!
         let pipelineLayout = pl!
 
-        // Specialization constants 0 and 1: workgroup size x and y.
-        var specData: [UInt32] = [UInt32(localSize.0), UInt32(localSize.1)]
-        var entries = [
-            VkSpecializationMapEntry(constantID: 0, offset: 0, size: 4),
-            VkSpecializationMapEntry(constantID: 1, offset: 4, size: 4),
-        ]
+        // Specialization constants 0 and 1: workgroup size x and y; then the shader's own.
+        var specData: [UInt32] = [UInt32(localSize.0), UInt32(localSize.1)] + constants
+        var entries = specData.indices.map { VkSpecializationMapEntry(constantID: UInt32($0), offset: UInt32($0 * 4), size: 4) }
         var pipe: VkPipeline?
         let entryName = strdup("main")!
         defer { free(entryName) }
         let r: VkResult = specData.withUnsafeMutableBytes { sd in
             entries.withUnsafeMutableBufferPointer { ep in
-                var spec = VkSpecializationInfo(mapEntryCount: 2, pMapEntries: UnsafePointer(ep.baseAddress), dataSize: sd.count, pData: UnsafeRawPointer(sd.baseAddress))
+                var spec = VkSpecializationInfo(mapEntryCount: UInt32(ep.count), pMapEntries: UnsafePointer(ep.baseAddress), dataSize: sd.count, pData: UnsafeRawPointer(sd.baseAddress))
                 return withUnsafePointer(to: &spec) { spp in
                     var stage = VkPipelineShaderStageCreateInfo()
                     stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO
@@ -124,7 +144,8 @@ public struct Binding {
     public init(_ slice: BufferSlice, offset: UInt64, range: UInt64) { self.slice = slice; self.offset = offset; self.range = range }
 }
 
-/// A command buffer recorded once and replayed; owns the descriptor sets its dispatches use.
+/// A command buffer recorded once and replayed; owns the descriptor sets and the buffer views
+/// its dispatches use (destroyed with it).
 public final class RecordedCommands {
     let context: VulkanContext
     let commandBuffer: VkCommandBuffer
@@ -141,6 +162,18 @@ public final class RecordedCommands {
     public let profile: ProfileMode?
     /// Labels of the timestamped intervals, in order.
     public private(set) var intervalLabels: [String] = []
+
+    /// Buffer views made for texel bindings, one per distinct (buffer, offset, range).
+    private var views: [ViewKey: VkBufferView] = [:]
+    /// Memory blocks the views point into are kept alive with them.
+    private var viewBlocks: [ObjectIdentifier: MemoryBlock] = [:]
+    public var bufferViewCount: Int { views.count }
+
+    private struct ViewKey: Hashable {
+        let block: ObjectIdentifier
+        let offset: UInt64
+        let range: UInt64
+    }
 
     init(context: VulkanContext, profile: ProfileMode? = nil, capacity: Int = 4096) throws {
         self.context = context
@@ -173,19 +206,21 @@ public final class RecordedCommands {
         vkFreeCommandBuffers(context.device, context.commandPool, 1, &cb)
         context.submitLock.unlock()
         for p in pools { vkDestroyDescriptorPool(context.device, p, nil) }
+        for v in views.values { vkDestroyBufferView(context.device, v, nil) }
     }
 
     private func allocateSet(_ p: ComputePipeline) throws -> VkDescriptorSet {
         if setsLeft == 0 {
             let sets = 256
-            var size = VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: UInt32(sets * 8))
+            var sizes = [VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: UInt32(sets * 8)),
+                         VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, descriptorCount: UInt32(sets * 4))]
             var ci = VkDescriptorPoolCreateInfo()
             ci.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
             ci.maxSets = UInt32(sets)
-            ci.poolSizeCount = 1
+            ci.poolSizeCount = UInt32(sizes.count)
             var pool: VkDescriptorPool?
-            try withUnsafePointer(to: &size) { sp in
-                ci.pPoolSizes = sp
+            try sizes.withUnsafeMutableBufferPointer { sp in
+                ci.pPoolSizes = UnsafePointer(sp.baseAddress)
                 try vkCheck(vkCreateDescriptorPool(context.device, &ci, nil, &pool), "vkCreateDescriptorPool")
             }
             pools.append(pool!)
@@ -210,30 +245,65 @@ public final class RecordedCommands {
         return set!
     }
 
-    /// Records one dispatch: binds `p`, its buffers and push constants, dispatches `groups`.
+    /// A `R32G32B32A32_UINT` view of a binding's range (vkCreateBufferView), made once per
+    /// recording and range.
+    private func view(_ b: Binding, for p: ComputePipeline) throws -> VkBufferView {
+        let info = context.info
+        let offset = b.slice.offset + b.offset
+        guard offset % max(info.minTexelBufferOffsetAlignment, 1) == 0, b.range > 0, b.range % 16 == 0,
+              b.range / 16 <= info.maxTexelBufferElements, offset + b.range <= b.slice.block.size else {
+            throw VulkanError("dispatch(\(p.name))", message: "texel binding at byte \(offset) of \(b.range) bytes: offset must be a multiple of \(info.minTexelBufferOffsetAlignment), size a multiple of 16 of at most \(info.maxTexelBufferElements) texels")
+        }
+        let key = ViewKey(block: ObjectIdentifier(b.slice.block), offset: offset, range: b.range)
+        if let v = views[key] { return v }
+        var ci = VkBufferViewCreateInfo()
+        ci.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO
+        ci.buffer = b.slice.buffer
+        ci.format = VK_FORMAT_R32G32B32A32_UINT
+        ci.offset = offset
+        ci.range = b.range
+        var v: VkBufferView?
+        try vkCheck(vkCreateBufferView(context.device, &ci, nil, &v), "vkCreateBufferView")
+        views[key] = v!
+        viewBlocks[ObjectIdentifier(b.slice.block)] = b.slice.block
+        return v!
+    }
+
+    /// Records one dispatch: binds `p`, its buffers (as storage buffers or texel views, as the
+    /// pipeline declares) and push constants, dispatches `groups`.
     public func dispatch(_ p: ComputePipeline, label: String = "", _ bindings: [Binding], push: [UInt32], groups: (Int, Int, Int)) throws {
         if profile == .exact && dispatchCount > 0 { barrier() }    // serialise: each interval is one dispatch
         precondition(bindings.count == p.bindings, "\(p.name): \(bindings.count) bindings given, \(p.bindings) declared")
         precondition(push.count * 4 <= max(p.pushBytes, 4), "\(p.name): push constants too large")
         let limit = context.info.maxStorageBufferRange
-        for b in bindings where b.range > limit {
+        for (b, kind) in zip(bindings, p.kinds) where kind == .storageBuffer && b.range > limit {
             throw VulkanError("dispatch(\(p.name))", message: "a binding of \(b.range) bytes exceeds maxStorageBufferRange \(limit)")
+        }
+        var texelViews: [VkBufferView?] = []
+        for (b, kind) in zip(bindings, p.kinds) {
+            texelViews.append(kind == .uniformTexels ? try view(b, for: p) : nil)
         }
         pipelines[ObjectIdentifier(p)] = p
         let set = try allocateSet(p)
         var infos = bindings.map { VkDescriptorBufferInfo(buffer: $0.slice.buffer, offset: $0.slice.offset + $0.offset, range: max($0.range, 4)) }
         infos.withUnsafeMutableBufferPointer { ip in
-            var writes = (0..<ip.count).map { i -> VkWriteDescriptorSet in
-                var w = VkWriteDescriptorSet()
-                w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
-                w.dstSet = set
-                w.dstBinding = UInt32(i)
-                w.descriptorCount = 1
-                w.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
-                w.pBufferInfo = UnsafePointer(ip.baseAddress! + i)
-                return w
+            texelViews.withUnsafeMutableBufferPointer { vp in
+                var writes = (0..<ip.count).map { i -> VkWriteDescriptorSet in
+                    var w = VkWriteDescriptorSet()
+                    w.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
+                    w.dstSet = set
+                    w.dstBinding = UInt32(i)
+                    w.descriptorCount = 1
+                    w.descriptorType = p.kinds[i].descriptorType
+                    if p.kinds[i] == .uniformTexels {
+                        w.pTexelBufferView = UnsafePointer(vp.baseAddress! + i)
+                    } else {
+                        w.pBufferInfo = UnsafePointer(ip.baseAddress! + i)
+                    }
+                    return w
+                }
+                vkUpdateDescriptorSets(context.device, UInt32(writes.count), &writes, 0, nil)
             }
-            vkUpdateDescriptorSets(context.device, UInt32(writes.count), &writes, 0, nil)
         }
         vkCmdBindPipeline(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, p.pipeline)
         var setOpt: VkDescriptorSet? = set
@@ -300,8 +370,16 @@ extension VulkanContext {
         try submit(recorded.map(\.commandBuffer))
     }
 
+    /// A pipeline whose `bindings` are all storage buffers.
     public func makePipeline(_ shader: String, defines: [String: String] = [:], bindings: Int, pushBytes: Int, localSize: (Int, Int) = (64, 1)) throws -> ComputePipeline {
-        try ComputePipeline(context: self, shader: shader, defines: defines, bindings: bindings, pushBytes: pushBytes, localSize: localSize)
+        try ComputePipeline(context: self, shader: shader, defines: defines, kinds: Array(repeating: .storageBuffer, count: bindings),
+                            pushBytes: pushBytes, localSize: localSize)
+    }
+
+    /// A pipeline with one binding per entry of `kinds` and specialization constants 2, 3, ...
+    public func makePipeline(_ shader: String, defines: [String: String] = [:], kinds: [BindingKind], pushBytes: Int, localSize: (Int, Int) = (64, 1),
+                             constants: [UInt32]) throws -> ComputePipeline {
+        try ComputePipeline(context: self, shader: shader, defines: defines, kinds: kinds, pushBytes: pushBytes, localSize: localSize, constants: constants)
     }
 
     public func record(profile: ProfileMode? = nil, capacity: Int = 4096) throws -> RecordedCommands {
