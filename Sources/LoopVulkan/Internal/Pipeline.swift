@@ -149,6 +149,7 @@ public struct Binding {
 public final class RecordedCommands {
     let context: VulkanContext
     let commandBuffer: VkCommandBuffer
+    private let commandPool: VkCommandPool
     private var pools: [VkDescriptorPool] = []
     private var setsLeft = 0
     public private(set) var dispatchCount = 0
@@ -178,15 +179,22 @@ public final class RecordedCommands {
     init(context: VulkanContext, profile: ProfileMode? = nil, capacity: Int = 4096) throws {
         self.context = context
         self.profile = context.supportsTimestamps ? profile : nil
+        // A command pool of its own: recordings made on different threads never share a pool
+        // (command pools need external synchronisation).
+        var pci = VkCommandPoolCreateInfo()
+        pci.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO
+        pci.queueFamilyIndex = context.queueFamily
+        var pool: VkCommandPool?
+        try vkCheck(vkCreateCommandPool(context.device, &pci, nil, &pool), "vkCreateCommandPool")
+        commandPool = pool!
         var ai = VkCommandBufferAllocateInfo()
         ai.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO
-        ai.commandPool = context.commandPool
+        ai.commandPool = pool
         ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY
         ai.commandBufferCount = 1
         var cb: VkCommandBuffer?
-        context.submitLock.lock()
         let r = vkAllocateCommandBuffers(context.device, &ai, &cb)
-        context.submitLock.unlock()
+        if r != VK_SUCCESS { vkDestroyCommandPool(context.device, pool, nil) }
         try vkCheck(r, "vkAllocateCommandBuffers")
         commandBuffer = cb!
         var bi = VkCommandBufferBeginInfo()
@@ -201,10 +209,7 @@ public final class RecordedCommands {
     }
 
     deinit {
-        context.submitLock.lock()
-        var cb: VkCommandBuffer? = commandBuffer
-        vkFreeCommandBuffers(context.device, context.commandPool, 1, &cb)
-        context.submitLock.unlock()
+        vkDestroyCommandPool(context.device, commandPool, nil)    // frees the command buffer too
         for p in pools { vkDestroyDescriptorPool(context.device, p, nil) }
         for v in views.values { vkDestroyBufferView(context.device, v, nil) }
     }
