@@ -129,6 +129,7 @@ final class Kernels {
         default: break
         }
         if tracker.needsBarrier(reads: reads, writes: writes) { cb.barrier() }
+        cb.label = op.kindName
 
         let u = Self.u, f = Self.f
         func a(_ r: ActRef) throws -> Binding { Binding(try backend.act(r.name)) }
@@ -145,7 +146,7 @@ final class Kernels {
                 let n = min(maxRows, vocab - r0)
                 let (wb, base, dt) = try weightWindow(backend, table.name, start: table.offset + r0 * dim, count: n * dim)
                 let p = try pipeline("embedding.comp", bindings: 3, push: 7, w: dt)
-                try cb.dispatch(p, label: op.kindName, [wb, try a(out), Binding(backend.step)],
+                try cb.dispatch(p, [wb, try a(out), Binding(backend.step)],
                                 push: [u(dim), try stride(out), u(out.col), base, u(r0), u(n), f(scale)],
                                 groups: (Self.groups(dim, 64), rows, 1))
                 r0 += n
@@ -156,7 +157,7 @@ final class Kernels {
             if let weight { (wb, base, dt) = try weightWindow(backend, weight.name, start: weight.offset, count: dim) }
             let addB = try add.map { try a($0) } ?? backend.dummyBinding
             let p = try pipeline("rmsnorm.comp", bindings: 4, push: 12, local: (reduceThreads, 1), w: dt)
-            try cb.dispatch(p, label: op.kindName, [try a(x), addB, wb, try a(out)],
+            try cb.dispatch(p, [try a(x), addB, wb, try a(out)],
                             push: [u(dim), u(groups), try stride(x), u(x.col), add.map { _ in try! stride(add!) } ?? 0, u(add?.col ?? 0),
                                    try stride(out), u(out.col), base, f(eps), u(Int(mode.rawValue)), weight == nil ? 0 : 1],
                             groups: (groups, rows, 1))
@@ -166,7 +167,7 @@ final class Kernels {
             var bb = backend.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
             if let bias { (bb, bbase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: dim) }
             let p = try pipeline("layernorm.comp", bindings: 4, push: 9, local: (reduceThreads, 1), w: wdt, b: bdt)
-            try cb.dispatch(p, label: op.kindName, [try a(x), wb, bb, try a(out)],
+            try cb.dispatch(p, [try a(x), wb, bb, try a(out)],
                             push: [u(dim), try stride(x), u(x.col), try stride(out), u(out.col), wbase, bbase, f(eps), bias == nil ? 0 : 1],
                             groups: (rows, 1, 1))
 
@@ -189,10 +190,10 @@ final class Kernels {
                             accumulate ? 1 : 0, u(o0), u(n), u(rows)]
                 if rows == 1 {
                     let p = try pipeline("matvec.comp", bindings: 4, push: 12, local: (reduceThreads, 1), w: dt, b: bdt)
-                    try cb.dispatch(p, label: op.kindName, [try a(x), wb, bb, try a(out)], push: push, groups: (n, rows, 1))
+                    try cb.dispatch(p, [try a(x), wb, bb, try a(out)], push: push, groups: (n, rows, 1))
                 } else {
                     let p = try pipeline("matmul.comp", bindings: 4, push: 12, local: (16, 16), w: dt, b: bdt)
-                    try cb.dispatch(p, label: op.kindName, [try a(x), wb, bb, try a(out)], push: push, groups: (Self.groups(n, 64), Self.groups(rows, 64), 1))
+                    try cb.dispatch(p, [try a(x), wb, bb, try a(out)], push: push, groups: (Self.groups(n, 64), Self.groups(rows, 64), 1))
                 }
                 o0 += n
             }
@@ -200,14 +201,14 @@ final class Kernels {
         case let .rope(x, heads, headDim, table, positions, layout):
             let t = try backend.weightF32(table.name)
             let p = try pipeline("rope.comp", bindings: 3, push: 7, local: (32, 1))
-            try cb.dispatch(p, label: op.kindName, [try a(x), Binding(t), Binding(backend.step)],
+            try cb.dispatch(p, [try a(x), Binding(t), Binding(backend.step)],
                             push: [u(heads), u(headDim), try stride(x), u(x.col), u(table.offset), u(positions), u(Int(layout.rawValue))],
                             groups: (Self.groups(headDim / 2, 32), heads, rows))
 
         case let .kvWrite(src, slot, part):
             let p = try pipeline("kv_write.comp", bindings: 3, push: 4)
             let width = backend.layout.kvWidth
-            try cb.dispatch(p, label: op.kindName, [try a(src), Binding(try backend.kvSlice(slot, part)), Binding(backend.step)],
+            try cb.dispatch(p, [try a(src), Binding(try backend.kvSlice(slot, part)), Binding(backend.step)],
                             push: [u(width), try stride(src), u(src.col), u(backend.layout.maxContext)],
                             groups: (Self.groups(width, 64), rows, 1))
 
@@ -216,19 +217,19 @@ final class Kernels {
                 throw LoopError.unsupported("attention with \(heads) heads / \(kvHeads) KV heads x \(headDim)")
             }
             let p = try pipeline("attention.comp", bindings: 5, push: 9, local: (reduceThreads, 1))
-            try cb.dispatch(p, label: op.kindName, [try a(q), Binding(try backend.kvSlice(slot, .k)), Binding(try backend.kvSlice(slot, .v)), try a(out), Binding(backend.step)],
+            try cb.dispatch(p, [try a(q), Binding(try backend.kvSlice(slot, .k)), Binding(try backend.kvSlice(slot, .v)), try a(out), Binding(backend.step)],
                             push: [u(heads), u(kvHeads), u(headDim), try stride(q), u(q.col), try stride(out), u(out.col), u(backend.layout.kvWidth), f(scale)],
                             groups: (heads, rows, 1))
 
         case let .siluMul(gate, up, out, dim):
             let p = try pipeline("silu_mul.comp", bindings: 3, push: 8)
-            try cb.dispatch(p, label: op.kindName, [try a(gate), try a(up), try a(out)],
+            try cb.dispatch(p, [try a(gate), try a(up), try a(out)],
                             push: [u(dim), try stride(gate), u(gate.col), try stride(up), u(up.col), try stride(out), u(out.col), u(rows)],
                             groups: (Self.groups(dim, 64), rows, 1))
 
         case let .unary(kind, x, out, dim, scale):
             let p = try pipeline("unary.comp", bindings: 2, push: 8)
-            try cb.dispatch(p, label: op.kindName, [try a(x), try a(out)],
+            try cb.dispatch(p, [try a(x), try a(out)],
                             push: [u(dim), try stride(x), u(x.col), try stride(out), u(out.col), u(Int(kind.rawValue)), f(scale), u(rows)],
                             groups: (Self.groups(dim, 64), rows, 1))
 
@@ -239,13 +240,13 @@ final class Kernels {
             case .row(let w): bBind = Binding(try backend.weightF32(w.name)); bStride = 0; bCol = u(w.offset)
             }
             let p = try pipeline("binary.comp", bindings: 3, push: 9)
-            try cb.dispatch(p, label: op.kindName, [try a(x), bBind, try a(out)],
+            try cb.dispatch(p, [try a(x), bBind, try a(out)],
                             push: [u(dim), try stride(x), u(x.col), bStride, bCol, try stride(out), u(out.col), u(Int(kind.rawValue)), u(rows)],
                             groups: (Self.groups(dim, 64), rows, 1))
 
         case let .copy(src, out, width):
             let p = try pipeline("copy.comp", bindings: 2, push: 6)
-            try cb.dispatch(p, label: op.kindName, [try a(src), try a(out)],
+            try cb.dispatch(p, [try a(src), try a(out)],
                             push: [u(width), try stride(src), u(src.col), try stride(out), u(out.col), u(rows)],
                             groups: (Self.groups(width, 64), rows, 1))
 
@@ -253,17 +254,17 @@ final class Kernels {
             let p = try pipeline("kv_copy.comp", bindings: 3, push: 2)
             let width = backend.layout.kvWidth
             for part in [KVPart.k, .v] {
-                try cb.dispatch(p, label: op.kindName, [Binding(try backend.kvSlice(from, part)), Binding(try backend.kvSlice(to, part)), Binding(backend.step)],
+                try cb.dispatch(p, [Binding(try backend.kvSlice(from, part)), Binding(try backend.kvSlice(to, part)), Binding(backend.step)],
                                 push: [u(width), u(backend.layout.maxContext)], groups: (Self.groups(width, 64), rows, 1))
             }
 
         case let .argmax(x, out, dim):
             let p = try pipeline("argmax.comp", bindings: 2, push: 5, local: (reduceThreads, 1))
-            try cb.dispatch(p, label: op.kindName, [try a(x), try a(out)], push: [u(dim), try stride(x), u(x.col), try stride(out), u(out.col)], groups: (rows, 1, 1))
+            try cb.dispatch(p, [try a(x), try a(out)], push: [u(dim), try stride(x), u(x.col), try stride(out), u(out.col)], groups: (rows, 1, 1))
 
         case let .softmax(x, out, dim):
             let p = try pipeline("softmax.comp", bindings: 2, push: 5, local: (reduceThreads, 1))
-            try cb.dispatch(p, label: op.kindName, [try a(x), try a(out)], push: [u(dim), try stride(x), u(x.col), try stride(out), u(out.col)], groups: (rows, 1, 1))
+            try cb.dispatch(p, [try a(x), try a(out)], push: [u(dim), try stride(x), u(x.col), try stride(out), u(out.col)], groups: (rows, 1, 1))
         }
     }
 }

@@ -33,12 +33,12 @@ import Testing
     @Test(.enabled(if: backendChoices.count > 1)) func modelThatDoesNotFitIsRefused() throws {
         var preset = try Synth.preset(family: "ouro", name: "ouro-small")
         guard case .ouro(var d, let passes) = preset.model else { return }
-        d.maxPositions = 1 << 21
+        d.maxPositions = 1 << 18
         preset.model = .ouro(d, passes: passes)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loopvk-nofit-\(getpid())")
         defer { try? FileManager.default.removeItem(at: dir) }
         try Synth.write(preset, to: dir, seed: 1, progress: nil)
-        #expect { try Model(directory: dir, backend: .vulkan(device: nil), maxContext: 1 << 21) } throws: {
+        #expect { try Model(directory: dir, backend: .vulkan(device: nil), maxContext: 1 << 18) } throws: {
             let s = "\($0)"
             return s.contains("device memory") && s.contains("KV cache") && s.contains("GiB")
         }

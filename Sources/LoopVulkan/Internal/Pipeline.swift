@@ -163,6 +163,8 @@ public final class RecordedCommands {
     public let profile: ProfileMode?
     /// Labels of the timestamped intervals, in order.
     public private(set) var intervalLabels: [String] = []
+    /// What the next dispatches serve (the op kind); names their profiling intervals.
+    public var label = ""
 
     /// Buffer views made for texel bindings, one per distinct (buffer, offset, range).
     private var views: [ViewKey: VkBufferView] = [:]
@@ -276,7 +278,7 @@ public final class RecordedCommands {
 
     /// Records one dispatch: binds `p`, its buffers (as storage buffers or texel views, as the
     /// pipeline declares) and push constants, dispatches `groups`.
-    public func dispatch(_ p: ComputePipeline, label: String = "", _ bindings: [Binding], push: [UInt32], groups: (Int, Int, Int)) throws {
+    public func dispatch(_ p: ComputePipeline, _ bindings: [Binding], push: [UInt32], groups: (Int, Int, Int)) throws {
         if profile == .exact && dispatchCount > 0 { barrier() }    // serialise: each interval is one dispatch
         precondition(bindings.count == p.bindings, "\(p.name): \(bindings.count) bindings given, \(p.bindings) declared")
         precondition(push.count * 4 <= max(p.pushBytes, 4), "\(p.name): push constants too large")
