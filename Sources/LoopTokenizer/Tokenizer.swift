@@ -50,12 +50,7 @@ public final class Tokenizer: Sendable {
     /// Reads a tokenizer.json file.
     /// - Throws: ``TokenizerError`` when the file cannot be read or uses something unsupported.
     public convenience init(contentsOf url: URL) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw TokenizerError.unreadableFile(path: url.path, reason: error.localizedDescription)
-        }
+        let data = try readTokenizerFile(url)
         try self.init(data: data, source: url.lastPathComponent)
     }
 

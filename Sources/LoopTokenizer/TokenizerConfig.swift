@@ -38,12 +38,7 @@ public struct TokenizerConfig: Sendable, Equatable {
 
     /// Reads a tokenizer_config.json file.
     public init(contentsOf url: URL) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw TokenizerError.unreadableFile(path: url.path, reason: error.localizedDescription)
-        }
+        let data = try readTokenizerFile(url)
         try self.init(data: data, source: url.lastPathComponent)
     }
 
@@ -145,12 +140,7 @@ public func stopTokenIDs(
 ) throws -> Set<Int> {
     var ids = Set<Int>()
     if let url = generationConfigURL, FileManager.default.fileExists(atPath: url.path) {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw TokenizerError.unreadableFile(path: url.path, reason: error.localizedDescription)
-        }
+        let data = try readTokenizerFile(url)
         let root = try parseJSONObject(data, source: url.lastPathComponent)
         switch root["eos_token_id"] {
         case nil, .null?:

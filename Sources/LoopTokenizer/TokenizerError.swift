@@ -1,3 +1,24 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Reads a whole tokenizer-side file. A path that is not a regular file (a folder, or a FIFO
+/// that would block until someone writes to it) is refused before it is opened.
+func readTokenizerFile(_ url: URL) throws -> Data {
+    var info = stat()
+    if stat(url.path, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG {
+        throw TokenizerError.unreadableFile(path: url.path, reason: "not a regular file")
+    }
+    do {
+        return try Data(contentsOf: url)
+    } catch {
+        throw TokenizerError.unreadableFile(path: url.path, reason: error.localizedDescription)
+    }
+}
+
 /// Why a tokenizer file, tokenizer config or chat template could not be used.
 ///
 /// Every case's ``description`` is one line that names the file part at fault, so it can be

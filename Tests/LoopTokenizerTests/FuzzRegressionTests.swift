@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import LoopTokenizer
 import Testing
 
@@ -90,6 +93,21 @@ struct FuzzRegressionTests {
         parts.preTokenizer = ["type": "Split", "pattern": ["Regex": "(\n"], "behavior": "Isolated"]
         let error2 = #expect(throws: TokenizerError.self) { try parts.tokenizer() }
         #expect(error2.map { Self.isOneLine($0.description) } == true)
+    }
+
+    /// A tokenizer.json that is a folder or a FIFO is refused, without blocking on the FIFO.
+    @Test func notARegularFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loopvk-tok-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let folder = dir.appendingPathComponent("tokenizer.json")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false)
+        let error = #expect(throws: TokenizerError.self) { try Tokenizer(contentsOf: folder) }
+        #expect(error?.description.contains("not a regular file") == true)
+        let fifo = dir.appendingPathComponent("tokenizer_config.json")
+        try #require(mkfifo(fifo.path, 0o600) == 0)
+        let error2 = #expect(throws: TokenizerError.self) { try TokenizerConfig(contentsOf: fifo) }
+        #expect(error2?.description.contains("not a regular file") == true)
     }
 
     /// Text the encode target found: encoding with the fixture tokenizers gives the text back.
