@@ -10,11 +10,12 @@ import Testing
         let names = ShaderSource.names.filter { $0.hasSuffix(".comp") }
         #expect(names.count >= 14)
         for n in names {
-            let paths = try ShaderSource.text(n).contains("READ_TEXEL") ? ["0", "1"] : ["0"]
+            // (READ_TEXEL, WG_REDUCE) for shaders with a texel read path.
+            let paths = try ShaderSource.text(n).contains("READ_TEXEL") ? [("0", "0"), ("1", "0"), ("1", "1")] : [("0", "0")]
             for w in ["0", "1", "2"] {
-                for t in paths {
-                    let words = try ShaderCompiler.shared.spirv(n, defines: ["W_DTYPE": w, "B_DTYPE": w, "READ_TEXEL": t])
-                    #expect(words.first == 0x0723_0203, "\(n) (READ_TEXEL=\(t)) did not produce SPIR-V")
+                for (t, r) in paths {
+                    let words = try ShaderCompiler.shared.spirv(n, defines: ["W_DTYPE": w, "B_DTYPE": w, "READ_TEXEL": t, "WG_REDUCE": r])
+                    #expect(words.first == 0x0723_0203, "\(n) (READ_TEXEL=\(t), WG_REDUCE=\(r)) did not produce SPIR-V")
                 }
             }
         }
