@@ -7,15 +7,19 @@
 // READ_TEXEL 0 (storage buffers): one workgroup per (output feature, row); invocations stride
 //   over k, subgroup + shared-memory reduction.
 // READ_TEXEL 1 (uniform texel buffers): W and x are R32G32B32A32_UINT views, 16 bytes per
-//   texelFetch (4 f32 or 8 f16/bf16). A workgroup (normally one subgroup) computes ROWS features
-//   of one row: each invocation strides over the row's texels keeping ROWS running sums, so each
-//   fetch of x serves ROWS rows of W, then one subgroupAdd per feature. ALIGNED = 1 when every
+//   texelFetch (4 f32 or 8 f16/bf16). A workgroup (one subgroup) computes ROWS output features
+//   for one row of x: each invocation strides over the texels of k keeping ROWS running sums, so
+//   each fetch of x serves ROWS rows of W (32 by default: on lavapipe the number of fetches, not
+//   the bandwidth, is the limit), then one subgroupAdd per feature. ALIGNED = 1 when every
 //   W row and the x row start on a whole texel and in_f fills whole texels; otherwise a scalar
 //   path fetches the texel holding each element.
 #include "common.glsl"
 
 #ifndef READ_TEXEL
 #define READ_TEXEL 0
+#endif
+#ifndef WG_REDUCE
+#define WG_REDUCE 0
 #endif
 
 layout(push_constant) uniform P {
@@ -53,7 +57,7 @@ void main() {
 
 #else
 
-layout(constant_id = 2) const uint ROWS = 8u;      // features per workgroup
+layout(constant_id = 2) const uint ROWS = 32u;     // features per workgroup
 layout(constant_id = 3) const uint ALIGNED = 1u;   // see the header
 
 layout(binding = 0) uniform usamplerBuffer X;      // x, f32 bits; x_col: element index in the view
@@ -80,10 +84,14 @@ float w_at(uint i) {
 #endif
 }
 
-// Sum of one feature's partial sums over the workgroup (uniform control flow).
+// Sum of one feature's partial sums over the workgroup. The host makes a workgroup one
+// subgroup; WG_REDUCE (GPUs) adds a shared-memory step for drivers that split it anyway.
+// lavapipe compiles any shader containing barrier() into coroutines, which costs ~20% here.
 float feature_sum(float v) {
-    if (gl_NumSubgroups == 1u) return subgroupAdd(v);
-    return workgroup_sum(v);
+#if WG_REDUCE
+    if (gl_NumSubgroups > 1u) return workgroup_sum(v);
+#endif
+    return subgroupAdd(v);
 }
 
 void main() {

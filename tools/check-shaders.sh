@@ -8,12 +8,13 @@ command -v spirv-val >/dev/null || { echo "check-shaders: spirv-val not found (a
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0; count=0
 for f in Shaders/*.comp; do
-  # Shaders with a texel read path (READ_TEXEL) are checked on both paths.
-  paths=0; grep -q READ_TEXEL "$f" && paths="0 1"
+  # Shaders with a texel read path (READ_TEXEL) are checked on both paths, the texel one with
+  # and without its workgroup reduction (t = 2).
+  paths=0; grep -q READ_TEXEL "$f" && paths="0 1 2"
   for t in $paths; do
   for w in 0 1 2; do
     out="$tmp/$(basename "$f").$w.$t.spv"
-    if ! glslc --target-env=vulkan1.2 -IShaders -DW_DTYPE=$w -DB_DTYPE=$w -DREAD_TEXEL=$t -o "$out" "$f"; then
+    if ! glslc --target-env=vulkan1.2 -IShaders -DW_DTYPE=$w -DB_DTYPE=$w -DREAD_TEXEL=$((t > 0)) -DWG_REDUCE=$((t / 2)) -o "$out" "$f"; then
       echo "check-shaders: FAILED to compile $f (W_DTYPE=$w READ_TEXEL=$t)"; fail=1; continue
     fi
     if ! spirv-val --target-env vulkan1.2 "$out"; then

@@ -15,15 +15,20 @@ final class Kernels {
     /// tests lower it to exercise the splitting).
     var maxTexelBytes: Int
     /// Texel path block shape: invocations per workgroup (the subgroup size, so the reduction is
-    /// one subgroupAdd) and output features per workgroup.
+    /// one subgroupAdd) and output features per workgroup (measured on lavapipe: 24-32 beat 16
+    /// by ~10% and 8 by ~40%; 64 is slower).
     var texelLanes: Int
-    var texelRows = 8
+    var texelRows = 32
+    /// Texel path: add a shared-memory reduction for workgroups that span several subgroups.
+    /// Off on CPU devices, where any barrier() in a shader makes lavapipe run it as coroutines.
+    var texelWorkgroupReduce: Bool
 
     init(context: VulkanContext, readPath: ReadPath) {
         self.context = context
         self.readPath = readPath
         maxTexelBytes = Int(min(context.info.maxTexelBufferElements, UInt64(Int.max / 32))) * 16
-        texelLanes = min(max(context.info.subgroupSize, 1), 128)
+        texelLanes = min(max(context.info.subgroupSize, 1), 64)
+        texelWorkgroupReduce = context.info.kind != .cpu
     }
 
     func pipeline(_ shader: String, bindings: Int, push: Int, local: (Int, Int) = (64, 1), w: DType = .f32, b: DType = .f32) throws -> ComputePipeline {
@@ -108,7 +113,8 @@ final class Kernels {
             let wBase = wShift / es
             let aligned = wBase % ept == 0 && inF % ept == 0 && xCol % 4 == 0 && (rows == 1 || xStride % 4 == 0)
             let p = try pipeline("matvec.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: w.dtype, b: bdt,
-                                 defines: ["READ_TEXEL": "1"], constants: [u(texelRows), aligned ? 1 : 0])
+                                 defines: ["READ_TEXEL": "1", "WG_REDUCE": texelWorkgroupReduce ? "1" : "0"],
+                                 constants: [u(texelRows), aligned ? 1 : 0])
             try cb.dispatch(p, [xb, wb, bb, Binding(try backend.act(out.name))],
                             push: [u(inF), u(xStride), u(xCol), u(oStride), u(out.col), u(wBase), bbase, bias == nil ? 0 : 1,
                                    accumulate ? 1 : 0, u(o0), u(n), u(rows)],

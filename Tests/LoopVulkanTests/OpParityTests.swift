@@ -141,6 +141,32 @@ struct OpParityTests {
         }
     }
 
+    /// Every texel-path block shape the kernel may run with: features per workgroup (the
+    /// specialization constant ROWS) and, with two subgroups per workgroup, the shared-memory
+    /// reduction that GPUs compile in.
+    @Test(arguments: [(1, 1, false), (7, 1, false), (32, 1, false), (8, 2, true), (5, 1, true)])
+    func linearTexelBlockShapes(rowsPerGroup: Int, subgroups: Int, reduce: Bool) throws {
+        guard GPU.readPaths.contains(.texel) else { return }
+        var rng = SeededRandom(seed: 15)
+        let lanes = GPU.context!.info.subgroupSize * subgroups
+        for dtype in [DType.bf16, .f32] {
+            for (inF, outF, xCol) in [(256, 70, 0), (45, 33, 1)] {
+                let w = WeightStore(checkpoint: nil)
+                addWeight(w, "W", dtype, [outF, inF], rng.floats(outF * inF, 0.2))
+                addWeight(w, "b", dtype, [outF], rng.floats(outF))
+                _ = try check("linear-shape-\(rowsPerGroup)-\(lanes)-\(reduce)-\(dtype)-\(inF)x\(outF)", acts: ["x": inF + xCol, "y": outF], rows: 1, weights: w,
+                              inputs: ["x": rng.floats(inF + xCol), "y": rng.floats(outF)],
+                              ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W"), bias: WeightRef("b"),
+                                            out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: true)],
+                              outputs: ["y"], threshold: 5e-4, readPath: .texel, configure: {
+                                  $0.kernels.texelRows = rowsPerGroup
+                                  $0.kernels.texelLanes = lanes
+                                  $0.kernels.texelWorkgroupReduce = reduce
+                              })
+            }
+        }
+    }
+
     static func ropeTable(positions: Int, headDim: Int, theta: Double) -> [Float] {
         var t = [Float](repeating: 0, count: positions * headDim)
         for p in 0..<positions {

@@ -10,11 +10,12 @@ import Testing
         let names = ShaderSource.names.filter { $0.hasSuffix(".comp") }
         #expect(names.count >= 14)
         for n in names {
-            let paths = try ShaderSource.text(n).contains("READ_TEXEL") ? ["0", "1"] : ["0"]
+            // (READ_TEXEL, WG_REDUCE) for shaders with a texel read path.
+            let paths = try ShaderSource.text(n).contains("READ_TEXEL") ? [("0", "0"), ("1", "0"), ("1", "1")] : [("0", "0")]
             for w in ["0", "1", "2"] {
-                for t in paths {
-                    let words = try ShaderCompiler.shared.spirv(n, defines: ["W_DTYPE": w, "B_DTYPE": w, "READ_TEXEL": t])
-                    #expect(words.first == 0x0723_0203, "\(n) (READ_TEXEL=\(t)) did not produce SPIR-V")
+                for (t, r) in paths {
+                    let words = try ShaderCompiler.shared.spirv(n, defines: ["W_DTYPE": w, "B_DTYPE": w, "READ_TEXEL": t, "WG_REDUCE": r])
+                    #expect(words.first == 0x0723_0203, "\(n) (READ_TEXEL=\(t), WG_REDUCE=\(r)) did not produce SPIR-V")
                 }
             }
         }
@@ -99,4 +100,26 @@ struct LargeTensorTests {
         }
     }
     static let reference = Reference()
+}
+
+/// Which read path the decode GEMV takes: per device kind, forced by argument or environment.
+@Suite struct ReadPathTests {
+    static func device(_ kind: DeviceInfo.Kind, texel: Bool = true) -> DeviceInfo {
+        DeviceInfo(index: 0, name: "test device", kind: kind, apiVersion: "1.3.0", driverVersion: "0", driverName: "test", heaps: [],
+                   subgroupSize: 32, maxStorageBufferRange: 1 << 27, minStorageBufferOffsetAlignment: 16, maxComputeSharedMemory: 32768,
+                   storageBuffer16Bit: true, shaderFloat16: true, timestampPeriod: 1, maxTexelBufferElements: 1 << 27,
+                   minTexelBufferOffsetAlignment: 16, uniformTexelBuffers: texel)
+    }
+
+    @Test func choice() throws {
+        #expect(try ReadPath.resolve(nil, for: Self.device(.cpu), environment: [:]) == .texel)
+        #expect(try ReadPath.resolve(nil, for: Self.device(.cpu, texel: false), environment: [:]) == .storage)
+        #expect(try ReadPath.resolve(nil, for: Self.device(.discrete), environment: [:]) == .storage)
+        #expect(try ReadPath.resolve(nil, for: Self.device(.integrated), environment: [:]) == .storage)
+        #expect(try ReadPath.resolve(nil, for: Self.device(.discrete), environment: ["LOOPVK_READ_PATH": "texel"]) == .texel)
+        #expect(try ReadPath.resolve(nil, for: Self.device(.cpu), environment: ["LOOPVK_READ_PATH": "Storage"]) == .storage)
+        #expect(try ReadPath.resolve(.storage, for: Self.device(.cpu), environment: ["LOOPVK_READ_PATH": "texel"]) == .storage)
+        #expect(throws: VulkanError.self) { try ReadPath.resolve(nil, for: Self.device(.cpu), environment: ["LOOPVK_READ_PATH": "ssbo"]) }
+        #expect(throws: VulkanError.self) { try ReadPath.resolve(.texel, for: Self.device(.discrete, texel: false), environment: [:]) }
+    }
 }
