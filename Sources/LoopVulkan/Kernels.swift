@@ -85,8 +85,8 @@ final class Kernels {
     }
 
     /// The decode GEMV through texel views (see matvec.comp): W in chunks of whole rows that
-    /// each fit one view, x in one view. Returns false (nothing recorded) when x or a single W
-    /// row does not fit a view, so the caller takes the storage path.
+    /// each fit one view, x in one view. Returns false before recording anything when x or a
+    /// single W row does not fit a view, so the caller takes the storage path.
     private func encodeTexelMatvec(x: ActRef, weight: WeightRef, bias: (Binding, UInt32, DType)?, out: ActRef, inF: Int, outF: Int,
                                    accumulate: Bool, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
         let w = try backend.weight(weight.name)
@@ -109,7 +109,10 @@ final class Kernels {
         while o0 < outF {
             let n = min(chunkRows, outF - o0)
             let start = (weight.offset + o0 * inF) * es
-            guard let (wb, wShift) = texelWindow(w.slice, byteStart: start, byteCount: n * rowBytes) else { return false }
+            // chunkRows leaves room for the alignment slack, so every chunk fits one view.
+            guard let (wb, wShift) = texelWindow(w.slice, byteStart: start, byteCount: n * rowBytes) else {
+                throw VulkanError("linear(\(weight.name))", message: "rows \(o0)..<\(o0 + n) do not fit one texel view of \(maxTexelBytes) bytes")
+            }
             let wBase = wShift / es
             let aligned = wBase % ept == 0 && inF % ept == 0 && xCol % 4 == 0 && (rows == 1 || xStride % 4 == 0)
             let p = try pipeline("matvec.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: w.dtype, b: bdt,
