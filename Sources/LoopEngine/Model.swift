@@ -76,7 +76,10 @@ public final class Model {
         let acts = UInt64(layout.activations.values.reduce(0, +) * layout.maxRows * 4)
         let kv = UInt64(layout.kvSlots * 2 * layout.maxContext * layout.kvWidth * 4)
         let need = bytes + acts + kv
-        let have = context.info.heaps.filter(\.deviceLocal).map(\.size).max() ?? 0
+        var have = context.info.heaps.filter(\.deviceLocal).map(\.size).max() ?? 0
+        // A CPU device's "device memory" is host memory (lavapipe reports a 2 GiB heap but
+        // allocates from the process): hold it to the machine's physical memory instead.
+        if context.info.kind == .cpu { have = max(have, ProcessInfo.processInfo.physicalMemory * 3 / 4) }
         if need > have {
             func gib(_ b: UInt64) -> String { String(format: "%.2f GiB", Double(b) / 1_073_741_824) }
             throw LoopError.invalidArgument("the model needs \(gib(need)) of device memory (weights \(gib(bytes)), activations \(gib(acts)), KV cache \(gib(kv))) but \(context.info.name) has \(gib(have)); try a shorter --context or --cpu")

@@ -33,7 +33,14 @@ import Testing
     @Test(.enabled(if: backendChoices.count > 1)) func modelThatDoesNotFitIsRefused() throws {
         var preset = try Synth.preset(family: "ouro", name: "ouro-small")
         guard case .ouro(var d, let passes) = preset.model else { return }
+        // KV: 16 slots x 2 x 2^18 positions x 1024 x 4 bytes = 34 GiB, more than any device here
+        // (a CPU device is held to 3/4 of the host's memory).
         d.maxPositions = 1 << 18
+        d.hidden = 1024
+        d.heads = 16
+        d.kvHeads = 16
+        d.headDim = 64
+        d.intermediate = 128
         preset.model = .ouro(d, passes: passes)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loopvk-nofit-\(getpid())")
         defer { try? FileManager.default.removeItem(at: dir) }
