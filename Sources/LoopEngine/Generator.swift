@@ -196,7 +196,7 @@ public final class Generator {
         guard options.maxTokens >= 0 else { throw LoopError.invalidArgument("--max-tokens must be >= 0") }
         let context = model.layout.maxContext
         guard prompt.count <= context else {
-            throw LoopError.invalidArgument("the prompt has \(prompt.count) tokens but the context holds \(context) (model limit \(model.plan.maxContext))")
+            throw LoopError.invalidArgument("the prompt has \(prompt.count) tokens but the context holds \(context) (--context raises it, up to the model's own limit)")
         }
         for t in prompt where t < 0 || t >= model.plan.vocab {
             throw LoopError.invalidArgument("token id \(t) is outside the vocabulary 0..<\(model.plan.vocab)")

@@ -19,6 +19,8 @@ public final class Model {
     public let layout: BackendLayout
     /// One-float activation that greedy decoding reads instead of a whole logits row.
     public static let argmaxAct = "argmax"
+    /// Positions allocated when the caller names no context length.
+    public static let defaultContext = 4096
 
     /// Opens `directory`. `passes`: nil = config default. `maxContext`: cap on positions (KV
     /// cache rows), default min(config limit, 4096). `maxRows`: rows per call (prefill chunk).
@@ -27,11 +29,12 @@ public final class Model {
         checkpoint = try Checkpoint(directory: directory)
         guard maxRows >= 1 else { throw LoopError.invalidArgument("rows per call must be positive") }
         if let m = maxContext, m < 1 { throw LoopError.invalidArgument("context length must be positive, got \(m)") }
-        var (plan, info) = try ModelFamily.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
+        // The RoPE tables and the KV cache are built for the context actually allocated.
+        var (plan, info) = try ModelFamily.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext ?? Self.defaultContext)
         plan.activations[Self.argmaxAct] = 1
         self.plan = plan
         self.info = info
-        let context = min(maxContext ?? 4096, plan.maxContext)
+        let context = plan.maxContext
         layout = BackendLayout(plan: plan, maxRows: min(maxRows, context), maxContext: context)
         let weights = WeightStore(checkpoint: checkpoint, computed: plan.computed)
         switch choice {
