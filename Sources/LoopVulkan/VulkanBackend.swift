@@ -193,7 +193,9 @@ public final class VulkanBackend: PlanBackend {
         try context.submit(list.map(\.0))
         submitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
         submits += 1
-        dispatchesSubmitted += list.reduce(0) { $0 + $1.0.dispatchCount }
+        let executed = list.reduce(0) { $0 + $1.0.dispatchCount }
+        dispatchesSubmitted += executed
+        VulkanObjects.dispatchesExecuted(executed)
         guard profileMode != nil else { return }
         let names = list.map(\.1.name).joined(separator: "+")
         let index = submits - 1

@@ -6,24 +6,9 @@ import Testing
 
 /// Device-level bad input: a clear one-line error, never a crash.
 @Suite(.serialized) struct DeviceErrorTests {
-    static let binary = Paths.repo.appendingPathComponent(".build/debug/loopvk")
+    static let binary = Paths.cli
 
-    /// Runs the CLI; returns (exit status, stdout, stderr).
-    func cli(_ args: [String], env: [String: String] = [:]) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = Self.binary
-        p.arguments = args
-        var e = ProcessInfo.processInfo.environment
-        for (k, v) in env { e[k] = v }
-        p.environment = e
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), r = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: r, as: UTF8.self))
-    }
+    func cli(_ args: [String], env: [String: String] = [:]) throws -> (Int32, String, String) { try runCLI(args, env: env) }
 
     @Test(.enabled(if: backendChoices.count > 1)) func deviceNameThatMatchesNothing() throws {
         #expect { try VulkanContext(deviceName: "no-such-gpu-xyz") } throws: { "\($0)".contains("no Vulkan device matches \"no-such-gpu-xyz\"") }

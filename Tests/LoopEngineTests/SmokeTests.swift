@@ -6,6 +6,25 @@ import Testing
 enum Paths {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let defaultModel = repo.appendingPathComponent("Models/looped-arith")
+    /// The debug `loopvk` binary `swift test` builds beside the tests.
+    static let cli = repo.appendingPathComponent(".build/debug/loopvk")
+}
+
+/// Runs the `loopvk` binary; returns (exit status, stdout, stderr).
+func runCLI(_ args: [String], env: [String: String] = [:]) throws -> (Int32, String, String) {
+    let p = Process()
+    p.executableURL = Paths.cli
+    p.arguments = args
+    var e = ProcessInfo.processInfo.environment
+    for (k, v) in env { e[k] = v }
+    p.environment = e
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), r = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: r, as: UTF8.self))
 }
 
 @Suite(.serialized) struct SmokeTests {

@@ -164,9 +164,12 @@ public final class VulkanContext: @unchecked Sendable {
         vkGetPhysicalDeviceMemoryProperties(physical, &mp)
         memoryProperties = mp
         ok = true
+        VulkanObjects.created("context")
+        VulkanObjects.registerExitReport()
     }
 
     deinit {
+        VulkanObjects.destroyed("context")
         vkDeviceWaitIdle(device)
         vkDestroyCommandPool(device, commandPool, nil)
         vkDestroyDevice(device, nil)

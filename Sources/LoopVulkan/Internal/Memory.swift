@@ -52,9 +52,11 @@ final class MemoryBlock {
         self.buffer = buf!
         self.size = size
         self.mapped = ptr
+        VulkanObjects.created("memory block", bytes: size)
     }
 
     deinit {
+        VulkanObjects.destroyed("memory block", bytes: size)
         if mapped != nil { vkUnmapMemory(context.device, memory) }
         vkDestroyBuffer(context.device, buffer, nil)
         vkFreeMemory(context.device, memory, nil)
@@ -89,7 +91,7 @@ public final class MemoryArena {
     private(set) var blocks: [MemoryBlock] = []
     public private(set) var allocatedBytes: UInt64 = 0
 
-    public init(context: VulkanContext, hostVisible: Bool = false, blockSize: UInt64 = 256 << 20) {
+    public init(context: VulkanContext, hostVisible: Bool = false, blockSize: UInt64 = 32 << 20) {
         self.context = context
         self.hostVisible = hostVisible
         self.blockSize = blockSize

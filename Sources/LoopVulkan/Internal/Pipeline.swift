@@ -124,9 +124,11 @@ public final class ComputePipeline {
             throw VulkanError("vkCreateComputePipelines(\(shader))", r)
         }
         pipeline = pipe!
+        VulkanObjects.created("pipeline")
     }
 
     deinit {
+        VulkanObjects.destroyed("pipeline")
         vkDestroyPipeline(context.device, pipeline, nil)
         vkDestroyPipelineLayout(context.device, layout, nil)
         vkDestroyDescriptorSetLayout(context.device, setLayout, nil)
@@ -199,6 +201,7 @@ public final class RecordedCommands {
         if r != VK_SUCCESS { vkDestroyCommandPool(context.device, pool, nil) }
         try vkCheck(r, "vkAllocateCommandBuffers")
         commandBuffer = cb!
+        VulkanObjects.created("recording")
         var bi = VkCommandBufferBeginInfo()
         bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
         try vkCheck(vkBeginCommandBuffer(commandBuffer, &bi), "vkBeginCommandBuffer")
@@ -211,6 +214,7 @@ public final class RecordedCommands {
     }
 
     deinit {
+        VulkanObjects.destroyed("recording")
         vkDestroyCommandPool(context.device, commandPool, nil)    // frees the command buffer too
         for p in pools { vkDestroyDescriptorPool(context.device, p, nil) }
         for v in views.values { vkDestroyBufferView(context.device, v, nil) }
@@ -321,6 +325,7 @@ public final class RecordedCommands {
         }
         vkCmdDispatch(commandBuffer, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))
         dispatchCount += 1
+        VulkanObjects.dispatchRecorded()
         if profile == .exact, let t = timestamps {
             _ = t.recordTimestamp(commandBuffer)
             intervalLabels.append(label.isEmpty ? p.name : label)

@@ -20,9 +20,13 @@ final class TimestampPool {
         var p: VkQueryPool?
         try vkCheck(vkCreateQueryPool(context.device, &ci, nil, &p), "vkCreateQueryPool")
         pool = p!
+        VulkanObjects.created("query pool")
     }
 
-    deinit { vkDestroyQueryPool(context.device, pool, nil) }
+    deinit {
+        VulkanObjects.destroyed("query pool")
+        vkDestroyQueryPool(context.device, pool, nil)
+    }
 
     /// Resets the pool (recorded at the start of the command buffer).
     func recordReset(_ cb: VkCommandBuffer) {
