@@ -112,15 +112,23 @@ public final class Generator {
         try backend.run(ops, section: SectionKey(name, rows: tokens.count), tokens: tokens, pos0: pos0)
     }
 
+    /// Runs sections back to back: one submission on Vulkan, one after another elsewhere.
+    func chain(_ parts: [([Op], String)], _ tokens: [Int32], _ pos0: Int) throws {
+        let list = parts.filter { !$0.0.isEmpty }.map { (ops: $0.0, section: SectionKey($0.1, rows: tokens.count)) }
+        if let vb = backend as? VulkanBackend {
+            try vb.runChained(list, tokens: tokens, pos0: pos0)
+        } else {
+            for p in list { try backend.run(p.ops, section: p.section, tokens: tokens, pos0: pos0) }
+        }
+    }
+
     /// Prefill: every pass for every row (KV of all passes), in chunks of the backend's rows.
     func prefill(_ tokens: [Int]) throws {
         var i = 0
         let chunk = model.layout.maxRows
         while i < tokens.count {
             let part = tokens[i..<min(i + chunk, tokens.count)].map { Int32($0) }
-            try run(prelude, "prelude", part, position)
-            for (t, ops) in passes.enumerated() { try run(ops, "pass\(t)", part, position) }
-            try run(head, "head", part, position)
+            try chain([(prelude, "prelude")] + passes.enumerated().map { ($0.element, "pass\($0.offset)") } + [(head, "head")], part, position)
             position += part.count
             i += part.count
         }
@@ -144,24 +152,27 @@ public final class Generator {
 
         if policy.isStatic && !computeAll {
             if case .fixed(let k) = policy { used = k }
-            var parts: [(ops: [Op], section: SectionKey)] = [(pre, SectionKey(preName, rows: 1))]
-            for t in 0..<used { parts.append((passes[t], SectionKey("pass\(t)", rows: 1))) }
-            let fill = kvFill(afterPasses: used)
-            if !fill.isEmpty { parts.append((fill, SectionKey("kvfill\(used)", rows: 1))) }
-            parts.append((headOps, SectionKey(headName, rows: 1)))
-            if let vb = backend as? VulkanBackend {
-                try vb.runChained(parts, tokens: tok, pos0: pos)
-            } else {
-                for p in parts { try backend.run(p.ops, section: p.section, tokens: tok, pos0: pos) }
-            }
+            var parts: [([Op], String)] = [(pre, preName)]
+            for t in 0..<used { parts.append((passes[t], "pass\(t)")) }
+            parts.append((kvFill(afterPasses: used), "kvfill\(used)"))
+            parts.append((headOps, headName))
+            try chain(parts, tok, pos)
         } else {
-            try run(pre, preName, tok, pos)
             var tracker = ExitTracker(policy: policy, totalPasses: total, minPasses: options.minPasses, qEvalInterval: model.info.qEvalInterval ?? 1)
             var chosenState: [Float]?
             let plan = model.plan
-            if policy.needsState { _ = tracker.shouldStop(after: -1, exitSignal: nil, state: try backend.read(plan.stateAct, rows: 1), logits: nil) }
+            // The prelude goes with pass 0 in one submission unless the policy must see the
+            // state before the first pass.
+            if policy.needsState {
+                try run(pre, preName, tok, pos)
+                _ = tracker.shouldStop(after: -1, exitSignal: nil, state: try backend.read(plan.stateAct, rows: 1), logits: nil)
+            }
             for t in 0..<total {
-                try run(passes[t], "pass\(t)", tok, pos)
+                if t == 0 && !policy.needsState {
+                    try chain([(pre, preName), (passes[0], "pass0")], tok, pos)
+                } else {
+                    try run(passes[t], "pass\(t)", tok, pos)
+                }
                 let signal = policy.needsExitSignal ? try plan.exitAct.map { try backend.read($0, rows: 1)[0] } : nil
                 let state = policy.needsState ? try backend.read(plan.stateAct, rows: 1) : nil
                 var logits: [Float]?
@@ -180,8 +191,7 @@ public final class Generator {
                 }
             }
             if let s = chosenState { try backend.write(plan.stateAct, values: s) }
-            if !computeAll { try run(kvFill(afterPasses: used), "kvfill\(used)", tok, pos) }
-            try run(headOps, headName, tok, pos)
+            try chain([(computeAll ? [] : kvFill(afterPasses: used), "kvfill\(used)"), (headOps, headName)], tok, pos)
         }
         position += 1
         hasState = true

@@ -58,6 +58,8 @@ public final class VulkanContext: @unchecked Sendable {
     public let validationEnabled: Bool
     let memoryProperties: VkPhysicalDeviceMemoryProperties
     let submitLock = NSLock()
+    /// The fence every submission waits on (submissions are serialised by `submitLock`).
+    let submitFence: VkFence
     /// Valid bits of the compute queue's timestamps (0 = no timestamps).
     let timestampValidBits: UInt32
     /// Host time of the last submission: the vkQueueSubmit call and the wait for its fence.
@@ -160,6 +162,15 @@ public final class VulkanContext: @unchecked Sendable {
             throw VulkanError("vkCreateCommandPool", r)
         }
         commandPool = pool!
+        var fci = VkFenceCreateInfo()
+        fci.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO
+        var fence: VkFence?
+        if let r = Optional(vkCreateFence(device, &fci, nil, &fence)), r != VK_SUCCESS {
+            vkDestroyCommandPool(device, pool, nil)
+            vkDestroyDevice(device, nil)
+            throw VulkanError("vkCreateFence", r)
+        }
+        submitFence = fence!
         var mp = VkPhysicalDeviceMemoryProperties()
         vkGetPhysicalDeviceMemoryProperties(physical, &mp)
         memoryProperties = mp
@@ -171,6 +182,7 @@ public final class VulkanContext: @unchecked Sendable {
     deinit {
         VulkanObjects.destroyed("context")
         vkDeviceWaitIdle(device)
+        vkDestroyFence(device, submitFence, nil)
         vkDestroyCommandPool(device, commandPool, nil)
         vkDestroyDevice(device, nil)
         if let messenger, let destroy = Self.instanceProc(instance, "vkDestroyDebugUtilsMessengerEXT", PFN_vkDestroyDebugUtilsMessengerEXT.self) {

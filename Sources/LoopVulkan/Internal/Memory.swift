@@ -141,11 +141,8 @@ extension VulkanContext {
 
     /// Submits command buffers in one vkQueueSubmit and waits for them (caller holds submitLock).
     func submitLocked(_ cbs: [VkCommandBuffer]) throws {
-        var fci = VkFenceCreateInfo()
-        fci.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO
-        var fence: VkFence?
-        try vkCheck(vkCreateFence(device, &fci, nil, &fence), "vkCreateFence")
-        defer { vkDestroyFence(device, fence, nil) }
+        var fence: VkFence? = submitFence
+        try vkCheck(vkResetFences(device, 1, &fence), "vkResetFences")
         let t0 = DispatchTime.now().uptimeNanoseconds
         var list: [VkCommandBuffer?] = cbs
         try list.withUnsafeMutableBufferPointer { lp in
