@@ -22,6 +22,11 @@ final class Kernels {
     /// Texel path: add a shared-memory reduction for workgroups that span several subgroups.
     /// Off on CPU devices, where any barrier() in a shader makes lavapipe run it as coroutines.
     var texelWorkgroupReduce: Bool
+    /// Texel path, several rows (prefill, matmul.comp READ_TEXEL): output features and rows per
+    /// workgroup (one subgroup). Each W fetch serves `texelMatmulRows` rows, each x fetch
+    /// `texelMatmulFeatures` features.
+    var texelMatmulFeatures = 8
+    var texelMatmulRows = 8
 
     init(context: VulkanContext, readPath: ReadPath) {
         self.context = context
@@ -29,6 +34,10 @@ final class Kernels {
         maxTexelBytes = Int(min(context.info.maxTexelBufferElements, UInt64(Int.max / 32))) * 16
         texelLanes = min(max(context.info.subgroupSize, 1), 64)
         texelWorkgroupReduce = context.info.kind != .cpu
+        if let v = ProcessInfo.processInfo.environment["LOOPVK_MM_SHAPE"] {
+            let parts = v.split(separator: ",").compactMap { Int($0) }
+            if parts.count == 2 { texelMatmulFeatures = parts[0]; texelMatmulRows = parts[1] }
+        }
     }
 
     func pipeline(_ shader: String, bindings: Int, push: Int, local: (Int, Int) = (64, 1), w: DType = .f32, b: DType = .f32) throws -> ComputePipeline {
@@ -84,8 +93,9 @@ final class Kernels {
         return (Binding(slice, offset: UInt64(start), range: UInt64(end - start)), byteStart - start)
     }
 
-    /// The decode GEMV through texel views (see matvec.comp): W in chunks of whole rows that
-    /// each fit one view, x in one view. Returns false before recording anything when x or a
+    /// The product through texel views: one row (decode) with matvec.comp, several rows
+    /// (prefill) with matmul.comp's READ_TEXEL kernel; W in chunks of whole rows that each fit
+    /// one view, x (all rows) in one view. Returns false before recording anything when x or a
     /// single W row does not fit a view, so the caller takes the storage path.
     private func encodeTexelMatvec(x: ActRef, weight: WeightRef, bias: (Binding, UInt32, DType)?, out: ActRef, inF: Int, outF: Int,
                                    accumulate: Bool, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
@@ -115,13 +125,20 @@ final class Kernels {
             }
             let wBase = wShift / es
             let aligned = wBase % ept == 0 && inF % ept == 0 && xCol % 4 == 0 && (rows == 1 || xStride % 4 == 0)
-            let p = try pipeline("matvec.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: w.dtype, b: bdt,
-                                 defines: ["READ_TEXEL": "1", "WG_REDUCE": texelWorkgroupReduce ? "1" : "0"],
-                                 constants: [u(texelRows), aligned ? 1 : 0])
-            try cb.dispatch(p, [xb, wb, bb, Binding(try backend.act(out.name))],
-                            push: [u(inF), u(xStride), u(xCol), u(oStride), u(out.col), u(wBase), bbase, bias == nil ? 0 : 1,
-                                   accumulate ? 1 : 0, u(o0), u(n), u(rows)],
-                            groups: (Self.groups(n, texelRows), rows, 1))
+            let defines = ["READ_TEXEL": "1", "WG_REDUCE": texelWorkgroupReduce ? "1" : "0"]
+            let push = [u(inF), u(xStride), u(xCol), u(oStride), u(out.col), u(wBase), bbase, bias == nil ? 0 : 1,
+                        accumulate ? 1 : 0, u(o0), u(n), u(rows)]
+            let bindings = [xb, wb, bb, Binding(try backend.act(out.name))]
+            if rows == 1 {
+                let p = try pipeline("matvec.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: w.dtype, b: bdt,
+                                     defines: defines, constants: [u(texelRows), aligned ? 1 : 0])
+                try cb.dispatch(p, bindings, push: push, groups: (Self.groups(n, texelRows), rows, 1))
+            } else {
+                let p = try pipeline("matmul.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: w.dtype, b: bdt,
+                                     defines: defines, constants: [u(texelMatmulFeatures), u(texelMatmulRows), aligned ? 1 : 0])
+                try cb.dispatch(p, bindings, push: push,
+                                groups: (Self.groups(n, texelMatmulFeatures), Self.groups(rows, texelMatmulRows), 1))
+            }
             o0 += n
         }
         return true
@@ -186,7 +203,7 @@ final class Kernels {
             let chunkRows = max(1, (Int(context.info.maxStorageBufferRange) - 256) / rowBytes)
             var bb = backend.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
             if let bias { (bb, bbase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: outF) }
-            if rows == 1, readPath == .texel,
+            if readPath == .texel,
                try encodeTexelMatvec(x: x, weight: weight, bias: bias == nil ? nil : (bb, bbase, bdt), out: out, inF: inF, outF: outF,
                                      accumulate: accumulate, rows: rows, into: cb, backend: backend) {
                 break

@@ -101,7 +101,8 @@ struct OpParityTests {
     func linear(dtype: DType, path: ReadPath) throws {
         var rng = SeededRandom(seed: 5)
         let shapes = [(1, 96, 33, 1), (1, 96, 33, 4), (1, 257, 130, 1), (1, 257, 130, 0), (1, 1024, 19, 0), (1, 1, 5, 0),
-                      (1, 45, 67, 3), (1, 128, 283, 8), (1, 16, 3, 0), (7, 45, 67, 1), (70, 131, 65, 1), (3, 1, 5, 1)]
+                      (1, 45, 67, 3), (1, 128, 283, 8), (1, 16, 3, 0), (7, 45, 67, 1), (70, 131, 65, 1), (3, 1, 5, 1),
+                      (64, 1024, 96, 0), (9, 256, 40, 0), (2, 96, 17, 4)]
         for (rows, inF, outF, xCol) in shapes {
             let w = WeightStore(checkpoint: nil)
             addWeight(w, "W", dtype, [outF * 2, inF], rng.floats(outF * 2 * inF, 0.2))
