@@ -20,6 +20,9 @@
 #ifndef WG_REDUCE
 #define WG_REDUCE 0
 #endif
+#ifndef UNROLLED_8X8
+#define UNROLLED_8X8 0
+#endif
 
 #if READ_TEXEL == 0
 
@@ -126,6 +129,69 @@ float out_sum(float v) {
     return subgroupAdd(v);
 }
 
+#if UNROLLED_8X8
+// FEATS = RROWS = 8, ALIGNED = 1, written out so that every accumulator, x vector and W row
+// index is a constant index: lavapipe keeps arrays with any dynamic index in memory (a
+// gather/scatter per access), which made the loop form ~2x slower.
+#define LOAD_X(r) { uint xr = (min(r0 + r, lastR) * p.x_stride + p.x_col) >> 2u; xt[r] = xr; }
+#define FEATURE(i, A) { \
+    uvec4 w = texelFetch(W, int(wt[i] + t)); \
+    WDECODE \
+    A[0] += DOT_ROW(0); A[1] += DOT_ROW(1); A[2] += DOT_ROW(2); A[3] += DOT_ROW(3); \
+    A[4] += DOT_ROW(4); A[5] += DOT_ROW(5); A[6] += DOT_ROW(6); A[7] += DOT_ROW(7); }
+#if W_DTYPE == 0
+#define WDECODE vec4 wa = uintBitsToFloat(w);
+#define DOT_ROW(r) dot(wa, xa[r])
+#define LOAD_XV(r) { xa[r] = uintBitsToFloat(texelFetch(X, int(xt[r] + t))); }
+#else
+#if W_DTYPE == 1
+#define WDECODE vec4 wa = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)); vec4 wc = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+#define LOAD_XV(r) { xa[r] = uintBitsToFloat(texelFetch(X, int(xt[r] + 2u * t))); xc[r] = uintBitsToFloat(texelFetch(X, int(xt[r] + 2u * t + 1u))); }
+#else
+#define WDECODE vec4 wa = uintBitsToFloat(w << 16u); vec4 wc = uintBitsToFloat(w & 0xFFFF0000u);
+#define LOAD_XV(r) { vec4 a = uintBitsToFloat(texelFetch(X, int(xt[r] + 2u * t))); vec4 c = uintBitsToFloat(texelFetch(X, int(xt[r] + 2u * t + 1u))); \
+    xa[r] = vec4(a.x, a.z, c.x, c.z); xc[r] = vec4(a.y, a.w, c.y, c.w); }
+#endif
+#define DOT_ROW(r) (dot(wa, xa[r]) + dot(wc, xc[r]))
+#endif
+#define STORE_ROW(i, A, r) { float s = out_sum(A[r]); \
+    if (lane == 0u && j0 + i < p.ocount && r0 + r < p.rows) { uint oi = (r0 + r) * p.o_stride + p.o_col + p.o0 + j0 + i; \
+        if (p.accumulate != 0u) o[oi] += s + bias; else o[oi] = s + bias; } }
+#define STORE_FEATURE(i, A) { float bias = (p.has_bias != 0u && j0 + i < p.ocount) ? LOAD_B(B, p.b_base + p.o0 + j0 + i) : 0.0; \
+    STORE_ROW(i, A, 0) STORE_ROW(i, A, 1) STORE_ROW(i, A, 2) STORE_ROW(i, A, 3) \
+    STORE_ROW(i, A, 4) STORE_ROW(i, A, 5) STORE_ROW(i, A, 6) STORE_ROW(i, A, 7) }
+
+void main() {
+    uint j0 = gl_WorkGroupID.x * 8u;
+    uint r0 = gl_WorkGroupID.y * 8u;
+    if (j0 >= p.ocount || r0 >= p.rows) return;
+    uint lane = gl_LocalInvocationID.x;
+    uint n = gl_WorkGroupSize.x;
+    uint lastF = p.ocount - 1u, lastR = p.rows - 1u;
+    uint nt = p.in_f / EPT;
+    uint wb = p.w_base / EPT;
+    uint wt[8] = uint[8](wb + min(j0, lastF) * nt, wb + min(j0 + 1u, lastF) * nt, wb + min(j0 + 2u, lastF) * nt,
+                         wb + min(j0 + 3u, lastF) * nt, wb + min(j0 + 4u, lastF) * nt, wb + min(j0 + 5u, lastF) * nt,
+                         wb + min(j0 + 6u, lastF) * nt, wb + min(j0 + 7u, lastF) * nt);
+    uint xt[8];
+    LOAD_X(0) LOAD_X(1) LOAD_X(2) LOAD_X(3) LOAD_X(4) LOAD_X(5) LOAD_X(6) LOAD_X(7)
+    float a0[8] = float[8](0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    float a1[8] = a0, a2[8] = a0, a3[8] = a0, a4[8] = a0, a5[8] = a0, a6[8] = a0, a7[8] = a0;
+    for (uint t = lane; t < nt; t += n) {
+        vec4 xa[8];
+#if W_DTYPE != 0
+        vec4 xc[8];
+#endif
+        LOAD_XV(0) LOAD_XV(1) LOAD_XV(2) LOAD_XV(3) LOAD_XV(4) LOAD_XV(5) LOAD_XV(6) LOAD_XV(7)
+        FEATURE(0, a0) FEATURE(1, a1) FEATURE(2, a2) FEATURE(3, a3)
+        FEATURE(4, a4) FEATURE(5, a5) FEATURE(6, a6) FEATURE(7, a7)
+    }
+    STORE_FEATURE(0, a0) STORE_FEATURE(1, a1) STORE_FEATURE(2, a2) STORE_FEATURE(3, a3)
+    STORE_FEATURE(4, a4) STORE_FEATURE(5, a5) STORE_FEATURE(6, a6) STORE_FEATURE(7, a7)
+}
+
+#else
+
 void main() {
     uint j0 = gl_WorkGroupID.x * FEATS;  // first feature within the chunk
     uint r0 = gl_WorkGroupID.y * RROWS;  // first row
@@ -203,5 +269,7 @@ void main() {
         }
     }
 }
+
+#endif  // UNROLLED_8X8
 
 #endif

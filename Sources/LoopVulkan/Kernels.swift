@@ -32,6 +32,8 @@ final class Kernels {
     var subgroupReduce: Bool
     var texelMatmulFeatures = 8
     var texelMatmulRows = 8
+    /// Use the written-out 8x8 kernel when the shape is 8x8 and the operands are aligned.
+    var texelMatmulUnrolled = true
 
     init(context: VulkanContext, readPath: ReadPath) {
         self.context = context
@@ -141,8 +143,10 @@ final class Kernels {
                                      defines: defines, constants: [u(texelRows), aligned ? 1 : 0])
                 try cb.dispatch(p, bindings, push: push, groups: (Self.groups(n, texelRows), rows, 1))
             } else {
+                // The 8x8 aligned shape has a written-out kernel (see matmul.comp).
+                let unrolled = aligned && texelMatmulFeatures == 8 && texelMatmulRows == 8 && texelMatmulUnrolled
                 let p = try pipeline("matmul.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: w.dtype, b: bdt,
-                                     defines: defines, constants: [u(texelMatmulFeatures), u(texelMatmulRows), aligned ? 1 : 0])
+                                     defines: defines.merging(["UNROLLED_8X8": unrolled ? "1" : "0"]) { $1 }, constants: [u(texelMatmulFeatures), u(texelMatmulRows), aligned ? 1 : 0])
                 try cb.dispatch(p, bindings, push: push,
                                 groups: (Self.groups(n, texelMatmulFeatures), Self.groups(rows, texelMatmulRows), 1))
             }
