@@ -8,8 +8,10 @@ layout(std430, binding = 1) writeonly buffer Out { float o[]; };
 
 layout(push_constant) uniform P { uint dim; uint x_stride; uint x_col; uint o_stride; uint o_col; } p;
 
+#if !SUBGROUP_ONLY
 shared float best_v[256];
 shared uint best_i[256];
+#endif
 
 void main() {
     uint r = gl_WorkGroupID.x;
@@ -21,6 +23,13 @@ void main() {
         float v = x[r * p.x_stride + p.x_col + i];
         if (!isnan(v) && (bi == 0xFFFFFFFFu || v > bv)) { bv = v; bi = i; }
     }
+#if SUBGROUP_ONLY
+    // One subgroup: the largest value, then the smallest index holding it.
+    float m = subgroupMax(bi == 0xFFFFFFFFu ? -1.0 / 0.0 : bv);
+    uint win = subgroupMin(bi != 0xFFFFFFFFu && bv == m ? bi : 0xFFFFFFFFu);
+    if (t == 0u) o[r * p.o_stride + p.o_col] = win == 0xFFFFFFFFu ? 0.0 : float(win);
+}
+#else
     best_v[t] = bv; best_i[t] = bi;
     barrier();
     for (uint s = n / 2u; s > 0u; s >>= 1u) {
@@ -33,3 +42,4 @@ void main() {
     }
     if (t == 0u) o[r * p.o_stride + p.o_col] = best_i[0] == 0xFFFFFFFFu ? 0.0 : float(best_i[0]);
 }
+#endif

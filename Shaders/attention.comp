@@ -4,7 +4,13 @@
 // head h / (heads / kv_heads). Keys are scored a workgroup-width chunk at a time with an online
 // softmax (running max and sum), so any sequence length works; invocation t accumulates output
 // dims t, t + n, ... (head_dim <= 4 * workgroup size).
+// SUBGROUP_ONLY 1 (CPU devices): the workgroup is one subgroup; q is read in place, the
+// probabilities reach every invocation by subgroupShuffle, no shared memory and no barrier
+// (head_dim <= 32 * subgroup size).
 #include "common.glsl"
+#if SUBGROUP_ONLY
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer K { float kc[]; };
@@ -19,6 +25,56 @@ layout(push_constant) uniform P {
 } p;
 
 const uint MAX_D = 256u;
+
+#if SUBGROUP_ONLY
+
+void main() {
+    uint h = gl_WorkGroupID.x;
+    uint r = gl_WorkGroupID.y;
+    uint t = gl_LocalInvocationID.x;
+    uint n = gl_WorkGroupSize.x;
+    uint kvh = h / (p.heads / p.kv_heads);
+    uint len = step_pos0 + r + 1u;
+    uint qb = r * p.q_stride + p.q_col + h * p.head_dim;
+    uint cpl = (p.head_dim + n - 1u) / n;     // output dims per invocation
+    float m = -1.0 / 0.0;
+    float l = 0.0;
+    float acc[32];
+    for (uint c = 0u; c < 32u; c++) acc[c] = 0.0;
+    for (uint j0 = 0u; j0 < len; j0 += n) {
+        uint j = j0 + t;
+        float s = -1.0 / 0.0;
+        if (j < len) {
+            uint kb = j * p.kv_width + kvh * p.head_dim;
+            float dot = 0.0;
+            for (uint d = 0u; d < p.head_dim; d++) dot += q[qb + d] * kc[kb + d];
+            s = dot * p.scale;
+        }
+        float mnew = max(m, subgroupMax(s));
+        float e = (j < len) ? exp(s - mnew) : 0.0;
+        float corr = exp(m - mnew);
+        l = l * corr + subgroupAdd(e);
+        m = mnew;
+        for (uint c = 0u; c < cpl; c++) acc[c] *= corr;
+        uint cnt = min(n, len - j0);
+        for (uint jj = 0u; jj < cnt; jj++) {
+            float pj = subgroupShuffle(e, jj);
+            uint vb = (j0 + jj) * p.kv_width + kvh * p.head_dim;
+            for (uint c = 0u; c < cpl; c++) {
+                uint d = t + c * n;
+                if (d < p.head_dim) acc[c] += pj * vc[vb + d];
+            }
+        }
+    }
+    uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
+    for (uint c = 0u; c < cpl; c++) {
+        uint d = t + c * n;
+        if (d < p.head_dim) o[ob + d] = acc[c] / l;
+    }
+}
+
+#else
+
 shared float qs[MAX_D];
 shared float ps[256];
 
@@ -68,3 +124,5 @@ void main() {
         if (d < p.head_dim) o[ob + d] = acc[c] / l;
     }
 }
+
+#endif

@@ -33,6 +33,17 @@ layout(local_size_x_id = 0, local_size_y_id = 1) in;
 // Recorded command buffers read it, so they replay unchanged for every decode token.
 #define STEP_STATE(b) layout(std430, binding = b) readonly buffer StepState { uint step_pos0; uint step_rows; uint step_pad0; uint step_pad1; uint step_tokens[]; };
 
+// SUBGROUP_ONLY 1: the host makes each workgroup exactly one subgroup (CPU devices, where any
+// barrier() makes lavapipe run the shader as coroutines, 15-25% slower), so the workgroup
+// reductions are single subgroup operations with no shared memory and no barrier.
+#ifndef SUBGROUP_ONLY
+#define SUBGROUP_ONLY 0
+#endif
+
+#if SUBGROUP_ONLY
+float workgroup_sum(float v) { return subgroupAdd(v); }
+float workgroup_max(float v) { return subgroupMax(v); }
+#else
 // Sum over the whole workgroup (all invocations must call it).
 shared float wg_red[64];
 float workgroup_sum(float v) {
@@ -54,3 +65,4 @@ float workgroup_max(float v) {
     barrier();
     return t;
 }
+#endif

@@ -50,6 +50,9 @@ public final class Generator {
     let passes: [[Op]]
     let head: [Op]
     let headArgmax: [Op]
+    /// The head without its trailing logits product: prefill keeps the head's KV writes (coda /
+    /// decoder layers) but never reads the prompt rows' logits (the last prompt token is decoded).
+    let prefillHead: [Op]
     /// kvSlots[t] = the K slots written by pass t, in layer order.
     let passSlots: [[Int]]
     private var position = 0
@@ -78,6 +81,9 @@ public final class Generator {
             return true
         }
         head = plan.head
+        var ph = plan.head
+        while let last = ph.last, last.output?.name == plan.logitsAct { ph.removeLast() }
+        prefillHead = ph
         headArgmax = plan.head + [.argmax(x: ActRef(plan.logitsAct), out: ActRef(Model.argmaxAct), dim: plan.vocab)]
     }
 
@@ -128,7 +134,8 @@ public final class Generator {
         let chunk = model.layout.maxRows
         while i < tokens.count {
             let part = tokens[i..<min(i + chunk, tokens.count)].map { Int32($0) }
-            try chain([(prelude, "prelude")] + passes.enumerated().map { ($0.element, "pass\($0.offset)") } + [(head, "head")], part, position)
+            try chain([(prelude, "prelude")] + passes.enumerated().map { ($0.element, "pass\($0.offset)") } + [(prefillHead, "head-prefill")],
+                      part, position)
             position += part.count
             i += part.count
         }

@@ -41,6 +41,9 @@ struct OpParityTests {
     }
 
     static let dtypes: [DType] = [.f32, .f16, .bf16]
+    /// Both row-reduction variants: workgroup (shared memory + barrier) and one subgroup only.
+    static let reductions: [Bool] = [false, true]
+    static func reduce(_ subgroup: Bool) -> (VulkanBackend) -> Void { { $0.kernels.subgroupReduce = subgroup } }
 
     @Test(arguments: dtypes)
     func embedding(dtype: DType) throws {
@@ -54,22 +57,23 @@ struct OpParityTests {
                   outputs: ["out"], threshold: 1e-7)
     }
 
-    @Test(arguments: dtypes)
-    func rmsNormModes(dtype: DType) throws {
+    @Test(arguments: dtypes, reductions)
+    func rmsNormModes(dtype: DType, subgroup: Bool) throws {
         var rng = SeededRandom(seed: 2)
         let dim = 131, rows = 5
         let w = WeightStore(checkpoint: nil)
         addWeight(w, "g", dtype, [dim], rng.floats(dim, 2))
         let inputs = ["x": rng.floats(rows * dim, 3), "a": rng.floats(rows * dim), "o": rng.floats(rows * dim)]
         for mode in [NormMode.plain, .accumulate, .normalizeSum] {
-            _ = try check("rmsnorm-\(dtype)-\(mode)", acts: ["x": dim, "a": dim, "o": dim], rows: rows, weights: w, inputs: inputs,
+            _ = try check("rmsnorm-\(dtype)-\(mode)-\(subgroup)", acts: ["x": dim, "a": dim, "o": dim], rows: rows, weights: w, inputs: inputs,
                       ops: [.rmsNorm(x: ActRef("x"), add: mode == .normalizeSum ? ActRef("a") : nil, weight: WeightRef("g"),
                                      out: ActRef("o"), dim: dim, groups: 1, eps: 1e-6, mode: mode)],
-                      outputs: ["o"], threshold: 1e-7)
+                      outputs: ["o"], threshold: 1e-7, configure: Self.reduce(subgroup))
         }
     }
 
-    @Test func rmsNormPerHeadGroupsNoWeight() throws {
+    @Test(arguments: reductions)
+    func rmsNormPerHeadGroupsNoWeight(subgroup: Bool) throws {
         var rng = SeededRandom(seed: 3)
         let heads = 3, hd = 16, rows = 4
         let w = WeightStore(checkpoint: nil)
@@ -78,19 +82,19 @@ struct OpParityTests {
                   inputs: ["q": rng.floats(rows * heads * hd, 2)],
                   ops: [.rmsNorm(x: ActRef("q"), add: nil, weight: WeightRef("qn"), out: ActRef("q"), dim: hd, groups: heads, eps: 1e-6, mode: .plain),
                         .rmsNorm(x: ActRef("q"), add: nil, weight: nil, out: ActRef("o"), dim: hd, groups: heads, eps: 1e-5, mode: .plain)],
-                  outputs: ["q", "o"], threshold: 1e-7)
+                  outputs: ["q", "o"], threshold: 1e-7, configure: Self.reduce(subgroup))
     }
 
-    @Test(arguments: dtypes)
-    func layerNorm(dtype: DType) throws {
+    @Test(arguments: dtypes, reductions)
+    func layerNorm(dtype: DType, subgroup: Bool) throws {
         var rng = SeededRandom(seed: 4)
         let dim = 77, rows = 3
         let w = WeightStore(checkpoint: nil)
         addWeight(w, "w", dtype, [dim], rng.floats(dim))
         addWeight(w, "b", .f32, [dim], rng.floats(dim))
-        _ = try check("layernorm-\(dtype)", acts: ["x": dim, "o": dim], rows: rows, weights: w, inputs: ["x": rng.floats(rows * dim, 4)],
+        _ = try check("layernorm-\(dtype)-\(subgroup)", acts: ["x": dim, "o": dim], rows: rows, weights: w, inputs: ["x": rng.floats(rows * dim, 4)],
                   ops: [.layerNorm(x: ActRef("x"), weight: WeightRef("w"), bias: WeightRef("b"), out: ActRef("o"), dim: dim, eps: 1e-5)],
-                  outputs: ["o"], threshold: 1e-7)
+                  outputs: ["o"], threshold: 1e-7, configure: Self.reduce(subgroup))
     }
 
     /// Matrix-vector (1 row) and matrix-matrix (several rows) products, odd sizes, bias,
@@ -101,7 +105,8 @@ struct OpParityTests {
     func linear(dtype: DType, path: ReadPath) throws {
         var rng = SeededRandom(seed: 5)
         let shapes = [(1, 96, 33, 1), (1, 96, 33, 4), (1, 257, 130, 1), (1, 257, 130, 0), (1, 1024, 19, 0), (1, 1, 5, 0),
-                      (1, 45, 67, 3), (1, 128, 283, 8), (1, 16, 3, 0), (7, 45, 67, 1), (70, 131, 65, 1), (3, 1, 5, 1)]
+                      (1, 45, 67, 3), (1, 128, 283, 8), (1, 16, 3, 0), (7, 45, 67, 1), (70, 131, 65, 1), (3, 1, 5, 1),
+                      (64, 1024, 96, 0), (9, 256, 40, 0), (2, 96, 17, 4)]
         for (rows, inF, outF, xCol) in shapes {
             let w = WeightStore(checkpoint: nil)
             addWeight(w, "W", dtype, [outF * 2, inF], rng.floats(outF * 2 * inF, 0.2))
@@ -167,6 +172,32 @@ struct OpParityTests {
         }
     }
 
+    /// Texel-path prefill block shapes (matmul.comp READ_TEXEL): features x rows per workgroup,
+    /// edges in both directions, the scalar branch, and two subgroups with the shared-memory sum.
+    @Test(arguments: [(1, 1, 1), (3, 5, 1), (8, 8, 1), (16, 4, 1), (4, 16, 2)])
+    func linearTexelMatmulShapes(features: Int, rowsPerGroup: Int, subgroups: Int) throws {
+        guard GPU.readPaths.contains(.texel) else { return }
+        var rng = SeededRandom(seed: 16)
+        let lanes = GPU.context!.info.subgroupSize * subgroups
+        for dtype in [DType.bf16, .f16, .f32] {
+            for (rows, inF, outF, xCol) in [(13, 256, 70, 0), (6, 45, 33, 1), (17, 64, 9, 0)] {
+                let w = WeightStore(checkpoint: nil)
+                addWeight(w, "W", dtype, [outF, inF], rng.floats(outF * inF, 0.2))
+                addWeight(w, "b", dtype, [outF], rng.floats(outF))
+                _ = try check("linear-mm-\(features)x\(rowsPerGroup)-\(lanes)-\(dtype)-\(rows)x\(inF)x\(outF)", acts: ["x": inF + xCol, "y": outF],
+                              rows: rows, weights: w, inputs: ["x": rng.floats(rows * (inF + xCol)), "y": rng.floats(rows * outF)],
+                              ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W"), bias: WeightRef("b"),
+                                            out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: true)],
+                              outputs: ["y"], threshold: 5e-4, readPath: .texel, configure: {
+                                  $0.kernels.texelMatmulFeatures = features
+                                  $0.kernels.texelMatmulRows = rowsPerGroup
+                                  $0.kernels.texelLanes = lanes
+                                  $0.kernels.texelWorkgroupReduce = subgroups > 1
+                              })
+            }
+        }
+    }
+
     static func ropeTable(positions: Int, headDim: Int, theta: Double) -> [Float] {
         var t = [Float](repeating: 0, count: positions * headDim)
         for p in 0..<positions {
@@ -195,19 +226,21 @@ struct OpParityTests {
 
     /// Causal attention with KV written by kv_write: MHA and GQA, 55 heads x 96 and 16 x 128,
     /// a long sequence (>= 2048 positions), prefill rows and a single decode row.
-    @Test(arguments: [(55, 55, 96, 40, 3), (16, 16, 128, 33, 1), (4, 2, 16, 9, 4), (16, 4, 64, 2100, 1), (3, 3, 16, 1, 1)])
-    func attention(heads: Int, kvHeads: Int, headDim: Int, context: Int, rows: Int) throws {
+    @Test(arguments: [(55, 55, 96, 40, 3), (16, 16, 128, 33, 1), (4, 2, 16, 9, 4), (16, 4, 64, 2100, 1), (3, 3, 16, 1, 1), (2, 1, 256, 19, 5)],
+          reductions)
+    func attention(shape: (Int, Int, Int, Int, Int), subgroup: Bool) throws {
+        let (heads, kvHeads, headDim, context, rows) = shape
         var rng = SeededRandom(seed: 7)
         let kvW = kvHeads * headDim
         let w = WeightStore(checkpoint: nil)
         let pos0 = context - rows
-        _ = try check("attention-\(heads)-\(kvHeads)-\(headDim)-\(context)-\(rows)",
+        _ = try check("attention-\(heads)-\(kvHeads)-\(headDim)-\(context)-\(rows)-\(subgroup)",
                   acts: ["k": kvW, "v": kvW, "q": heads * headDim, "o": heads * headDim], kvSlots: 2, kvWidth: kvW, maxContext: context,
                   rows: rows, pos0: pos0, weights: w,
                   inputs: ["k": rng.floats(context * kvW, 2), "v": rng.floats(context * kvW), "q": rng.floats(rows * heads * headDim, 2)],
                   setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
                   ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o"), heads: heads, kvHeads: kvHeads, headDim: headDim, scale: 1 / Float(headDim).squareRoot())],
-                  outputs: ["o"], threshold: 5e-4)
+                  outputs: ["o"], threshold: 5e-4, configure: Self.reduce(subgroup))
     }
 
     @Test func kvWriteAtPosition() throws {
@@ -290,14 +323,15 @@ struct OpParityTests {
                   outputs: ["o", "p", "q"], threshold: 1e-7)
     }
 
-    @Test func argmaxAndSoftmax() throws {
+    @Test(arguments: reductions)
+    func argmaxAndSoftmax(subgroup: Bool) throws {
         var rng = SeededRandom(seed: 12)
         let dim = 1000, rows = 4
         var x = rng.floats(rows * dim, 5)
         // Ties: the first maximal index must win.
         x[dim + 10] = 9; x[dim + 700] = 9; x[3 * dim + 999] = 7
-        _ = try check("argmax-softmax", acts: ["x": dim, "i": 1, "s": dim], rows: rows, weights: WeightStore(checkpoint: nil), inputs: ["x": x],
+        _ = try check("argmax-softmax-\(subgroup)", acts: ["x": dim, "i": 1, "s": dim], rows: rows, weights: WeightStore(checkpoint: nil), inputs: ["x": x],
                   ops: [.argmax(x: ActRef("x"), out: ActRef("i"), dim: dim), .softmax(x: ActRef("x"), out: ActRef("s"), dim: dim)],
-                  outputs: ["i", "s"], threshold: 1e-7)
+                  outputs: ["i", "s"], threshold: 1e-7, configure: Self.reduce(subgroup))
     }
 }
