@@ -16,7 +16,6 @@ public final class CPUBackend: PlanBackend {
     private var acts: [String: UnsafeMutableBufferPointer<Float>] = [:]
     private let kv: UnsafeMutablePointer<Float>
     private let kvCount: Int
-    private var weightCache: [String: [Float]] = [:]
 
     public init(layout: BackendLayout, weights: WeightStore) throws {
         guard layout.maxRows > 0 else { throw LoopError.invalidArgument("backend layout: maxRows must be positive, got \(layout.maxRows)") }
@@ -128,14 +127,11 @@ public final class CPUBackend: PlanBackend {
         return CPURows(buf, stride: w, col: ref.col)
     }
 
+    /// The weight widened to fp32 (WeightStore caches it, once per process-wide store).
     private func weightFloats(_ name: String) throws -> [Float] {
-        if let w = weightCache[name] { return w }
-        let w: [Float]
-        do { w = try weights.floats(name) } catch {
+        do { return try weights.floats(name) } catch {
             throw LoopError.invalidArgument("weight \(name) is not available (\(error))")
         }
-        weightCache[name] = w
-        return w
     }
 
     /// Runs `body` with the `count` weight values starting at `ref.offset` (checked).
