@@ -50,7 +50,7 @@ public enum Profiler {
         _ = try gen.generate(prompt: prompt, options: options)
 
         // Ops of every section name, to attribute bytes.
-        var sectionOps: [String: [Op]] = ["prelude": gen.prelude, "prelude-warm": gen.warmPrelude, "head": gen.head, "head-argmax": gen.headArgmax]
+        var sectionOps: [String: [Op]] = ["prelude": gen.prelude, "prelude-warm": gen.warmPrelude, "head": gen.head, "head-argmax": gen.headArgmax, "head-prefill": gen.prefillHead]
         for (t, ops) in gen.passes.enumerated() { sectionOps["pass\(t)"] = ops }
         for k in 1..<max(gen.passes.count, 1) { sectionOps["kvfill\(k)"] = gen.kvFill(afterPasses: k) }
         let cost = OpCost(model: model)
