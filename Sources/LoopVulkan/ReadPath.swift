@@ -1,10 +1,12 @@
 import Foundation
 
-/// How the decode GEMV (`.linear` with one row) reads its weight matrix and input vector.
+/// How `.linear` reads its weight matrix and input rows: the decode GEMV (one row, matvec.comp)
+/// and the prefill matrix-matrix product (several rows, matmul.comp).
 ///
-/// - `storage`: storage buffers (SSBOs), one feature per workgroup. Right for real GPUs.
+/// - `storage`: storage buffers (SSBOs): one feature per workgroup (GEMV), 64x64 shared-memory
+///   tiles (matmul). Right for real GPUs.
 /// - `texel`: uniform texel buffer views of format `R32G32B32A32_UINT` (16 bytes, e.g. 8 bf16,
-///   per `texelFetch`), several features per subgroup. On lavapipe SSBO loads run at ~1 GB/s
+///   per `texelFetch`), several features (and for matmul several rows) per subgroup. On lavapipe SSBO loads run at ~1 GB/s
 ///   while texel fetches reach ~20 GB/s (see DESIGN.md, "Facts learned on this platform").
 ///
 /// Bias and output stay storage buffers on both paths; both give the same results up to fp32
