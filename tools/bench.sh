@@ -24,7 +24,7 @@ import json, sys
 r = json.loads(sys.argv[1])
 vs = r.get("speedupVsCPU")
 print(f"| {r['device']} | {r['model']} | {r['passes']} | {r['prefillTokensPerSecond']['median']:.1f} | "
-      f"{r['decodeTokensPerSecond']['median']:.2f} | {r['decodeGBPerSecond']:.2f} | {100*r['rooflineFraction']:.1f}% of {r['copyGBPerSecond']:.2f} GB/s copy | "
+      f"{r['decodeTokensPerSecond']['median']:.2f} | {r['decodeGBPerSecond']:.2f} | {100*r['rooflineFraction']:.1f}% of {max(r['copyGBPerSecond'], r['readGBPerSecond']):.2f} GB/s (copy {r['copyGBPerSecond']:.2f}, reads {r['readGBPerSecond']:.2f}) | "
       f"{'%.2fx' % vs if vs else '-'} | {r['dispatchesPerToken']} |")
 PY
   done

@@ -28,6 +28,9 @@ public struct BenchReport: Sendable, Codable {
     public var decodeGBPerSecond: Double
     /// The device's bandwidth measured in this run by the copy shader (read + write bytes / s).
     public var copyGBPerSecond: Double
+    /// Weight-read bandwidth through the device's read path (64 MiB bf16 one-row product).
+    public var readGBPerSecond: Double
+    /// Decode GB/s over the larger of the two measured bandwidths.
     public var rooflineFraction: Double
     public var dispatchesPerToken: Int
     public var barriersPerToken: Int
@@ -65,6 +68,26 @@ public enum Bench {
         return Double(2 * rows * width * 4) / best / 1e9
     }
 
+    /// Read bandwidth through the device's own weight read path: a one-row product over a
+    /// 64 MiB bf16 matrix (what decode does), timed over replays. On lavapipe the texel read
+    /// path is several times faster than the storage-buffer copy shader.
+    public static func readBandwidth(context: VulkanContext, repeats: Int = 5) throws -> Double {
+        let inF = 1024, outF = 32768
+        let store = WeightStore(checkpoint: nil)
+        store.add("probe", dtype: .bf16, shape: [outF, inF], data: Data(count: outF * inF * 2))
+        let layout = BackendLayout(activations: ["x": inF, "y": outF], kvSlots: 0, kvWidth: 1, maxContext: 1, maxRows: 1)
+        let vb = try VulkanBackend(context: context, layout: layout, weights: store)
+        let op = Op.linear(x: ActRef("x"), weight: WeightRef("probe"), bias: nil, out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: false)
+        try vb.run([op], section: SectionKey("probe", rows: 1), tokens: [0], pos0: 0)
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try vb.run([op], section: SectionKey("probe", rows: 1), tokens: [0], pos0: 0)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        return Double(outF * inF * 2) / best / 1e9
+    }
+
     public static func run(gpu: Model, cpu: Model?, promptTokens: Int, decodeTokens: Int, runs: Int, warmup: Int,
                            cpuDecodeTokens: Int = 8, progress: ((String) -> Void)? = nil) throws -> BenchReport {
         guard let vb = gpu.vulkan else { throw LoopError.invalidArgument("bench measures a Vulkan device; the CPU reference is measured alongside") }
@@ -95,6 +118,9 @@ public enum Bench {
         let bytes = cost.bytes(tokenOps, rows: 1, pos0: pos)
         progress?("copy bandwidth")
         let copy = try copyBandwidth(context: vb.context)
+        progress?("read bandwidth")
+        let read = try readBandwidth(context: vb.context)
+        let roof = max(copy, read)
         var dispatches = 0, barriers = 0
         for name in ["prelude", "head-argmax"] + (0..<gpu.plan.passCount).map({ "pass\($0)" }) {
             if let c = vb.recordedCounts(SectionKey(name, rows: 1)) { dispatches += c.dispatches; barriers += c.barriers }
@@ -104,7 +130,7 @@ public enum Bench {
                                  promptTokens: promptTokens, decodeTokens: decodeTokens, runs: runs,
                                  prefillTokensPerSecond: .init(prefill), decodeTokensPerSecond: decodeStat,
                                  bytesPerDecodeToken: bytes, decodeGBPerSecond: bytes * decodeStat.median / 1e9, copyGBPerSecond: copy,
-                                 rooflineFraction: copy > 0 ? bytes * decodeStat.median / 1e9 / copy : 0,
+                                 readGBPerSecond: read, rooflineFraction: roof > 0 ? bytes * decodeStat.median / 1e9 / roof : 0,
                                  dispatchesPerToken: dispatches, barriersPerToken: barriers,
                                  recordMicrosTotal: vb.recordSeconds * 1e6,
                                  replayMicrosPerToken: BenchReport.Stat(replay).median * 1e6)

@@ -37,8 +37,8 @@ struct Bench: ParsableCommand {
         print("model \(r.model), \(r.passes) passes, on \(r.device); prompt \(r.promptTokens), decode \(r.decodeTokens), \(r.runs) runs")
         print(String(format: "prefill  %.1f tok/s (min %.1f, max %.1f)", r.prefillTokensPerSecond.median, r.prefillTokensPerSecond.min, r.prefillTokensPerSecond.max))
         print(String(format: "decode   %.2f tok/s (min %.2f, max %.2f)", r.decodeTokensPerSecond.median, r.decodeTokensPerSecond.min, r.decodeTokensPerSecond.max))
-        print(String(format: "bytes/token %.1f MB -> %.2f GB/s; copy shader %.2f GB/s; roofline fraction %.1f%%",
-                     r.bytesPerDecodeToken / 1e6, r.decodeGBPerSecond, r.copyGBPerSecond, r.rooflineFraction * 100))
+        print(String(format: "bytes/token %.1f MB -> %.2f GB/s; device: copy shader %.2f GB/s, weight reads %.2f GB/s; roofline fraction %.1f%%",
+                     r.bytesPerDecodeToken / 1e6, r.decodeGBPerSecond, r.copyGBPerSecond, r.readGBPerSecond, r.rooflineFraction * 100))
         print("dispatches/token \(r.dispatchesPerToken), barriers/token \(r.barriersPerToken)")
         print(String(format: "host: recording %.0f us once; submit+wait %.0f us per token (replay)", r.recordMicrosTotal, r.replayMicrosPerToken))
         if let c = r.cpuDecodeTokensPerSecond {
