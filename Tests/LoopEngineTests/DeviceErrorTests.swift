@@ -1,6 +1,7 @@
 import Foundation
 import LoopCore
 import LoopEngine
+import LoopTestSupport
 import LoopVulkan
 import Testing
 
@@ -59,6 +60,25 @@ import Testing
             let lines = err.split(separator: "\n").filter { !$0.isEmpty && !$0.hasPrefix("Usage") && !$0.hasPrefix("  See") }
             #expect(lines.count >= 1 && lines.count <= 2, "\(args): \(err)")
             #expect(!err.contains("Fatal error"), "\(args) crashed: \(err)")
+        }
+    }
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: DeviceErrorTests.binary.path)))
+    func promptFileWithInvalidUTF8() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bad-utf8-\(getpid()).txt")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try Data([0x51, 0x3A, 0xFF, 0xFE, 0x20]).write(to: url)
+        let (status, _, err) = try cli(["run", "--prompt-file", url.path, "--cpu"])
+        #expect(status != 0)
+        #expect(err.contains("not valid UTF-8"), "\(err)")
+    }
+
+    /// Huginn's hard context limit (block_size; 4096 in the real model, 256 in the fixture).
+    @Test func promptLongerThanHuginnsBlockSize() throws {
+        let model = try Model(directory: LoopTestSupport.fixtureURL("huginn-tiny-fp32"), backend: .cpu)
+        #expect(model.layout.maxContext == 256)
+        #expect { try Generator(model: model).generate(prompt: [Int](repeating: 7, count: 300), options: GenerationOptions()) } throws: {
+            "\($0)".contains("300 tokens") && "\($0)".contains("256")
         }
     }
 }
