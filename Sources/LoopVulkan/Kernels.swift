@@ -41,7 +41,7 @@ final class Kernels {
         maxTexelBytes = Int(min(context.info.maxTexelBufferElements, UInt64(Int.max / 32))) * 16
         texelLanes = min(max(context.info.subgroupSize, 1), 64)
         texelWorkgroupReduce = context.info.kind != .cpu
-        subgroupReduce = context.info.kind == .cpu && context.info.subgroupSize >= 4
+        subgroupReduce = context.info.kind == .cpu && context.info.subgroupSize >= 4 && context.info.subgroupShuffle
     }
 
     func pipeline(_ shader: String, bindings: Int, push: Int, local: (Int, Int) = (64, 1), w: DType = .f32, b: DType = .f32) throws -> ComputePipeline {

@@ -12,6 +12,8 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
     public var driverName: String
     public var heaps: [(size: UInt64, deviceLocal: Bool)]
     public var subgroupSize: Int
+    /// Compute shaders may use subgroup shuffles (the subgroup-only attention needs them).
+    public var subgroupShuffle: Bool
     public var maxStorageBufferRange: UInt64
     public var minStorageBufferOffsetAlignment: UInt64
     public var maxComputeSharedMemory: Int
@@ -314,6 +316,8 @@ public final class VulkanContext: @unchecked Sendable {
             apiVersion: "\(loopvk_api_version_major(v)).\(loopvk_api_version_minor(v)).\(loopvk_api_version_patch(v))",
             driverVersion: driverInfo.isEmpty ? String(p.driverVersion) : driverInfo, driverName: driverName,
             heaps: heaps, subgroupSize: Int(subgroup.subgroupSize),
+            subgroupShuffle: subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT.rawValue != 0
+                && subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT.rawValue != 0,
             maxStorageBufferRange: UInt64(p.limits.maxStorageBufferRange),
             minStorageBufferOffsetAlignment: UInt64(p.limits.minStorageBufferOffsetAlignment),
             maxComputeSharedMemory: Int(p.limits.maxComputeSharedMemorySize),
