@@ -106,7 +106,7 @@ struct LargeTensorTests {
 @Suite struct ReadPathTests {
     static func device(_ kind: DeviceInfo.Kind, texel: Bool = true) -> DeviceInfo {
         DeviceInfo(index: 0, name: "test device", kind: kind, apiVersion: "1.3.0", driverVersion: "0", driverName: "test", heaps: [],
-                   subgroupSize: 32, maxStorageBufferRange: 1 << 27, minStorageBufferOffsetAlignment: 16, maxComputeSharedMemory: 32768,
+                   subgroupSize: 32, subgroupShuffle: true, maxStorageBufferRange: 1 << 27, minStorageBufferOffsetAlignment: 16, maxComputeSharedMemory: 32768,
                    storageBuffer16Bit: true, shaderFloat16: true, timestampPeriod: 1, maxTexelBufferElements: 1 << 27,
                    minTexelBufferOffsetAlignment: 16, uniformTexelBuffers: texel)
     }
