@@ -8,9 +8,18 @@ public final class WeightStore: @unchecked Sendable {
     private var floatCache: [String: [Float]] = [:]
     private let lock = NSLock()
 
-    public init(checkpoint: Checkpoint?, computed: [String: HostTensor] = [:]) {
+    /// Row-stacked tensors: name -> the checkpoint tensors whose rows it stacks.
+    private let concatenated: [String: [String]]
+
+    public init(checkpoint: Checkpoint?, computed: [String: HostTensor] = [:], concatenated: [String: [String]] = [:]) {
         self.checkpoint = checkpoint
+        self.concatenated = concatenated
         for (k, t) in computed { add(k, shape: t.shape, floats: t.values) }
+    }
+
+    /// The tensors a plan's ops name: the checkpoint's, the plan's computed and stacked ones.
+    public convenience init(checkpoint: Checkpoint?, plan: LoopPlan) {
+        self.init(checkpoint: checkpoint, computed: plan.computed, concatenated: plan.concatenated)
     }
 
     /// Adds an fp32 tensor held in memory (plan-computed tensors, tests).
@@ -29,12 +38,41 @@ public final class WeightStore: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         if let m = memory[name] { return (m.dtype, m.shape) }
         if let i = checkpoint?.info(name) { return (i.dtype, i.shape) }
+        if let parts = concatenated[name], let ck = checkpoint {
+            let infos = try parts.map { p -> TensorInfo in
+                guard let i = ck.info(p) else { throw LoopError.missingTensor(p) }
+                return i
+            }
+            return (infos[0].dtype, [infos.reduce(0) { $0 + $1.shape[0] }] + infos[0].shape.dropFirst())
+        }
         throw LoopError.missingTensor(name)
+    }
+
+    /// Stacks the rows of a concatenated tensor's parts into memory (once).
+    private func materialize(_ name: String, _ parts: [String], _ ck: Checkpoint) throws {
+        var data = Data()
+        var dtype: DType?
+        var rows = 0, tail: [Int] = []
+        for p in parts {
+            let (info, raw) = try ck.bytes(p)
+            if dtype == nil { dtype = info.dtype; tail = Array(info.shape.dropFirst()) }
+            guard info.dtype == dtype, Array(info.shape.dropFirst()) == tail else {
+                throw LoopError.invalidArgument("cannot stack \(p) (\(info.dtype.rawValue) \(info.shape)) with \(parts[0])")
+            }
+            rows += info.shape.first ?? 1
+            data.append(contentsOf: raw)
+        }
+        add(name, dtype: dtype!, shape: [rows] + tail, data: data)
     }
 
     /// Calls `body` with the tensor's stored bytes.
     public func withBytes<R>(_ name: String, _ body: (DType, [Int], UnsafeRawBufferPointer) throws -> R) throws -> R {
         lock.lock()
+        if memory[name] == nil, let parts = concatenated[name], let ck = checkpoint {
+            lock.unlock()
+            try materialize(name, parts, ck)
+            lock.lock()
+        }
         if let m = memory[name] {
             lock.unlock()
             return try m.data.withUnsafeBytes { try body(m.dtype, m.shape, $0) }

@@ -51,7 +51,7 @@ public final class CPUBackend: PlanBackend {
     /// Convenience: sizes from a plan, weights from a checkpoint plus the plan's computed tensors.
     public convenience init(plan: LoopPlan, checkpoint: Checkpoint?, maxRows: Int, maxContext: Int? = nil) throws {
         try self.init(layout: BackendLayout(plan: plan, maxRows: maxRows, maxContext: maxContext),
-                      weights: WeightStore(checkpoint: checkpoint, computed: plan.computed))
+                      weights: WeightStore(checkpoint: checkpoint, plan: plan))
     }
 
     deinit {

@@ -184,6 +184,9 @@ public struct LoopPlan: Sendable {
     public var maxContext: Int
     /// fp32 tensors made by the builder; ops refer to them by name like checkpoint tensors.
     public var computed: [String: HostTensor]
+    /// Tensors made by stacking checkpoint tensors' rows (same dtype and row length), e.g. the
+    /// q, k and v projections as one [q+k+v, hidden] matrix so they run as one product.
+    public var concatenated: [String: [String]] = [:]
     /// Ops run once per call before the passes (embedding, prelude/encoder layers, state init).
     public var prelude: [Op]
     /// passes[t] = ops of pass t (0-based): looped block, the family's transition, exit signal.

@@ -17,6 +17,8 @@ public final class Model {
     public let info: ModelInfo
     public let backend: PlanBackend
     public let layout: BackendLayout
+    /// Every tensor the plan names (checkpoint, computed, stacked).
+    public let weights: WeightStore
     /// One-float activation that greedy decoding reads instead of a whole logits row.
     public static let argmaxAct = "argmax"
     /// Positions allocated when the caller names no context length.
@@ -36,7 +38,8 @@ public final class Model {
         self.info = info
         let context = plan.maxContext
         layout = BackendLayout(plan: plan, maxRows: min(maxRows, context), maxContext: context)
-        let weights = WeightStore(checkpoint: checkpoint, computed: plan.computed)
+        let weights = WeightStore(checkpoint: checkpoint, plan: plan)
+        self.weights = weights
         switch choice {
         case .cpu:
             backend = try CPUBackend(layout: layout, weights: weights)

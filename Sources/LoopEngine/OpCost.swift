@@ -8,12 +8,8 @@ public struct OpCost {
 
     public init(model: Model) {
         plan = model.plan
-        let ck = model.checkpoint
-        let computed = model.plan.computed
-        elementBytes = { name in
-            if computed[name] != nil { return 4 }
-            return ck.info(name)?.dtype.byteSize ?? 4
-        }
+        let weights = model.weights
+        elementBytes = { name in (try? weights.info(name).dtype.byteSize) ?? 4 }
     }
 
     /// Bytes for `rows` rows at positions pos0 ..< pos0 + rows.

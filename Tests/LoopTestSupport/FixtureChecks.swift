@@ -106,7 +106,7 @@ public func checkFixture(name: String, makeBackend: BackendFactory) throws -> Go
     let golden = try Goldens(dir.appendingPathComponent("golden.safetensors"))
     let cmp = GoldenComparer(fixture: name)
     func backend(_ plan: LoopPlan) throws -> PlanBackend {
-        try makeBackend(plan, WeightStore(checkpoint: ck, computed: plan.computed))
+        try makeBackend(plan, WeightStore(checkpoint: ck, plan: plan))
     }
     switch ck.config["model_type"] as? String {
     case "ouro": try checkOuro(ck, golden, cmp, backend)

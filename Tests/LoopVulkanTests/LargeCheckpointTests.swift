@@ -23,7 +23,7 @@ struct LargeCheckpointTests {
         let embedBytes = ck.info("model.embed_tokens.weight")?.byteCount ?? 0
         #expect(UInt64(embedBytes) > GPU.context!.info.maxStorageBufferRange)
         let (plan, _) = try ModelFamily.plan(checkpoint: ck, passes: 2, maxContext: 16)
-        let weights = WeightStore(checkpoint: ck, computed: plan.computed)
+        let weights = WeightStore(checkpoint: ck, plan: plan)
         let layout = BackendLayout(plan: plan, maxRows: 3, maxContext: 16)
         let tokens: [Int32] = [17, 48_000, 31_337]
         var results: [[Float]] = []

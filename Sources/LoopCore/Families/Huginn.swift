@@ -167,10 +167,11 @@ public enum Huginn {
         let headW: WeightRef = (cfg.tieEmbeddings ?? true) && !a.has("lm_head.weight") ? wte : try a.weight("lm_head.weight", [vocab, hd])
         head.append(.linear(x: y, weight: headW, bias: nil, out: logits, inFeatures: hd, outFeatures: vocab, accumulate: false))
 
-        let plan = LoopPlan(family: "huginn", hidden: hd, vocab: vocab, activations: a.activations,
+        var plan = LoopPlan(family: "huginn", hidden: hd, vocab: vocab, activations: a.activations,
                             kvSlots: codaSlot0 + nCoda, kvWidth: spec.kvWidth, maxContext: context, computed: a.computed,
                             prelude: prelude, passes: passOps, head: head, stateAct: "x", logitsAct: "logits",
                             exitAct: nil, exitSignal: .none)
+        plan.concatenated = a.concatenated
         let info = ModelInfo(modelType: "huginn_raven", defaultPasses: defaultPasses, passes: passCount, maxContext: context,
                              hidden: hd, vocab: vocab,
                              eosTokenIds: ConfigDecoding.eosIds([cfg.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),

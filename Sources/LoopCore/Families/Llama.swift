@@ -109,10 +109,11 @@ public enum Llama {
             .linear(x: y, weight: try lmHead(a, name: "lm_head.weight", tiedTo: embed, tied: cfg.tieWordEmbeddings ?? false, d),
                     bias: nil, out: logits, inFeatures: d.hidden, outFeatures: d.vocab, accumulate: false),
         ]
-        let plan = LoopPlan(family: type, hidden: d.hidden, vocab: d.vocab, activations: a.activations,
+        var plan = LoopPlan(family: type, hidden: d.hidden, vocab: d.vocab, activations: a.activations,
                             kvSlots: passCount * d.layers, kvWidth: spec.kvWidth, maxContext: context, computed: a.computed,
                             prelude: prelude, passes: passOps, head: head, stateAct: "h", logitsAct: "logits",
                             exitAct: nil, exitSignal: .none)
+        plan.concatenated = a.concatenated
         var info = ModelInfo(modelType: type, defaultPasses: 1, passes: passCount, maxContext: context, hidden: d.hidden,
                              vocab: d.vocab, eosTokenIds: ConfigDecoding.eosIds([cfg.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),
                              bosTokenId: cfg.bosTokenId?.ids.first)

@@ -116,10 +116,11 @@ public enum LoopUS {
         let lmHead = try Llama.lmHead(a, name: "decoder.lm_head.weight", tiedTo: embed, tied: base.tieWordEmbeddings ?? false, d)
         head.append(.linear(x: y, weight: lmHead, bias: nil, out: logits, inFeatures: H, outFeatures: d.vocab, accumulate: false))
 
-        let plan = LoopPlan(family: "loopus", hidden: H, vocab: d.vocab, activations: a.activations,
+        var plan = LoopPlan(family: "loopus", hidden: H, vocab: d.vocab, activations: a.activations,
                             kvSlots: decSlot0 + nDec, kvWidth: spec.kvWidth, maxContext: context, computed: a.computed,
                             prelude: prelude, passes: passOps, head: head, stateAct: "h", logitsAct: "logits",
                             exitAct: "q_conf", exitSignal: .loopusConfidence)
+        plan.concatenated = a.concatenated
         var info = ModelInfo(modelType: "lds", baseModelType: baseType, defaultPasses: defaultPasses, passes: passCount,
                              maxContext: context, hidden: H, vocab: d.vocab,
                              eosTokenIds: ConfigDecoding.eosIds([base.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),

@@ -95,10 +95,11 @@ public enum Ouro {
             .linear(x: h, weight: try Llama.lmHead(a, name: "lm_head.weight", tiedTo: embed, tied: cfg.base.tieWordEmbeddings ?? false, d),
                     bias: nil, out: logits, inFeatures: hd, outFeatures: d.vocab, accumulate: false),
         ]
-        let plan = LoopPlan(family: "ouro", hidden: hd, vocab: d.vocab, activations: a.activations,
+        var plan = LoopPlan(family: "ouro", hidden: hd, vocab: d.vocab, activations: a.activations,
                             kvSlots: passCount * d.layers, kvWidth: spec.kvWidth, maxContext: context, computed: a.computed,
                             prelude: prelude, passes: passOps, head: head, stateAct: "h", logitsAct: "logits",
                             exitAct: "exit", exitSignal: .ouroGateLogit)
+        plan.concatenated = a.concatenated
         var info = ModelInfo(modelType: "ouro", defaultPasses: defaultPasses, passes: passCount, maxContext: context,
                              hidden: hd, vocab: d.vocab,
                              eosTokenIds: ConfigDecoding.eosIds([cfg.base.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),

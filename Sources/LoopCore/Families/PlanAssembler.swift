@@ -6,6 +6,8 @@ final class PlanAssembler {
     let checkpoint: Checkpoint
     private(set) var activations: [String: Int] = [:]
     var computed: [String: HostTensor] = [:]
+    /// Row-stacked tensors (see `LoopPlan.concatenated`).
+    var concatenated: [String: [String]] = [:]
 
     init(checkpoint: Checkpoint) { self.checkpoint = checkpoint }
 
@@ -27,6 +29,24 @@ final class PlanAssembler {
     }
 
     func has(_ name: String) -> Bool { checkpoint.info(name) != nil }
+
+    /// One weight covering `refs` stacked by rows (each `rows[i] x cols`), so several products
+    /// of the same input run as one: the same tensor at contiguous offsets (Huginn's Wqkv), or
+    /// whole checkpoint tensors of one dtype stacked into a new one. Nil when neither applies.
+    func stacked(_ refs: [WeightRef], rows: [Int], cols: Int) -> WeightRef? {
+        guard refs.count > 1, refs.count == rows.count else { return nil }
+        if Set(refs.map(\.name)).count == 1 {
+            for i in 1..<refs.count where refs[i].offset != refs[i - 1].offset + rows[i - 1] * cols { return nil }
+            return refs[0]
+        }
+        guard refs.allSatisfy({ $0.offset == 0 }), Set(refs.map(\.name)).count == refs.count else { return nil }
+        let infos = refs.compactMap { checkpoint.info($0.name) }
+        guard infos.count == refs.count, Set(infos.map(\.dtype)).count == 1,
+              zip(infos, rows).allSatisfy({ $0.0.shape == [$0.1, cols] }) else { return nil }
+        let name = "stacked(" + refs.map(\.name).joined(separator: "+") + ")"
+        concatenated[name] = refs.map(\.name)
+        return WeightRef(name)
+    }
 
     /// Adds a computed fp32 tensor and refers to it.
     func compute(_ name: String, shape: [Int], values: [Float]) -> WeightRef {
@@ -124,21 +144,40 @@ extension PlanAssembler {
     /// q/k RMSNorm, RoPE, KV write into `slot`, causal attention, output projection into `out`
     /// (added when `accumulate`). Scratch activations: q, k, v, attn.
     func attentionOps(input: ActRef, out: ActRef, accumulate: Bool, slot: Int, spec s: AttentionSpec, weights w: AttentionWeights) -> [Op] {
-        let q = act("q", s.qWidth), k = act("k", s.kvWidth), v = act("v", s.kvWidth), attn = act("attn", s.qWidth)
-        var ops: [Op] = [
-            .linear(x: input, weight: w.q, bias: w.qBias, out: q, inFeatures: s.hidden, outFeatures: s.qWidth, accumulate: false),
-            .linear(x: input, weight: w.k, bias: w.kBias, out: k, inFeatures: s.hidden, outFeatures: s.kvWidth, accumulate: false),
-            .linear(x: input, weight: w.v, bias: w.vBias, out: v, inFeatures: s.hidden, outFeatures: s.kvWidth, accumulate: false),
-        ]
+        let attn = act("attn", s.qWidth)
+        var ops: [Op] = []
+        let q: ActRef, k: ActRef, v: ActRef
+        let noBias = w.qBias == nil && w.kBias == nil && w.vBias == nil
+        if noBias, let qkvW = stacked([w.q, w.k, w.v], rows: [s.qWidth, s.kvWidth, s.kvWidth], cols: s.hidden) {
+            // One product for q, k and v; they are column windows of "qkv" (q, then k, then v).
+            let width = s.qWidth + 2 * s.kvWidth
+            act("qkv", width)
+            q = ActRef("qkv", col: 0); k = ActRef("qkv", col: s.qWidth); v = ActRef("qkv", col: s.qWidth + s.kvWidth)
+            ops.append(.linear(x: input, weight: qkvW, bias: nil, out: ActRef("qkv"), inFeatures: s.hidden, outFeatures: width, accumulate: false))
+        } else {
+            q = act("q", s.qWidth); k = act("k", s.kvWidth); v = act("v", s.kvWidth)
+            ops += [
+                .linear(x: input, weight: w.q, bias: w.qBias, out: q, inFeatures: s.hidden, outFeatures: s.qWidth, accumulate: false),
+                .linear(x: input, weight: w.k, bias: w.kBias, out: k, inFeatures: s.hidden, outFeatures: s.kvWidth, accumulate: false),
+                .linear(x: input, weight: w.v, bias: w.vBias, out: v, inFeatures: s.hidden, outFeatures: s.kvWidth, accumulate: false),
+            ]
+        }
         if let qn = w.qNorm {
             ops.append(.rmsNorm(x: q, add: nil, weight: qn, out: q, dim: s.headDim, groups: s.heads, eps: s.normEps, mode: .plain))
         }
         if let kn = w.kNorm {
             ops.append(.rmsNorm(x: k, add: nil, weight: kn, out: k, dim: s.headDim, groups: s.kvHeads, eps: s.normEps, mode: .plain))
         }
+        if q.name == k.name && k.col == q.col + s.qWidth {
+            // q and k side by side: one rotation over all their heads.
+            ops.append(.rope(x: q, heads: s.heads + s.kvHeads, headDim: s.headDim, table: s.ropeTable, tablePositions: s.ropePositions, layout: s.ropeLayout))
+        } else {
+            ops += [
+                .rope(x: q, heads: s.heads, headDim: s.headDim, table: s.ropeTable, tablePositions: s.ropePositions, layout: s.ropeLayout),
+                .rope(x: k, heads: s.kvHeads, headDim: s.headDim, table: s.ropeTable, tablePositions: s.ropePositions, layout: s.ropeLayout),
+            ]
+        }
         ops += [
-            .rope(x: q, heads: s.heads, headDim: s.headDim, table: s.ropeTable, tablePositions: s.ropePositions, layout: s.ropeLayout),
-            .rope(x: k, heads: s.kvHeads, headDim: s.headDim, table: s.ropeTable, tablePositions: s.ropePositions, layout: s.ropeLayout),
             .kvWrite(src: k, slot: slot, part: .k),
             .kvWrite(src: v, slot: slot, part: .v),
             .attention(q: q, slot: slot, out: attn, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
@@ -150,13 +189,25 @@ extension PlanAssembler {
 
     /// SwiGLU MLP of `input` into `out` (added when `accumulate`). Scratch: mlp_gate, mlp_up, mlp_act.
     func mlpOps(input: ActRef, out: ActRef, accumulate: Bool, hidden: Int, intermediate: Int, weights w: MLPWeights) -> [Op] {
-        let g = act("mlp_gate", intermediate), u = act("mlp_up", intermediate), a = act("mlp_act", intermediate)
-        return [
-            .linear(x: input, weight: w.gate, bias: w.gateBias, out: g, inFeatures: hidden, outFeatures: intermediate, accumulate: false),
-            .linear(x: input, weight: w.up, bias: w.upBias, out: u, inFeatures: hidden, outFeatures: intermediate, accumulate: false),
-            .siluMul(gate: g, up: u, out: a, dim: intermediate),
-            .linear(x: a, weight: w.down, bias: w.downBias, out: out, inFeatures: intermediate, outFeatures: hidden, accumulate: accumulate),
-        ]
+        let a = act("mlp_act", intermediate)
+        var ops: [Op] = []
+        if w.gateBias == nil && w.upBias == nil, let gu = stacked([w.gate, w.up], rows: [intermediate, intermediate], cols: hidden) {
+            // gate and up in one product; they are the two halves of "mlp_gu".
+            act("mlp_gu", 2 * intermediate)
+            ops += [
+                .linear(x: input, weight: gu, bias: nil, out: ActRef("mlp_gu"), inFeatures: hidden, outFeatures: 2 * intermediate, accumulate: false),
+                .siluMul(gate: ActRef("mlp_gu"), up: ActRef("mlp_gu", col: intermediate), out: a, dim: intermediate),
+            ]
+        } else {
+            let g = act("mlp_gate", intermediate), u = act("mlp_up", intermediate)
+            ops += [
+                .linear(x: input, weight: w.gate, bias: w.gateBias, out: g, inFeatures: hidden, outFeatures: intermediate, accumulate: false),
+                .linear(x: input, weight: w.up, bias: w.upBias, out: u, inFeatures: hidden, outFeatures: intermediate, accumulate: false),
+                .siluMul(gate: g, up: u, out: a, dim: intermediate),
+            ]
+        }
+        ops.append(.linear(x: a, weight: w.down, bias: w.downBias, out: out, inFeatures: intermediate, outFeatures: hidden, accumulate: accumulate))
+        return ops
     }
 
     /// Checked weights of a Llama-style attention block under `prefix` (`<prefix>.self_attn.*`).
