@@ -16,7 +16,10 @@ final class Kernels {
     var maxTexelBytes: Int
     /// Texel path block shape: invocations per workgroup (the subgroup size, so the reduction is
     /// one subgroupAdd) and output features per workgroup (measured on lavapipe: 24-32 beat 16
-    /// by ~10% and 8 by ~40%; 64 is slower).
+    /// by ~10% and 8 by ~40%; 40, 48 and 64 are slower). 32 also beats 16 shape by shape on Ouro's
+    /// 1024x1024, 2816x1024, 1024x2816 and 32000x1024 GEMVs, so one shape serves all (24 not compared per shape). Tried and
+    /// slower on lavapipe: fma chains instead of the two vec4 dots (~3%), two texels per lane
+    /// per pass (~10-15%, register pressure). `LOOPVK_TEXEL_ROWS` overrides it (kernel work).
     var texelLanes: Int
     var texelRows = 32
     /// Texel path: add a shared-memory reduction for workgroups that span several subgroups.
@@ -41,6 +44,7 @@ final class Kernels {
         maxTexelBytes = Int(min(context.info.maxTexelBufferElements, UInt64(Int.max / 32))) * 16
         texelLanes = min(max(context.info.subgroupSize, 1), 64)
         texelWorkgroupReduce = context.info.kind != .cpu
+        if let v = ProcessInfo.processInfo.environment["LOOPVK_TEXEL_ROWS"], let n = Int(v), n >= 1 { texelRows = n }
         subgroupReduce = context.info.kind == .cpu && context.info.subgroupSize >= 4 && context.info.subgroupShuffle
     }
 
