@@ -114,8 +114,7 @@ public final class Generator {
     var backend: PlanBackend { model.backend }
 
     func run(_ ops: [Op], _ name: String, _ tokens: [Int32], _ pos0: Int) throws {
-        guard !ops.isEmpty else { return }
-        try backend.run(ops, section: SectionKey(name, rows: tokens.count), tokens: tokens, pos0: pos0)
+        try chain([(ops, name)], tokens, pos0)
     }
 
     /// Runs sections back to back: one submission on Vulkan, one after another elsewhere.

@@ -155,20 +155,7 @@ public final class VulkanBackend: PlanBackend {
     // MARK: PlanBackend
 
     public func run(_ ops: [Op], section: SectionKey, tokens: [Int32], pos0: Int) throws {
-        let rows = tokens.count
-        guard rows > 0, rows <= layout.maxRows else {
-            throw LoopError.invalidArgument("a call must have 1...\(layout.maxRows) rows, got \(rows)")
-        }
-        guard section.rows == rows else { throw LoopError.invalidArgument("section \(section) run with \(rows) rows") }
-        guard pos0 >= 0, pos0 + rows <= layout.maxContext else {
-            throw LoopError.invalidArgument("positions \(pos0)..<\(pos0 + rows) exceed the context of \(layout.maxContext) tokens")
-        }
-        // Step state: pos0, rows, then token ids.
-        var header: [UInt32] = [UInt32(pos0), UInt32(rows), 0, 0] + tokens.map { UInt32(bitPattern: $0) }
-        try header.withUnsafeMutableBytes { try context.upload(UnsafeRawBufferPointer($0), to: step) }
-
-        let cb = try recorded(ops, section)
-        try submit([(cb, section)], pos0: pos0, rows: rows)
+        try runChained([(ops, section)], tokens: tokens, pos0: pos0)
     }
 
     /// The section's command buffer, recorded now if it has not been yet.
@@ -211,16 +198,21 @@ public final class VulkanBackend: PlanBackend {
     /// Runs several recorded-or-new sections back to back in ONE submission (all passes of a
     /// token when no exit policy needs to look between them).
     public func runChained(_ parts: [(ops: [Op], section: SectionKey)], tokens: [Int32], pos0: Int) throws {
-        guard parts.allSatisfy({ $0.section.rows == tokens.count }) else {
-            throw LoopError.invalidArgument("chained sections must all have \(tokens.count) rows")
+        let rows = tokens.count
+        guard rows > 0, rows <= layout.maxRows else {
+            throw LoopError.invalidArgument("a call must have 1...\(layout.maxRows) rows, got \(rows)")
+        }
+        for p in parts where p.section.rows != rows {
+            throw LoopError.invalidArgument("section \(p.section) run with \(rows) rows")
+        }
+        guard pos0 >= 0, pos0 + rows <= layout.maxContext else {
+            throw LoopError.invalidArgument("positions \(pos0)..<\(pos0 + rows) exceed the context of \(layout.maxContext) tokens")
         }
         let cbs = try parts.map { (try recorded($0.ops, $0.section), $0.section) }
-        guard tokens.count > 0, tokens.count <= layout.maxRows, pos0 >= 0, pos0 + tokens.count <= layout.maxContext else {
-            throw LoopError.invalidArgument("positions \(pos0)..<\(pos0 + tokens.count) exceed the context of \(layout.maxContext) tokens")
-        }
-        var header: [UInt32] = [UInt32(pos0), UInt32(tokens.count), 0, 0] + tokens.map { UInt32(bitPattern: $0) }
+        // Step state: pos0, rows, then token ids.
+        var header: [UInt32] = [UInt32(pos0), UInt32(rows), 0, 0] + tokens.map { UInt32(bitPattern: $0) }
         try header.withUnsafeMutableBytes { try context.upload(UnsafeRawBufferPointer($0), to: step) }
-        try submit(cbs, pos0: pos0, rows: tokens.count)
+        try submit(cbs, pos0: pos0, rows: rows)
     }
 
     /// Dispatches and barriers recorded per section (for reports).
@@ -249,11 +241,6 @@ public final class VulkanBackend: PlanBackend {
         var out = [Float](repeating: 0, count: rows * layout.kvWidth)
         try out.withUnsafeMutableBytes { try context.download(try kvSlice(slot, part), into: $0) }
         return out
-    }
-
-    /// Zeroes every KV slot (a new sequence).
-    public func clearKV() throws {
-        for s in kv { try context.fill(s, byteCount: Int(s.size)) }
     }
 }
 
