@@ -23,9 +23,7 @@ struct Eval: ParsableCommand {
         let tokenizer = try loadTokenizer(dir)
         let policy = try exit.map { try ExitPolicy.parse($0, modelType: model.info.modelType) } ?? .none
         let tokConfig = try? TokenizerConfig(contentsOf: dir.appendingPathComponent("tokenizer_config.json"))
-        let stops = try stopTokenIDs(generationConfigURL: dir.appendingPathComponent("generation_config.json"),
-                                     tokenizerConfig: tokConfig, tokenizer: tokenizer, modelType: model.info.modelType)
-            .union(model.info.eosTokenIds)
+        let stops = try stopTokens(model: model, directory: dir, tokenizer: tokenizer, tokenizerConfig: tokConfig)
         let bar = ProgressBar(label: "evaluating", enabled: !json)
         let r = try Evaluation.run(model: model, tokenizer: tokenizer, tasks: list, exit: policy, stopTokens: stops) { done, total in
             bar.update(Double(done) / Double(total))

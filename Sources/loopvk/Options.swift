@@ -129,6 +129,14 @@ final class ProgressBar {
     }
 }
 
+/// End-of-sequence ids: config.json's, plus generation_config.json, tokenizer_config.json and
+/// the family's documented stops.
+func stopTokens(model: Model, directory dir: URL, tokenizer: Tokenizer, tokenizerConfig: TokenizerConfig?) throws -> Set<Int> {
+    try stopTokenIDs(generationConfigURL: dir.appendingPathComponent("generation_config.json"),
+                     tokenizerConfig: tokenizerConfig, tokenizer: tokenizer, modelType: model.info.modelType)
+        .union(model.info.eosTokenIds)
+}
+
 func printErr(_ s: String) {
     FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
 }

@@ -72,12 +72,9 @@ struct Run: ParsableCommand {
         } else if model.info.modelType == "ouro", let q = model.info.earlyExitThreshold, q < 1 {
             options.exit = .qExit(q)     // the reference's default output is already the Q-exit rule
         }
-        var stops = Set(model.info.eosTokenIds)
-        if let t = try? tok() {
-            stops.formUnion((try? stopTokenIDs(generationConfigURL: dir.appendingPathComponent("generation_config.json"),
-                                                tokenizerConfig: tokConfig, tokenizer: t, modelType: model.info.modelType)) ?? [])
-        }
-        options.stopTokens = stops
+        // Without a tokenizer (or with an unreadable generation_config.json) config.json's ids remain.
+        options.stopTokens = (try? stopTokens(model: model, directory: dir, tokenizer: try tok(), tokenizerConfig: tokConfig))
+            ?? Set(model.info.eosTokenIds)
 
         var detok = (try? tok()).map { StreamingDetokenizer(tokenizer: $0, skipSpecialTokens: true) }
         var text = ""
