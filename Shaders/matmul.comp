@@ -10,8 +10,10 @@
 //   texelFetch). A workgroup (one subgroup) computes FEATS features x RROWS rows: each
 //   invocation strides over the texels of k keeping FEATS x RROWS running sums, so each W fetch
 //   serves RROWS rows and each x fetch FEATS features; one subgroupAdd per output at the end,
-//   no barrier. ALIGNED = 1 when W rows, x rows and in_f are whole texels; otherwise a scalar
-//   path fetches the texel holding each element.
+//   no barrier. W is row-major, or (IL > 0) in matvec.comp's interleaved layout: blocks of IL
+//   features, texel t of feature f at block(f) * IL * nt + t * IL + f % IL. ALIGNED = 1 when
+//   x rows (and row-major W rows) start on whole texels and in_f is whole texels; otherwise a
+//   scalar path fetches the texel holding each element.
 #include "common.glsl"
 
 #ifndef READ_TEXEL
@@ -100,6 +102,7 @@ layout(push_constant) uniform P {
 layout(constant_id = 2) const uint FEATS = 8u;     // features per workgroup
 layout(constant_id = 3) const uint RROWS = 8u;     // rows per workgroup
 layout(constant_id = 4) const uint ALIGNED = 1u;   // see the header
+layout(constant_id = 5) const uint IL = 0u;        // W layout: 0 row-major, else interleave block
 
 #if W_DTYPE == 0
 const uint EPT = 4u;                               // W elements per texel
@@ -122,6 +125,17 @@ float w_at(uint i) {
 #endif
 }
 
+// Texel index of texel 0 of feature f (within the chunk) and the step between its texels.
+uint w_row(uint f, uint nt) { return IL == 0u ? p.w_base / EPT + f * nt : p.w_base / EPT + (f / IL) * IL * nt + f % IL; }
+const uint WSTEP = IL == 0u ? 1u : IL;
+
+// Element k of feature f (scalar branch), either layout.
+float w_elem(uint f, uint k) {
+    if (IL == 0u) return w_at(p.w_base + f * p.in_f + k);
+    uint i = w_row(f, p.in_f / EPT) + (k / EPT) * IL;
+    return w_at(i * EPT + k % EPT);
+}
+
 float out_sum(float v) {
 #if WG_REDUCE
     if (gl_NumSubgroups > 1u) return workgroup_sum(v);
@@ -135,7 +149,7 @@ float out_sum(float v) {
 // gather/scatter per access), which made the loop form ~2x slower.
 #define LOAD_X(r) { uint xr = (min(r0 + r, lastR) * p.x_stride + p.x_col) >> 2u; xt[r] = xr; }
 #define FEATURE(i, A) { \
-    uvec4 w = texelFetch(W, int(wt[i] + t)); \
+    uvec4 w = texelFetch(W, int(wt[i] + t * WSTEP)); \
     WDECODE \
     A[0] += DOT_ROW(0); A[1] += DOT_ROW(1); A[2] += DOT_ROW(2); A[3] += DOT_ROW(3); \
     A[4] += DOT_ROW(4); A[5] += DOT_ROW(5); A[6] += DOT_ROW(6); A[7] += DOT_ROW(7); }
@@ -169,10 +183,9 @@ void main() {
     uint n = gl_WorkGroupSize.x;
     uint lastF = p.ocount - 1u, lastR = p.rows - 1u;
     uint nt = p.in_f / EPT;
-    uint wb = p.w_base / EPT;
-    uint wt[8] = uint[8](wb + min(j0, lastF) * nt, wb + min(j0 + 1u, lastF) * nt, wb + min(j0 + 2u, lastF) * nt,
-                         wb + min(j0 + 3u, lastF) * nt, wb + min(j0 + 4u, lastF) * nt, wb + min(j0 + 5u, lastF) * nt,
-                         wb + min(j0 + 6u, lastF) * nt, wb + min(j0 + 7u, lastF) * nt);
+    uint wt[8] = uint[8](w_row(min(j0, lastF), nt), w_row(min(j0 + 1u, lastF), nt), w_row(min(j0 + 2u, lastF), nt),
+                         w_row(min(j0 + 3u, lastF), nt), w_row(min(j0 + 4u, lastF), nt), w_row(min(j0 + 5u, lastF), nt),
+                         w_row(min(j0 + 6u, lastF), nt), w_row(min(j0 + 7u, lastF), nt));
     uint xt[8];
     LOAD_X(0) LOAD_X(1) LOAD_X(2) LOAD_X(3) LOAD_X(4) LOAD_X(5) LOAD_X(6) LOAD_X(7)
     float a0[8] = float[8](0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
@@ -205,7 +218,7 @@ void main() {
     if (ALIGNED != 0u) {
         uint nt = p.in_f / EPT;          // texels per W row
         uint wt[FEATS];
-        for (uint i = 0u; i < FEATS; i++) wt[i] = p.w_base / EPT + min(j0 + i, lastF) * nt;
+        for (uint i = 0u; i < FEATS; i++) wt[i] = w_row(min(j0 + i, lastF), nt);
         uint xt[RROWS];
         for (uint r = 0u; r < RROWS; r++) xt[r] = (min(r0 + r, lastR) * p.x_stride + p.x_col) >> 2u;
         for (uint t = lane; t < nt; t += n) {
@@ -213,7 +226,7 @@ void main() {
             vec4 xv[RROWS];
             for (uint r = 0u; r < RROWS; r++) xv[r] = uintBitsToFloat(texelFetch(X, int(xt[r] + t)));
             for (uint i = 0u; i < FEATS; i++) {
-                vec4 w = uintBitsToFloat(texelFetch(W, int(wt[i] + t)));
+                vec4 w = uintBitsToFloat(texelFetch(W, int(wt[i] + t * WSTEP)));
                 for (uint r = 0u; r < RROWS; r++) acc[i * RROWS + r] += dot(w, xv[r]);
             }
 #else
@@ -230,7 +243,7 @@ void main() {
 #endif
             }
             for (uint i = 0u; i < FEATS; i++) {
-                uvec4 w = texelFetch(W, int(wt[i] + t));
+                uvec4 w = texelFetch(W, int(wt[i] + t * WSTEP));
 #if W_DTYPE == 1
                 vec4 wa = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
                 vec4 wc = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
@@ -243,15 +256,15 @@ void main() {
 #endif
         }
     } else {
-        uint we[FEATS];
-        for (uint i = 0u; i < FEATS; i++) we[i] = p.w_base + min(j0 + i, lastF) * p.in_f;
+        uint wf[FEATS];
+        for (uint i = 0u; i < FEATS; i++) wf[i] = min(j0 + i, lastF);
         uint xe[RROWS];
         for (uint r = 0u; r < RROWS; r++) xe[r] = min(r0 + r, lastR) * p.x_stride + p.x_col;
         for (uint k = lane; k < p.in_f; k += n) {
             float xv[RROWS];
             for (uint r = 0u; r < RROWS; r++) xv[r] = x_at(xe[r] + k);
             for (uint i = 0u; i < FEATS; i++) {
-                float w = w_at(we[i] + k);
+                float w = w_elem(wf[i], k);
                 for (uint r = 0u; r < RROWS; r++) acc[i * RROWS + r] += w * xv[r];
             }
         }

@@ -7,12 +7,19 @@
 // READ_TEXEL 0 (storage buffers): one workgroup per (output feature, row); invocations stride
 //   over k, subgroup + shared-memory reduction.
 // READ_TEXEL 1 (uniform texel buffers): W and x are R32G32B32A32_UINT views, 16 bytes per
-//   texelFetch (4 f32 or 8 f16/bf16). A workgroup (one subgroup) computes ROWS output features
-//   for one row of x: each invocation strides over the texels of k keeping ROWS running sums, so
-//   each fetch of x serves ROWS rows of W (32 by default: on lavapipe the number of fetches, not
-//   the bandwidth, is the limit), then one subgroupAdd per feature. ALIGNED = 1 when every
-//   W row and the x row start on a whole texel and in_f fills whole texels; otherwise a scalar
-//   path fetches the texel holding each element.
+//   texelFetch (4 f32 or 8 f16/bf16). Two W layouts (the host picks per weight, see
+//   Kernels.encodeTexelMatvec):
+//   INTERLEAVED 1: W was uploaded in blocks of ROWS (32) features, texel-major inside a block:
+//     texel t of feature f sits at block(f) * ROWS * nt + t * ROWS + f % ROWS (nt texels per
+//     row; the last block is zero-padded). A workgroup computes one block; each invocation
+//     owns RPL = ROWS / invocations features and walks all of k, so the workgroup reads its
+//     block as one sequential stream and needs no reduction at all. On lavapipe this reads
+//     ~21-24 GB/s where row-major blocks read ~13-14 (the hardware prefetcher follows one
+//     stream, not 32). ALIGNED = 1 when x starts on a whole texel (vector x loads).
+//   INTERLEAVED 0: row-major W whose rows do not start on whole texels (in_f not a multiple of
+//     the elements per texel, or an odd element offset): a subgroup computes ROWS features,
+//     each invocation strides over k keeping ROWS running sums, one subgroupAdd per feature,
+//     fetching the texel holding each element.
 #include "common.glsl"
 
 #ifndef READ_TEXEL
@@ -57,8 +64,10 @@ void main() {
 
 #else
 
-layout(constant_id = 2) const uint ROWS = 32u;     // features per workgroup
-layout(constant_id = 3) const uint ALIGNED = 1u;   // see the header
+layout(constant_id = 2) const uint ROWS = 32u;        // features per workgroup (interleaved: the block)
+layout(constant_id = 3) const uint ALIGNED = 1u;      // x starts on a whole texel
+layout(constant_id = 4) const uint INTERLEAVED = 1u;  // W layout, see the header
+layout(constant_id = 5) const uint RPL = 4u;          // interleaved: features per invocation
 
 layout(binding = 0) uniform usamplerBuffer X;      // x, f32 bits; x_col: element index in the view
 layout(binding = 1) uniform usamplerBuffer W;      // W; w_base: element index in the view
@@ -84,9 +93,28 @@ float w_at(uint i) {
 #endif
 }
 
-// Sum of one feature's partial sums over the workgroup. The host makes a workgroup one
-// subgroup; WG_REDUCE (GPUs) adds a shared-memory step for drivers that split it anyway.
-// lavapipe compiles any shader containing barrier() into coroutines, which costs ~20% here.
+// Four consecutive x values from element i (i on a whole texel when ALIGNED).
+vec4 x4(uint i) {
+    if (ALIGNED != 0u) return uintBitsToFloat(texelFetch(X, int(i >> 2u)));
+    return vec4(x_at(i), x_at(i + 1u), x_at(i + 2u), x_at(i + 3u));
+}
+
+// One W texel (EPT elements) dotted with the x values it multiplies: xa = x[0..3], xc = x[4..7]
+// (bf16 and f16), xa only (f32).
+float texel_dot(uvec4 w, vec4 xa, vec4 xc) {
+#if W_DTYPE == 0
+    return dot(uintBitsToFloat(w), xa);
+#elif W_DTYPE == 1
+    return dot(vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)), xa) + dot(vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)), xc);
+#else
+    // bf16 pairs per word: the low half is the even element, the high half the odd one.
+    return dot(uintBitsToFloat(w << 16u), vec4(xa.x, xa.z, xc.x, xc.z)) + dot(uintBitsToFloat(w & 0xFFFF0000u), vec4(xa.y, xa.w, xc.y, xc.w));
+#endif
+}
+
+// Sum of one feature's partial sums over the workgroup (row-major branch). The host makes a
+// workgroup one subgroup; WG_REDUCE (GPUs) adds a shared-memory step for drivers that split
+// it anyway. lavapipe compiles any shader containing barrier() into coroutines (~20% here).
 float feature_sum(float v) {
 #if WG_REDUCE
     if (gl_NumSubgroups > 1u) return workgroup_sum(v);
@@ -99,50 +127,35 @@ void main() {
     uint r = gl_WorkGroupID.y;
     if (j0 >= p.ocount || r >= p.rows) return;
     uint lane = gl_LocalInvocationID.x;
-    uint n = gl_WorkGroupSize.x;
-    uint last = p.ocount - 1u;          // features past the end read the last one, unused
     uint xb = r * p.x_stride + p.x_col;
-    float acc[ROWS];
-    for (uint i = 0u; i < ROWS; i++) acc[i] = 0.0;
 
-    if (ALIGNED != 0u) {
-        uint nt = p.in_f / EPT;         // texels per W row
-        uint wt[ROWS];
-        for (uint i = 0u; i < ROWS; i++) wt[i] = p.w_base / EPT + min(j0 + i, last) * nt;
-        uint xt = xb >> 2u;
-        for (uint t = lane; t < nt; t += n) {
-#if W_DTYPE == 0
-            vec4 xv = uintBitsToFloat(texelFetch(X, int(xt + t)));
-            for (uint i = 0u; i < ROWS; i++) acc[i] += dot(uintBitsToFloat(texelFetch(W, int(wt[i] + t))), xv);
-#else
-            vec4 xa = uintBitsToFloat(texelFetch(X, int(xt + 2u * t)));
-            vec4 xc = uintBitsToFloat(texelFetch(X, int(xt + 2u * t + 1u)));
-#if W_DTYPE == 1
-            for (uint i = 0u; i < ROWS; i++) {
-                uvec4 w = texelFetch(W, int(wt[i] + t));
-                acc[i] += dot(vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)), xa)
-                        + dot(vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)), xc);
-            }
-#else
-            // bf16 pairs per word: the low half is the even element, the high half the odd one.
-            vec4 xe = vec4(xa.x, xa.z, xc.x, xc.z);
-            vec4 xo = vec4(xa.y, xa.w, xc.y, xc.w);
-            for (uint i = 0u; i < ROWS; i++) {
-                uvec4 w = texelFetch(W, int(wt[i] + t));
-                acc[i] += dot(uintBitsToFloat(w << 16u), xe) + dot(uintBitsToFloat(w & 0xFFFF0000u), xo);
-            }
-#endif
-#endif
+    if (INTERLEAVED != 0u) {
+        uint nt = p.in_f / EPT;
+        uint f0 = lane * RPL;           // this invocation's first feature within the block
+        uint base = p.w_base / EPT + j0 * nt + f0;
+        float acc[RPL];
+        for (uint i = 0u; i < RPL; i++) acc[i] = 0.0;
+        for (uint t = 0u; t < nt; t++) {
+            vec4 xa = x4(xb + t * EPT);
+            vec4 xc = EPT == 8u ? x4(xb + t * EPT + 4u) : xa;
+            uint b = base + t * ROWS;
+            for (uint i = 0u; i < RPL; i++) acc[i] += texel_dot(texelFetch(W, int(b + i)), xa, xc);
         }
-    } else {
-        uint we[ROWS];
-        for (uint i = 0u; i < ROWS; i++) we[i] = p.w_base + min(j0 + i, last) * p.in_f;
-        for (uint k = lane; k < p.in_f; k += n) {
-            float xv = x_at(xb + k);
-            for (uint i = 0u; i < ROWS; i++) acc[i] += xv * w_at(we[i] + k);
-        }
+        for (uint i = 0u; i < RPL; i++)
+            if (j0 + f0 + i < p.ocount) store(r, p.o0 + j0 + f0 + i, acc[i]);
+        return;
     }
 
+    uint n = gl_WorkGroupSize.x;
+    uint last = p.ocount - 1u;          // features past the end read the last one, unused
+    float acc[ROWS];
+    for (uint i = 0u; i < ROWS; i++) acc[i] = 0.0;
+    uint we[ROWS];
+    for (uint i = 0u; i < ROWS; i++) we[i] = p.w_base + min(j0 + i, last) * p.in_f;
+    for (uint k = lane; k < p.in_f; k += n) {
+        float xv = x_at(xb + k);
+        for (uint i = 0u; i < ROWS; i++) acc[i] += xv * w_at(we[i] + k);
+    }
     for (uint i = 0u; i < ROWS; i++) {
         float s = feature_sum(acc[i]);
         if (lane == 0u && j0 + i < p.ocount) store(r, p.o0 + j0 + i, s);

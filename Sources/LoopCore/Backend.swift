@@ -65,6 +65,13 @@ public final class WeightStore: @unchecked Sendable {
         add(name, dtype: dtype!, shape: [rows] + tail, data: data)
     }
 
+    /// Drops the host copy of a row-stacked tensor (it is rebuilt from the checkpoint if asked
+    /// for again): a device backend that has uploaded it needs no host copy.
+    public func releaseStacked(_ name: String) {
+        lock.lock(); defer { lock.unlock() }
+        if concatenated[name] != nil { memory[name] = nil; floatCache[name] = nil }
+    }
+
     /// Calls `body` with the tensor's stored bytes.
     public func withBytes<R>(_ name: String, _ body: (DType, [Int], UnsafeRawBufferPointer) throws -> R) throws -> R {
         lock.lock()

@@ -48,8 +48,7 @@ public final class Model {
             let ctx = try VulkanContext(deviceName: name)
             try Self.checkFits(plan: plan, layout: layout, weights: weights, context: ctx)
             let vb = try VulkanBackend(context: ctx, layout: layout, weights: weights)
-            let names = Self.weightNames(plan)
-            try vb.preload(names) { done, total in progress?(total == 0 ? 1 : Double(done) / Double(total)) }
+            try vb.preload(plan.allOps) { done, total in progress?(total == 0 ? 1 : Double(done) / Double(total)) }
             backend = vb
         }
     }

@@ -1,6 +1,23 @@
 import Foundation
 import LoopCore
 
+/// A device copy of a weight: as stored, or in the texel path's interleaved layout (see
+/// `VulkanBackend.interleavedWeight`).
+enum WeightCopy: Hashable {
+    case plain(String)
+    case interleaved(name: String, inFeatures: Int, block: Int, firstRow: Int)
+
+    var name: String {
+        switch self { case .plain(let n): return n; case .interleaved(let n, _, _, _): return n }
+    }
+    var key: String {
+        switch self {
+        case .plain(let n): return n
+        case let .interleaved(n, inF, block, first): return "\(n)#il\(inF)x\(block)@\(first)"
+        }
+    }
+}
+
 /// Turns each plan op into dispatches of its shader (one shader file per op kind): chooses the
 /// pipeline variant (weight dtype, workgroup size), binds buffers, fills push constants, and
 /// records a barrier only where an earlier dispatch's write is read (or overwritten).
@@ -22,6 +39,12 @@ final class Kernels {
     /// per pass (~10-15%, register pressure). `LOOPVK_TEXEL_ROWS` overrides it (kernel work).
     var texelLanes: Int
     var texelRows = 32
+    /// Texel path: rows per block of the interleaved weight layout (0: keep weights row-major).
+    /// A decode workgroup computes one block, each invocation `texelInterleave / lanes` rows
+    /// over the whole of k, reading the block as one sequential stream. Measured on lavapipe
+    /// (bf16 GEMVs of Ouro's shapes, bench's read probe): 21-24 GB/s at 32 against 13-14 GB/s
+    /// for row-major 32-feature blocks; 16 and 64 rows per block were slower (15-18, 15-20).
+    var texelInterleave = 32
     /// Texel path: add a shared-memory reduction for workgroups that span several subgroups.
     /// Off on CPU devices, where any barrier() in a shader makes lavapipe run it as coroutines.
     var texelWorkgroupReduce: Bool
@@ -106,51 +129,107 @@ final class Kernels {
         return (Binding(slice, offset: UInt64(start), range: UInt64(end - start)), byteStart - start)
     }
 
+    /// The interleaved copy a texel-path product over `weight` reads, or nil when it reads the
+    /// row-major copy: rows must be whole texels and the window must start on a whole row.
+    /// A window that starts mid-block gets its own copy whose blocks start at that row.
+    func interleavedCopy(_ weight: WeightRef, inF: Int, backend: VulkanBackend) throws -> WeightCopy? {
+        guard readPath == .texel, texelInterleave > 0 else { return nil }
+        let info = try backend.weights.info(weight.name)
+        let count = info.shape.reduce(1, *)
+        guard inF > 0, (inF * info.dtype.byteSize) % 16 == 0, count % inF == 0, weight.offset % inF == 0 else { return nil }
+        let row = weight.offset / inF
+        return .interleaved(name: weight.name, inFeatures: inF, block: texelInterleave, firstRow: row % texelInterleave)
+    }
+
+    /// The device copies of weights that encoding `op` uploads (for preloading).
+    func weightCopies(_ op: Op, backend: VulkanBackend) -> [WeightCopy] {
+        switch op {
+        case let .linear(_, w, b, _, inF, _, _):
+            let main = (try? interleavedCopy(w, inF: inF, backend: backend)).flatMap { $0 } ?? .plain(w.name)
+            return [main] + (b.map { [.plain($0.name)] } ?? [])
+        case let .embed(t, _, _, _, _): return [.plain(t.name)]
+        case let .rmsNorm(_, _, w, _, _, _, _, _): return w.map { [.plain($0.name)] } ?? []
+        case let .layerNorm(_, w, b, _, _, _): return [.plain(w.name)] + (b.map { [.plain($0.name)] } ?? [])
+        case let .rope(_, _, _, t, _, _): return [.plain(t.name)]
+        case let .binary(_, _, .row(w), _, _): return [.plain(w.name)]
+        default: return []
+        }
+    }
+
     /// The product through texel views: one row (decode) with matvec.comp, several rows
-    /// (prefill) with matmul.comp's READ_TEXEL kernel; W in chunks of whole rows that each fit
-    /// one view, x (all rows) in one view. Returns false before recording anything when x or a
-    /// single W row does not fit a view, so the caller takes the storage path.
+    /// (prefill) with matmul.comp's READ_TEXEL kernel; x (all rows) in one view, W in chunks
+    /// that each fit one view: whole blocks of the interleaved copy where rows are whole texels
+    /// (`interleavedCopy`), else whole rows of the row-major copy. Returns false before
+    /// recording anything when x or one block (row) does not fit a view, so the caller takes
+    /// the storage path.
     private func encodeTexelMatvec(x: ActRef, weight: WeightRef, bias: (Binding, UInt32, DType)?, out: ActRef, inF: Int, outF: Int,
                                    accumulate: Bool, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
-        let w = try backend.weight(weight.name)
-        guard weight.offset >= 0, weight.offset + outF * inF <= w.count else {
-            throw LoopError.invalidArgument("op reads elements \(weight.offset)..<\(weight.offset + outF * inF) of \(weight.name), which has \(w.count)")
+        let info = try backend.weights.info(weight.name)
+        let total = info.shape.reduce(1, *)
+        guard weight.offset >= 0, weight.offset + outF * inF <= total else {
+            throw LoopError.invalidArgument("op reads elements \(weight.offset)..<\(weight.offset + outF * inF) of \(weight.name), which has \(total)")
         }
-        let es = w.dtype.byteSize
+        let es = info.dtype.byteSize
         let ept = 16 / es
-        let rowBytes = inF * es
-        let chunkRows = (maxTexelBytes - 2 * max(Int(context.info.minTexelBufferOffsetAlignment), 16)) / rowBytes
+        let slack = 2 * max(Int(context.info.minTexelBufferOffsetAlignment), 16)
         let xStride = try backend.width(x.name), oStride = try backend.width(out.name)
-        guard chunkRows >= 1,
-              let (xb, xShift) = texelWindow(try backend.act(x.name), byteStart: x.col * 4, byteCount: ((rows - 1) * xStride + inF) * 4)
-        else { return false }
+        guard let (xb, xShift) = texelWindow(try backend.act(x.name), byteStart: x.col * 4, byteCount: ((rows - 1) * xStride + inF) * 4) else { return false }
         let xCol = xShift / 4
+        let xAligned = xCol % 4 == 0 && (rows == 1 || xStride % 4 == 0)
         let (bb, bbase, bdt) = bias ?? (backend.dummyBinding, 0, .f32)
         let kinds: [BindingKind] = [.uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer]
+        let defines = ["READ_TEXEL": "1", "WG_REDUCE": texelWorkgroupReduce ? "1" : "0"]
         let u = Self.u
+
+        // The layout: interleaved blocks of `block` rows, or row-major rows (block 0).
+        let block: Int, slice: BufferSlice, firstRow: Int, unit: Int
+        if let copy = try interleavedCopy(weight, inF: inF, backend: backend), case let .interleaved(_, _, b, first) = copy,
+           b * inF * es + slack <= maxTexelBytes {
+            block = b
+            firstRow = weight.offset / inF - first
+            slice = try backend.interleavedWeight(weight.name, inFeatures: inF, block: b, firstRow: first).slice
+            unit = b
+        } else {
+            guard inF * es + slack <= maxTexelBytes else { return false }
+            block = 0
+            firstRow = 0
+            slice = try backend.weight(weight.name).slice
+            unit = 1
+        }
+        // Rows per chunk: whole blocks (rows) that fit one view with the alignment slack.
+        let chunkRows = (maxTexelBytes - slack) / (unit * inF * es) * unit
         var o0 = 0
         while o0 < outF {
             let n = min(chunkRows, outF - o0)
-            let start = (weight.offset + o0 * inF) * es
-            // chunkRows leaves room for the alignment slack, so every chunk fits one view.
-            guard let (wb, wShift) = texelWindow(w.slice, byteStart: start, byteCount: n * rowBytes) else {
+            let start = block > 0 ? (firstRow + o0) * inF * es : (weight.offset + o0 * inF) * es
+            let bytes = block > 0 ? (n + block - 1) / block * block * inF * es : n * inF * es
+            guard let (wb, wShift) = texelWindow(slice, byteStart: start, byteCount: bytes) else {
                 throw VulkanError("linear(\(weight.name))", message: "rows \(o0)..<\(o0 + n) do not fit one texel view of \(maxTexelBytes) bytes")
             }
             let wBase = wShift / es
-            let aligned = wBase % ept == 0 && inF % ept == 0 && xCol % 4 == 0 && (rows == 1 || xStride % 4 == 0)
-            let defines = ["READ_TEXEL": "1", "WG_REDUCE": texelWorkgroupReduce ? "1" : "0"]
+            let aligned = xAligned && inF % ept == 0 && (block > 0 || wBase % ept == 0)
             let push = [u(inF), u(xStride), u(xCol), u(oStride), u(out.col), u(wBase), bbase, bias == nil ? 0 : 1,
                         accumulate ? 1 : 0, u(o0), u(n), u(rows)]
             let bindings = [xb, wb, bb, Binding(try backend.act(out.name))]
             if rows == 1 {
-                let p = try pipeline("matvec.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: w.dtype, b: bdt,
-                                     defines: defines, constants: [u(texelRows), aligned ? 1 : 0])
-                try cb.dispatch(p, bindings, push: push, groups: (Self.groups(n, texelRows), rows, 1))
+                if block > 0 {
+                    // One block per workgroup, `block / lanes` rows per invocation; no reduction.
+                    var lanes = min(texelLanes, block)
+                    while block % lanes != 0 { lanes -= 1 }
+                    let p = try pipeline("matvec.comp", kinds: kinds, push: 12, local: (lanes, 1), w: info.dtype, b: bdt,
+                                         defines: defines, constants: [u(block), aligned ? 1 : 0, 1, u(block / lanes)])
+                    try cb.dispatch(p, bindings, push: push, groups: (Self.groups(n, block), 1, 1))
+                } else {
+                    let p = try pipeline("matvec.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: info.dtype, b: bdt,
+                                         defines: defines, constants: [u(texelRows), 0, 0, 1])
+                    try cb.dispatch(p, bindings, push: push, groups: (Self.groups(n, texelRows), 1, 1))
+                }
             } else {
                 // The 8x8 aligned shape has a written-out kernel (see matmul.comp).
                 let unrolled = aligned && texelMatmulFeatures == 8 && texelMatmulRows == 8 && texelMatmulUnrolled
-                let p = try pipeline("matmul.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: w.dtype, b: bdt,
-                                     defines: defines.merging(["UNROLLED_8X8": unrolled ? "1" : "0"]) { $1 }, constants: [u(texelMatmulFeatures), u(texelMatmulRows), aligned ? 1 : 0])
+                let p = try pipeline("matmul.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: info.dtype, b: bdt,
+                                     defines: defines.merging(["UNROLLED_8X8": unrolled ? "1" : "0"]) { $1 },
+                                     constants: [u(texelMatmulFeatures), u(texelMatmulRows), aligned ? 1 : 0, u(block)])
                 try cb.dispatch(p, bindings, push: push,
                                 groups: (Self.groups(n, texelMatmulFeatures), Self.groups(rows, texelMatmulRows), 1))
             }

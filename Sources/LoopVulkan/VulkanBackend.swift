@@ -99,13 +99,21 @@ public final class VulkanBackend: PlanBackend {
     /// Device bytes allocated for weights, activations and KV.
     public var deviceBytes: UInt64 { arena.allocatedBytes + actArenaKeep.allocatedBytes + hostArena.allocatedBytes }
 
-    /// Uploads the named weights now (otherwise each is uploaded when first used).
-    public func preload(_ names: [String], progress: ((Int, Int) -> Void)? = nil) throws {
-        let total = try names.reduce(0) { $0 + (try weights.info($1).shape.reduce(1, *)) }
+    /// Uploads the device copies of the weights that `ops` read, in the layout each op reads
+    /// them in (otherwise each is uploaded when first used). `progress(done, total)` counts
+    /// tensor elements.
+    public func preload(_ ops: [Op], progress: ((Int, Int) -> Void)? = nil) throws {
+        var seen = Set<String>(), copies: [WeightCopy] = []
+        for op in ops { for c in kernels.weightCopies(op, backend: self) where seen.insert(c.key).inserted { copies.append(c) } }
+        let sizes = try copies.map { try weights.info($0.name).shape.reduce(1, *) }
+        let total = sizes.reduce(0, +)
         var done = 0
-        for n in names {
-            _ = try weight(n)
-            done += try weights.info(n).shape.reduce(1, *)
+        for (c, n) in zip(copies, sizes) {
+            switch c {
+            case .plain(let name): _ = try weight(name)
+            case let .interleaved(name, inF, block, firstRow): _ = try interleavedWeight(name, inFeatures: inF, block: block, firstRow: firstRow)
+            }
+            done += n
             progress?(done, total)
         }
     }
@@ -119,6 +127,56 @@ public final class VulkanBackend: PlanBackend {
             return (slice, dtype, shape.reduce(1, *))
         }
         weightSlices[name] = w
+        return w
+    }
+
+    /// The texel read path's copy of a weight seen as [rows, inF] (rows = elements / inF): rows
+    /// firstRow ..< rows in blocks of `block` rows, each block stored texel-major (texel t of
+    /// block row i at t * block + i, 16-byte texels), the last block zero-padded. matvec.comp
+    /// reads a block as one sequential stream (see its header). Needs inF to fill whole texels.
+    func interleavedWeight(_ name: String, inFeatures inF: Int, block: Int, firstRow: Int) throws -> (slice: BufferSlice, dtype: DType, count: Int) {
+        let key = WeightCopy.interleaved(name: name, inFeatures: inF, block: block, firstRow: firstRow).key
+        if let w = weightSlices[key] { return w }
+        let w: (BufferSlice, DType, Int) = try weights.withBytes(name) { dtype, shape, raw in
+            guard dtype.isFloat else { throw LoopError.wrongDType(tensor: name, found: dtype.rawValue) }
+            let count = shape.reduce(1, *), es = dtype.byteSize
+            guard inF > 0, block > 0, (inF * es) % 16 == 0, count % inF == 0, firstRow >= 0, firstRow < max(count / inF, 1) else {
+                throw LoopError.invalidArgument("\(name) (\(count) elements) cannot be read as rows of \(inF) from row \(firstRow) in blocks of \(block)")
+            }
+            let rows = count / inF - firstRow, nt = inF * es / 16
+            let blocks = (rows + block - 1) / block, blockBytes = block * nt * 16
+            let slice = try arena.allocate(blocks * blockBytes)
+            // A few MiB of blocks at a time: permute 16-byte texels on the host, then upload.
+            let perChunk = max(1, (8 << 20) / blockBytes)
+            var buffer = [UInt8](repeating: 0, count: min(perChunk, blocks) * blockBytes)
+            let src = raw.baseAddress! + firstRow * inF * es
+            var b0 = 0
+            while b0 < blocks {
+                let nb = min(perChunk, blocks - b0)
+                try buffer.withUnsafeMutableBytes { dst in
+                    let d = dst.baseAddress!
+                    for b in 0..<nb {
+                        for i in 0..<block {
+                            let row = (b0 + b) * block + i
+                            let out = d + (b * nt * block + i) * 16
+                            if row >= rows {
+                                for t in 0..<nt { (out + t * block * 16).storeBytes(of: SIMD2<UInt64>(0, 0), as: SIMD2<UInt64>.self) }
+                                continue
+                            }
+                            let inp = src + row * nt * 16
+                            for t in 0..<nt {
+                                (out + t * block * 16).storeBytes(of: (inp + t * 16).loadUnaligned(as: SIMD2<UInt64>.self), as: SIMD2<UInt64>.self)
+                            }
+                        }
+                    }
+                    try context.upload(UnsafeRawBufferPointer(rebasing: dst[0..<(nb * blockBytes)]), to: slice, at: b0 * blockBytes)
+                }
+                b0 += nb
+            }
+            return (slice, dtype, blocks * block * inF)
+        }
+        weightSlices[key] = w
+        weights.releaseStacked(name)
         return w
     }
 

@@ -123,59 +123,73 @@ struct OpParityTests {
     }
 
     /// The texel path with views limited to a few rows: W splits into many views (dispatches),
-    /// rows and x that do not fit one view fall back to the storage path.
+    /// rows and x that do not fit one view fall back to the storage path. Interleaved blocks of
+    /// 2 rows (so a block fits the small views) and row-major rows (interleave 0).
     @Test(arguments: dtypes, [512, 1024, 4096])
     func linearSplitsOverTexelViews(dtype: DType, viewBytes: Int) throws {
         guard GPU.readPaths.contains(.texel) else { return }
         var rng = SeededRandom(seed: 14)
-        for (inF, outF, xCol) in [(96, 37, 0), (257, 30, 1), (128, 45, 4), (200, 9, 0)] {
-            let w = WeightStore(checkpoint: nil)
-            addWeight(w, "W", dtype, [outF + 1, inF], rng.floats((outF + 1) * inF, 0.2))
-            addWeight(w, "b", .f32, [outF], rng.floats(outF))
-            for off in [0, inF, 3] {
-                let name = "linear-split-\(dtype)-\(viewBytes)-\(inF)x\(outF)-\(off)"
-                let gpu = try check(name, acts: ["x": inF + xCol, "y": outF], rows: 1, weights: w, inputs: ["x": rng.floats(inF + xCol), "y": rng.floats(outF)],
-                                    ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W", offset: off), bias: WeightRef("b"),
-                                                  out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: true)],
-                                    outputs: ["y"], threshold: 5e-4, readPath: .texel, configure: { $0.kernels.maxTexelBytes = viewBytes })
-                let rowsPerView = (viewBytes - 32) / (inF * dtype.byteSize)
-                if rowsPerView >= 1 && (inF + xCol) * 4 + 32 <= viewBytes {
-                    #expect(gpu.recordedCounts(SectionKey(name, rows: 1))?.dispatches == (outF + rowsPerView - 1) / rowsPerView, "\(name)")
+        for interleave in [0, 2] {
+            for (inF, outF, xCol) in [(96, 37, 0), (257, 30, 1), (128, 45, 4), (200, 9, 0)] {
+                let w = WeightStore(checkpoint: nil)
+                addWeight(w, "W", dtype, [outF + 1, inF], rng.floats((outF + 1) * inF, 0.2))
+                addWeight(w, "b", .f32, [outF], rng.floats(outF))
+                for off in [0, inF, 3] {
+                    let name = "linear-split-\(dtype)-\(viewBytes)-\(interleave)-\(inF)x\(outF)-\(off)"
+                    let gpu = try check(name, acts: ["x": inF + xCol, "y": outF], rows: 1, weights: w, inputs: ["x": rng.floats(inF + xCol), "y": rng.floats(outF)],
+                                        ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W", offset: off), bias: WeightRef("b"),
+                                                      out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: true)],
+                                        outputs: ["y"], threshold: 5e-4, readPath: .texel, configure: {
+                                            $0.kernels.maxTexelBytes = viewBytes
+                                            $0.kernels.texelInterleave = interleave
+                                        })
+                    // Rows per view: whole interleaved blocks where the rows are whole texels
+                    // and the window starts on a whole row, else whole rows.
+                    let rowBytes = inF * dtype.byteSize
+                    let unit = interleave > 0 && rowBytes % 16 == 0 && off % inF == 0 && interleave * rowBytes + 32 <= viewBytes ? interleave : 1
+                    let rowsPerView = (viewBytes - 32) / (unit * rowBytes) * unit
+                    if rowsPerView >= 1 && (inF + xCol) * 4 + 32 <= viewBytes {
+                        #expect(gpu.recordedCounts(SectionKey(name, rows: 1))?.dispatches == (outF + rowsPerView - 1) / rowsPerView, "\(name)")
+                    }
                 }
             }
         }
     }
 
-    /// Every texel-path block shape the kernel may run with: features per workgroup (the
-    /// specialization constant ROWS) and, with two subgroups per workgroup, the shared-memory
-    /// reduction that GPUs compile in.
-    @Test(arguments: [(1, 1, false), (7, 1, false), (32, 1, false), (8, 2, true), (5, 1, true)])
-    func linearTexelBlockShapes(rowsPerGroup: Int, subgroups: Int, reduce: Bool) throws {
+    /// Every texel-path block shape the kernel may run with: the interleaved layout's block
+    /// (rows per workgroup; 0 = row-major weights) with one or two subgroups of invocations,
+    /// and for row-major weights the features per workgroup (the specialization constant ROWS)
+    /// with and without the shared-memory reduction that GPUs compile in.
+    @Test(arguments: [(32, 1, false, 32), (8, 1, false, 8), (16, 2, true, 16), (5, 1, false, 3),
+                      (1, 1, false, 0), (7, 1, false, 0), (32, 1, false, 0), (8, 2, true, 0), (5, 1, true, 0)])
+    func linearTexelBlockShapes(rowsPerGroup: Int, subgroups: Int, reduce: Bool, interleave: Int) throws {
         guard GPU.readPaths.contains(.texel) else { return }
         var rng = SeededRandom(seed: 15)
         let lanes = GPU.context!.info.subgroupSize * subgroups
-        for dtype in [DType.bf16, .f32] {
-            for (inF, outF, xCol) in [(256, 70, 0), (45, 33, 1)] {
+        for dtype in [DType.bf16, .f16, .f32] {
+            for (inF, outF, xCol, off) in [(256, 70, 0, 0), (45, 33, 1, 0), (64, 41, 2, 64 * 5), (32, 7, 0, 32)] {
                 let w = WeightStore(checkpoint: nil)
-                addWeight(w, "W", dtype, [outF, inF], rng.floats(outF * inF, 0.2))
+                addWeight(w, "W", dtype, [outF + off / inF, inF], rng.floats((outF + off / inF) * inF, 0.2))
                 addWeight(w, "b", dtype, [outF], rng.floats(outF))
-                _ = try check("linear-shape-\(rowsPerGroup)-\(lanes)-\(reduce)-\(dtype)-\(inF)x\(outF)", acts: ["x": inF + xCol, "y": outF], rows: 1, weights: w,
+                _ = try check("linear-shape-\(rowsPerGroup)-\(lanes)-\(reduce)-\(interleave)-\(dtype)-\(inF)x\(outF)-\(off)", acts: ["x": inF + xCol, "y": outF], rows: 1, weights: w,
                               inputs: ["x": rng.floats(inF + xCol), "y": rng.floats(outF)],
-                              ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W"), bias: WeightRef("b"),
+                              ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W", offset: off), bias: WeightRef("b"),
                                             out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: true)],
                               outputs: ["y"], threshold: 5e-4, readPath: .texel, configure: {
                                   $0.kernels.texelRows = rowsPerGroup
                                   $0.kernels.texelLanes = lanes
                                   $0.kernels.texelWorkgroupReduce = reduce
+                                  $0.kernels.texelInterleave = interleave
                               })
             }
         }
     }
 
     /// Texel-path prefill block shapes (matmul.comp READ_TEXEL): features x rows per workgroup,
-    /// edges in both directions, the scalar branch, and two subgroups with the shared-memory sum.
-    @Test(arguments: [(1, 1, 1), (3, 5, 1), (8, 8, 1), (16, 4, 1), (4, 16, 2)])
-    func linearTexelMatmulShapes(features: Int, rowsPerGroup: Int, subgroups: Int) throws {
+    /// edges in both directions, the scalar branch, two subgroups with the shared-memory sum,
+    /// over row-major (interleave 0) and interleaved weights (blocks of 32, 8 and 3 rows).
+    @Test(arguments: [(1, 1, 1, 32), (3, 5, 1, 3), (8, 8, 1, 32), (8, 8, 1, 0), (16, 4, 1, 8), (4, 16, 2, 32), (3, 5, 1, 0)])
+    func linearTexelMatmulShapes(features: Int, rowsPerGroup: Int, subgroups: Int, interleave: Int) throws {
         guard GPU.readPaths.contains(.texel) else { return }
         var rng = SeededRandom(seed: 16)
         let lanes = GPU.context!.info.subgroupSize * subgroups
@@ -184,7 +198,7 @@ struct OpParityTests {
                 let w = WeightStore(checkpoint: nil)
                 addWeight(w, "W", dtype, [outF, inF], rng.floats(outF * inF, 0.2))
                 addWeight(w, "b", dtype, [outF], rng.floats(outF))
-                _ = try check("linear-mm-\(features)x\(rowsPerGroup)-\(lanes)-\(dtype)-\(rows)x\(inF)x\(outF)", acts: ["x": inF + xCol, "y": outF],
+                _ = try check("linear-mm-\(features)x\(rowsPerGroup)-\(lanes)-\(interleave)-\(dtype)-\(rows)x\(inF)x\(outF)", acts: ["x": inF + xCol, "y": outF],
                               rows: rows, weights: w, inputs: ["x": rng.floats(rows * (inF + xCol)), "y": rng.floats(rows * outF)],
                               ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W"), bias: WeightRef("b"),
                                             out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: true)],
@@ -193,6 +207,7 @@ struct OpParityTests {
                                   $0.kernels.texelMatmulRows = rowsPerGroup
                                   $0.kernels.texelLanes = lanes
                                   $0.kernels.texelWorkgroupReduce = subgroups > 1
+                                  $0.kernels.texelInterleave = interleave
                               })
             }
         }
