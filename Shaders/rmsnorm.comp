@@ -3,17 +3,24 @@
 //   mode 0: out = x * inversesqrt(mean(x^2) + eps) * w
 //   mode 1: out += x * inversesqrt(mean(x^2) + eps) * w        (residual add of a normalized branch)
 //   mode 2: s = x + add; out = s * inversesqrt(mean(s^2) + eps) * w   (normalize the sum)
+// chain 1 (a fused pair of plan ops, see Fusion.swift): then out2 = out * inversesqrt(mean(out^2)
+//   + eps2) * w2, the next plain norm of the row just written (norm + residual + next norm in
+//   one dispatch). Each invocation reads back only the elements it wrote itself.
 #include "common.glsl"
 
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer A { float a[]; };
 layout(std430, binding = 2) readonly buffer Wt { uint W[]; };
 layout(std430, binding = 3) buffer Out { float o[]; };
+layout(std430, binding = 4) readonly buffer Wt2 { uint W2[]; };
+layout(std430, binding = 5) buffer Out2 { float o2[]; };
 
 layout(push_constant) uniform P {
     uint dim; uint groups; uint x_stride; uint x_col;
     uint a_stride; uint a_col; uint o_stride; uint o_col;
     uint w_base; float eps; uint mode; uint has_weight;
+    uint chain; uint o2_stride; uint o2_col; uint w2_base;
+    float eps2; uint has_weight2;
 } p;
 
 float value(uint r, uint i) {
@@ -39,5 +46,18 @@ void main() {
         if (p.has_weight != 0u) y *= LOAD_W(W, p.w_base + i);
         uint oi = r * p.o_stride + p.o_col + base + i;
         if (p.mode == 1u) o[oi] += y; else o[oi] = y;
+    }
+    if (p.chain == 0u) return;
+    float ss2 = 0.0;
+    for (uint i = gl_LocalInvocationID.x; i < p.dim; i += n) {
+        float v = o[r * p.o_stride + p.o_col + base + i];
+        ss2 += v * v;
+    }
+    ss2 = workgroup_sum(ss2);
+    float inv2 = 1.0 / sqrt(ss2 / float(p.dim) + p.eps2);
+    for (uint i = gl_LocalInvocationID.x; i < p.dim; i += n) {
+        float y = o[r * p.o_stride + p.o_col + base + i] * inv2;
+        if (p.has_weight2 != 0u) y *= LOAD_W(W2, p.w2_base + i);
+        o2[r * p.o2_stride + p.o2_col + base + i] = y;
     }
 }

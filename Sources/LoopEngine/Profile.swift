@@ -77,17 +77,19 @@ public enum Profiler {
             if rows[key] == nil { order.append(key); rows[key] = .init(section: sec, op: iv.label, count: 0, totalMicros: 0, bytes: 0) }
             rows[key]!.totalMicros += us
         }
-        // Ops and bytes: each op of a kind counts once per run of its section, however many
-        // dispatches served it.
+        // Counts and bytes: each step (a plan op, or ops fused into one dispatch, labelled
+        // "a+b") counts once per run of its section, however many dispatches served it.
         if mode == .exact {
             var counted = Set<String>()
+            var steps: [String: [(label: String, ops: [Op])]] = [:]
             for iv in vb.gpuIntervals {
                 let sec = sectionLabel(iv.section)
                 let k = "\(iv.submission)|\(iv.section)|\(iv.label)"
                 guard counted.insert(k).inserted else { continue }
-                let kindOps = (sectionOps[iv.section] ?? []).filter { $0.kindName == iv.label }
-                rows["\(sec)|\(iv.label)"]!.count += kindOps.count
-                rows["\(sec)|\(iv.label)"]!.bytes += cost.bytes(kindOps, rows: iv.rows, pos0: iv.pos0)
+                if steps[iv.section] == nil { steps[iv.section] = vb.steps(sectionOps[iv.section] ?? []) }
+                let labelled = steps[iv.section]!.filter { $0.label == iv.label }
+                rows["\(sec)|\(iv.label)"]!.count += labelled.count
+                rows["\(sec)|\(iv.label)"]!.bytes += cost.bytes(labelled.flatMap(\.ops), rows: iv.rows, pos0: iv.pos0)
             }
         }
         var host: [String: ProfileReport.Phase] = [:]

@@ -238,8 +238,8 @@ final class Kernels {
         return true
     }
 
-    func encode(_ op: Op, rows: Int, into cb: RecordedCommands, backend: VulkanBackend, tracker: inout HazardTracker) throws {
-        // Hazards are tracked per activation and per KV slot.
+    /// What an op reads and writes, for hazard tracking: activations by name, KV slots by part.
+    static func hazards(_ op: Op) -> (reads: [String], writes: [String]) {
         var reads = op.inputs.map(\.name)
         var writes = op.output.map { [$0.name] } ?? []
         switch op {
@@ -248,9 +248,104 @@ final class Kernels {
         case .kvCopy(let from, let to): reads += ["kv\(from).0", "kv\(from).1"]; writes += ["kv\(to).0", "kv\(to).1"]
         default: break
         }
-        if tracker.needsBarrier(reads: reads, writes: writes) { cb.barrier() }
-        cb.label = op.kindName
+        return (reads, writes)
+    }
 
+    /// Records a step (see Fusion.swift): a barrier first when it reads or overwrites what an
+    /// earlier dispatch since the last barrier wrote (or overwrites what one read).
+    func encode(_ step: Step, rows: Int, into cb: RecordedCommands, backend: VulkanBackend, tracker: inout HazardTracker) throws {
+        var reads: [String] = [], writes: [String] = []
+        for op in step.ops { let h = Self.hazards(op); reads += h.reads; writes += h.writes }
+        if tracker.needsBarrier(reads: reads, writes: writes) { cb.barrier() }
+        cb.label = step.label
+        switch step {
+        case .op(let op):
+            try encode(op, rows: rows, into: cb, backend: backend)
+        case let .normThenNorm(first, second):
+            if try !encodeNormThenNorm(first, second, rows: rows, into: cb, backend: backend) {
+                // Weights of different dtypes: two dispatches with a barrier between them.
+                try encode(first, rows: rows, into: cb, backend: backend)
+                cb.barrier()
+                try encode(second, rows: rows, into: cb, backend: backend)
+            }
+        case let .ropeKV(rope, k, v):
+            guard case let .kvWrite(_, slot, _) = k, case let .kvWrite(srcV, _, _) = v else { return }
+            try encodeRope(rope, kv: (slot, srcV), rows: rows, into: cb, backend: backend)
+        case let .kvPair(a, b):
+            guard case let .kvWrite(srcA, slot, partA) = a, case let .kvWrite(srcB, _, partB) = b else { return }
+            try encodeKVWrite(srcA, slot: slot, part: partA, second: (srcB, partB), rows: rows, into: cb, backend: backend)
+        }
+    }
+
+    /// rope.comp; with `kv`, also the K cache writes of its last K heads and the V copy.
+    private func encodeRope(_ op: Op, kv: (slot: Int, v: ActRef)?, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
+        guard case let .rope(x, heads, headDim, table, positions, layout) = op else { return }
+        let u = Self.u
+        let t = try backend.weightF32(table.name)
+        let p = try pipeline("rope.comp", bindings: 6, push: 13, local: (32, 1))
+        let width = backend.layout.kvWidth
+        let xb = Binding(try backend.act(x.name))
+        var ck = xb, vb = xb, cv = xb, vStride: UInt32 = 0, vCol: UInt32 = 0, extra = 0
+        if let kv {
+            ck = Binding(try backend.kvSlice(kv.slot, .k)); cv = Binding(try backend.kvSlice(kv.slot, .v))
+            vb = Binding(try backend.act(kv.v.name)); vStride = u(try backend.width(kv.v.name)); vCol = u(kv.v.col)
+            extra = width / headDim
+        }
+        try cb.dispatch(p, [xb, Binding(t), Binding(backend.step), ck, vb, cv],
+                        push: [u(heads), u(headDim), u(try backend.width(x.name)), u(x.col), u(table.offset), u(positions), u(Int(layout.rawValue)),
+                               kv == nil ? 0 : 1, u(heads - extra), u(width), u(backend.layout.maxContext), vStride, vCol],
+                        groups: (Self.groups(headDim / 2, 32), heads + extra, rows))
+    }
+
+    private func encodeKVWrite(_ src: ActRef, slot: Int, part: KVPart, second: (ActRef, KVPart)?, rows: Int,
+                               into cb: RecordedCommands, backend: VulkanBackend) throws {
+        let u = Self.u
+        let p = try pipeline("kv_write.comp", bindings: 5, push: 6)
+        let width = backend.layout.kvWidth
+        let a = Binding(try backend.act(src.name)), ca = Binding(try backend.kvSlice(slot, part))
+        var b = a, cbind = ca, bStride: UInt32 = 0, bCol: UInt32 = 0
+        if let (srcB, partB) = second {
+            b = Binding(try backend.act(srcB.name)); cbind = Binding(try backend.kvSlice(slot, partB))
+            bStride = u(try backend.width(srcB.name)); bCol = u(srcB.col)
+        }
+        try cb.dispatch(p, [a, ca, Binding(backend.step), b, cbind],
+                        push: [u(width), u(try backend.width(src.name)), u(src.col), u(backend.layout.maxContext), bStride, bCol],
+                        groups: (Self.groups(width, 64), rows, second == nil ? 1 : 2))
+    }
+
+    /// rmsnorm.comp over `first` then (chain) the plain norm `second` of its output, one
+    /// workgroup per row. Returns false (recording nothing) when the two weights differ in dtype.
+    private func encodeNormThenNorm(_ first: Op, _ second: Op, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
+        guard case let .rmsNorm(x, add, weight, out, dim, _, eps, mode) = first,
+              case let .rmsNorm(_, _, weight2, out2, _, _, eps2, _) = second else { return false }
+        var wb = backend.dummyBinding, base: UInt32 = 0, dt: DType?
+        var wb2 = backend.dummyBinding, base2: UInt32 = 0, dt2: DType?
+        if let weight { (wb, base, _) = try weightWindow(backend, weight.name, start: weight.offset, count: dim); dt = try backend.weights.info(weight.name).dtype }
+        if let weight2 { (wb2, base2, _) = try weightWindow(backend, weight2.name, start: weight2.offset, count: dim); dt2 = try backend.weights.info(weight2.name).dtype }
+        if let dt, let dt2, dt != dt2 { return false }
+        try encodeRMSNorm(x: x, add: add, wb: wb, base: base, dtype: dt ?? dt2 ?? .f32, hasWeight: weight != nil, out: out, dim: dim, groups: 1, eps: eps, mode: mode,
+                          chain: (wb2, base2, weight2 != nil, out2, eps2), rows: rows, into: cb, backend: backend)
+        return true
+    }
+
+    private func encodeRMSNorm(x: ActRef, add: ActRef?, wb: Binding, base: UInt32, dtype: DType, hasWeight: Bool, out: ActRef, dim: Int, groups: Int,
+                               eps: Float, mode: NormMode, chain: (Binding, UInt32, Bool, ActRef, Float)?, rows: Int,
+                               into cb: RecordedCommands, backend: VulkanBackend) throws {
+        let u = Self.u, f = Self.f
+        func a(_ r: ActRef) throws -> Binding { Binding(try backend.act(r.name)) }
+        let addB = try add.map { try a($0) } ?? backend.dummyBinding
+        let outB = try a(out)
+        let (wb2, base2, has2, out2, eps2) = chain ?? (backend.dummyBinding, 0, false, out, eps)
+        let p = try pipeline("rmsnorm.comp", kinds: Array(repeating: .storageBuffer, count: 6), push: 18, local: reduceShape.local, w: dtype, b: .f32, defines: reduceShape.defines)
+        try cb.dispatch(p, [try a(x), addB, wb, outB, wb2, try a(out2)],
+                        push: [u(dim), u(groups), u(try backend.width(x.name)), u(x.col), u(try add.map { try backend.width($0.name) } ?? 0), u(add?.col ?? 0),
+                               u(try backend.width(out.name)), u(out.col), base, f(eps), u(Int(mode.rawValue)), hasWeight ? 1 : 0,
+                               chain == nil ? 0 : 1, u(try backend.width(out2.name)), u(out2.col), base2, f(eps2), has2 ? 1 : 0],
+                        groups: (groups, rows, 1))
+    }
+
+    /// Records one plan op's dispatches (no barrier: see `encode(_ step:)`).
+    func encode(_ op: Op, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
         let u = Self.u, f = Self.f
         func a(_ r: ActRef) throws -> Binding { Binding(try backend.act(r.name)) }
         func stride(_ r: ActRef) throws -> UInt32 { u(try backend.width(r.name)) }
@@ -275,12 +370,8 @@ final class Kernels {
         case let .rmsNorm(x, add, weight, out, dim, groups, eps, mode):
             var wb = backend.dummyBinding, base: UInt32 = 0, dt = DType.f32
             if let weight { (wb, base, dt) = try weightWindow(backend, weight.name, start: weight.offset, count: dim) }
-            let addB = try add.map { try a($0) } ?? backend.dummyBinding
-            let p = try pipeline("rmsnorm.comp", kinds: Array(repeating: .storageBuffer, count: 4), push: 12, local: reduceShape.local, w: dt, b: .f32, defines: reduceShape.defines)
-            try cb.dispatch(p, [try a(x), addB, wb, try a(out)],
-                            push: [u(dim), u(groups), try stride(x), u(x.col), add.map { _ in try! stride(add!) } ?? 0, u(add?.col ?? 0),
-                                   try stride(out), u(out.col), base, f(eps), u(Int(mode.rawValue)), weight == nil ? 0 : 1],
-                            groups: (groups, rows, 1))
+            try encodeRMSNorm(x: x, add: add, wb: wb, base: base, dtype: dt, hasWeight: weight != nil, out: out, dim: dim, groups: groups,
+                              eps: eps, mode: mode, chain: nil, rows: rows, into: cb, backend: backend)
 
         case let .layerNorm(x, weight, bias, out, dim, eps):
             let (wb, wbase, wdt) = try weightWindow(backend, weight.name, start: weight.offset, count: dim)
@@ -318,19 +409,11 @@ final class Kernels {
                 o0 += n
             }
 
-        case let .rope(x, heads, headDim, table, positions, layout):
-            let t = try backend.weightF32(table.name)
-            let p = try pipeline("rope.comp", bindings: 3, push: 7, local: (32, 1))
-            try cb.dispatch(p, [try a(x), Binding(t), Binding(backend.step)],
-                            push: [u(heads), u(headDim), try stride(x), u(x.col), u(table.offset), u(positions), u(Int(layout.rawValue))],
-                            groups: (Self.groups(headDim / 2, 32), heads, rows))
+        case .rope:
+            try encodeRope(op, kv: nil, rows: rows, into: cb, backend: backend)
 
         case let .kvWrite(src, slot, part):
-            let p = try pipeline("kv_write.comp", bindings: 3, push: 4)
-            let width = backend.layout.kvWidth
-            try cb.dispatch(p, [try a(src), Binding(try backend.kvSlice(slot, part)), Binding(backend.step)],
-                            push: [u(width), try stride(src), u(src.col), u(backend.layout.maxContext)],
-                            groups: (Self.groups(width, 64), rows, 1))
+            try encodeKVWrite(src, slot: slot, part: part, second: nil, rows: rows, into: cb, backend: backend)
 
         case let .attention(q, slot, out, heads, kvHeads, headDim, scale):
             guard headDim <= 4 * reduceShape.local.0 || (subgroupReduce && headDim <= 32 * reduceShape.local.0), headDim <= 256, kvHeads > 0, heads % kvHeads == 0 else {

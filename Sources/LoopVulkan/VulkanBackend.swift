@@ -56,6 +56,18 @@ public final class VulkanBackend: PlanBackend {
     public private(set) var dispatchesSubmitted = 0
     public func clearProfile() { gpuIntervals.removeAll(); hostPhases.removeAll(); dispatchesSubmitted = 0 }
 
+    /// Whether recording fuses consecutive ops into one dispatch (see Fusion.swift); default
+    /// from `LOOPVK_FUSION` (on unless "0"). Changing it drops the recorded sections.
+    public var fusion = Step.enabledByEnvironment {
+        didSet { if oldValue != fusion { sections.removeAll() } }
+    }
+
+    /// How recording groups `ops` into dispatch steps: each step's profile label (op kinds
+    /// joined by "+" when fused) and the plan ops it computes.
+    public func steps(_ ops: [Op]) -> [(label: String, ops: [Op])] {
+        Step.fuse(ops, kvWidth: layout.kvWidth, enabled: fusion).map { ($0.label, $0.ops) }
+    }
+
     /// How the decode GEMV reads weights and its input vector on this device.
     public var readPath: ReadPath { kernels.readPath }
 
@@ -223,7 +235,7 @@ public final class VulkanBackend: PlanBackend {
         let start = now()
         let cb = try context.record(profile: profileMode, capacity: profileMode == nil ? 0 : 4 * ops.count + 16)
         var tracker = HazardTracker()
-        for op in ops { try kernels.encode(op, rows: section.rows, into: cb, backend: self, tracker: &tracker) }
+        for step in Step.fuse(ops, kvWidth: layout.kvWidth, enabled: fusion) { try kernels.encode(step, rows: section.rows, into: cb, backend: self, tracker: &tracker) }
         try cb.end()
         sections[section] = cb
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

@@ -1,0 +1,78 @@
+import Foundation
+import LoopCore
+
+/// What one group of dispatches computes: one plan op, or consecutive plan ops that one shader
+/// computes together. On lavapipe every dispatch costs ~35-40 µs of thread-pool wake-up
+/// whatever its size (see DESIGN.md), so a looped model's ~80 small dispatches per pass are a
+/// large share of a decode token. The plan (and the CPU reference) keeps the separate ops; only
+/// the Vulkan recording fuses them, and `LOOPVK_FUSION=0` turns it off. Each fused shape has a
+/// parity test against the CPU running the separate ops (FusionTests).
+enum Step {
+    case op(Op)
+    /// An rmsNorm (any mode, one group per row) whose output the next op normalizes again with
+    /// a plain rmsNorm: norm + residual + next norm in one workgroup per row (rmsnorm.comp chain).
+    case normThenNorm(Op, Op)
+    /// kvWrite of two parts (k then v) of one slot: one kv_write.comp dispatch, z = part.
+    case kvPair(Op, Op)
+    /// A rope over q and k side by side, then the k and v writes of one slot, k being the
+    /// rope's last heads: rope.comp also stores the rotated k and copies v (rope, k, v).
+    case ropeKV(Op, Op, Op)
+
+    var ops: [Op] {
+        switch self {
+        case .op(let o): return [o]
+        case .normThenNorm(let a, let b), .kvPair(let a, let b): return [a, b]
+        case .ropeKV(let a, let b, let c): return [a, b, c]
+        }
+    }
+
+    /// The profile label: the op kinds joined with "+".
+    var label: String { ops.map(\.kindName).joined(separator: "+") }
+
+    /// Whether `LOOPVK_FUSION` (default on) allows fusing.
+    static var enabledByEnvironment: Bool { ProcessInfo.processInfo.environment["LOOPVK_FUSION"] != "0" }
+
+    /// Groups consecutive ops into steps, fusing the shapes above. `kvWidth`: the KV cache row.
+    static func fuse(_ ops: [Op], kvWidth: Int, enabled: Bool = enabledByEnvironment) -> [Step] {
+        guard enabled else { return ops.map { .op($0) } }
+        var steps: [Step] = []
+        var i = 0
+        while i < ops.count {
+            if i + 2 < ops.count, let s = triple(ops[i], ops[i + 1], ops[i + 2], kvWidth: kvWidth) {
+                steps.append(s)
+                i += 3
+            } else if i + 1 < ops.count, let s = pair(ops[i], ops[i + 1]) {
+                steps.append(s)
+                i += 2
+            } else {
+                steps.append(.op(ops[i]))
+                i += 1
+            }
+        }
+        return steps
+    }
+
+    private static func triple(_ a: Op, _ b: Op, _ c: Op, kvWidth: Int) -> Step? {
+        guard case let .rope(x, heads, headDim, _, _, _) = a, case let .kvWrite(_, slot1, part1) = b,
+              case let .kvWrite(_, slot2, part2) = c, slot1 == slot2, part1 != part2 else { return nil }
+        let (k, v) = part1 == .k ? (b, c) : (c, b)
+        guard case let .kvWrite(srcK, _, _) = k, headDim > 0, kvWidth % headDim == 0, kvWidth <= heads * headDim,
+              srcK == ActRef(x.name, col: x.col + heads * headDim - kvWidth) else { return nil }
+        return .ropeKV(a, k, v)
+    }
+
+    private static func pair(_ a: Op, _ b: Op) -> Step? {
+        switch (a, b) {
+        case let (.rmsNorm(_, _, _, out1, dim1, groups1, _, _), .rmsNorm(x2, nil, _, _, dim2, groups2, _, .plain)):
+            // The second reads exactly the first's output (Kernels encodes the two apart when
+            // their weights differ in dtype).
+            guard groups1 == 1, groups2 == 1, dim1 == dim2, x2 == out1 else { return nil }
+            return .normThenNorm(a, b)
+        case let (.kvWrite(_, slot1, part1), .kvWrite(_, slot2, part2)):
+            guard slot1 == slot2, part1 != part2 else { return nil }
+            return .kvPair(a, b)
+        default:
+            return nil
+        }
+    }
+}

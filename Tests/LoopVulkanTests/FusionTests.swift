@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+import LoopCore
+@testable import LoopVulkan
+
+/// Recording fuses consecutive ops into one dispatch (Fusion.swift). Each fused shape runs on
+/// the GPU against the CPU running the separate ops, and the dispatch count proves the fusion
+/// happened (and that LOOPVK_FUSION's switch turns it off).
+@Suite(.serialized, .enabled(if: GPU.available))
+struct FusionTests {
+    let parity = OpParityTests()
+
+    func dispatches(_ gpu: VulkanBackend, _ name: String, rows: Int) -> Int? {
+        gpu.recordedCounts(SectionKey(name, rows: rows))?.dispatches
+    }
+
+    /// Norm (+ residual) then the next plain norm of its output: every first-norm mode, the
+    /// second in place or into another activation, with and without weights, weight dtypes
+    /// equal (fused) and different (two dispatches), reductions of both kinds.
+    @Test(arguments: [NormMode.plain, .accumulate, .normalizeSum], OpParityTests.reductions)
+    func normThenNorm(mode: NormMode, subgroup: Bool) throws {
+        var rng = SeededRandom(seed: 21)
+        let dim = 200, rows = 3
+        for (dt1, dt2, inPlace, weighted) in [(DType.bf16, DType.bf16, false, true), (.f32, .f32, true, true), (.f16, .bf16, false, true), (.bf16, .bf16, false, false)] {
+            let w = WeightStore(checkpoint: nil)
+            addWeight(w, "w1", dt1, [dim], rng.floats(dim, 1))
+            addWeight(w, "w2", dt2, [dim + 4], rng.floats(dim + 4, 1))
+            let out2 = inPlace ? ActRef("h", col: 1) : ActRef("xn", col: 2)
+            let ops: [Op] = [
+                .rmsNorm(x: ActRef("o"), add: mode == .normalizeSum ? ActRef("a") : nil, weight: weighted ? WeightRef("w1") : nil,
+                         out: ActRef("h", col: 1), dim: dim, groups: 1, eps: 1e-5, mode: mode),
+                .rmsNorm(x: ActRef("h", col: 1), add: nil, weight: weighted ? WeightRef("w2", offset: 4) : nil, out: out2, dim: dim, groups: 1, eps: 1e-6, mode: .plain),
+            ]
+            for fused in [true, false] {
+                let name = "norm-norm-\(mode)-\(subgroup)-\(dt1)-\(dt2)-\(inPlace)-\(weighted)-\(fused)"
+                let gpu = try parity.check(name, acts: ["o": dim, "a": dim, "h": dim + 1, "xn": dim + 2], rows: rows, weights: w,
+                                           inputs: ["o": rng.floats(rows * dim, 2), "a": rng.floats(rows * dim), "h": rng.floats(rows * (dim + 1)), "xn": rng.floats(rows * (dim + 2))],
+                                           ops: ops, outputs: ["h", "xn"], threshold: 1e-7, configure: { gpu in
+                                               gpu.kernels.subgroupReduce = subgroup
+                                               gpu.fusion = fused
+                                           })
+                #expect(dispatches(gpu, name, rows: rows) == (fused && dt1 == dt2 ? 1 : 2), "\(name)")
+            }
+        }
+    }
+
+    /// The k and v writes of one slot in one dispatch, at a position, from columns of one
+    /// activation (Ouro's fused qkv) or two; a k write alone and writes to two slots stay apart.
+    @Test func kvPair() throws {
+        var rng = SeededRandom(seed: 22)
+        let width = 24, rows = 3, pos0 = 4
+        let layout = BackendLayout(activations: ["qkv": 3 * width, "v": width], kvSlots: 2, kvWidth: width, maxContext: 10, maxRows: rows)
+        let cases: [(String, [Op], Int)] = [
+            ("one-act", [.kvWrite(src: ActRef("qkv", col: width), slot: 1, part: .k), .kvWrite(src: ActRef("qkv", col: 2 * width), slot: 1, part: .v)], 1),
+            ("two-acts", [.kvWrite(src: ActRef("qkv", col: 3), slot: 0, part: .v), .kvWrite(src: ActRef("v"), slot: 0, part: .k)], 1),
+            ("two-slots", [.kvWrite(src: ActRef("qkv"), slot: 0, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], 2),
+        ]
+        for (name, ops, expected) in cases {
+            let w = WeightStore(checkpoint: nil)
+            let cpu = try CPUBackend(layout: layout, weights: w)
+            let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w)
+            let qkv = rng.floats(rows * 3 * width), v = rng.floats(rows * width)
+            for b in [cpu as PlanBackend, gpu] {
+                try b.write("qkv", values: qkv)
+                try b.write("v", values: v)
+                try b.run(ops, section: SectionKey(name, rows: rows), tokens: [0, 0, 0], pos0: pos0)
+            }
+            for slot in 0..<2 {
+                for part in [KVPart.k, .v] {
+                    #expect(try gpu.readKV(slot: slot, part: part, rows: 10) == (try cpu.readKV(slot: slot, part: part, rows: 10)), "\(name) slot \(slot) \(part)")
+                }
+            }
+            #expect(dispatches(gpu, name, rows: rows) == expected, "\(name)")
+            GPU.expectNoValidationMessages()
+        }
+    }
+
+    /// RoPE over q and k side by side, then the k and v cache writes: one rope.comp dispatch
+    /// that also stores the rotated k and copies v (GQA, both rotation layouts, prefill rows at
+    /// a position). A k that is not the rope's last heads keeps rope and the kv pair apart.
+    @Test(arguments: [RopeLayout.rotateHalf, .interleaved])
+    func ropeThenKV(layout ropeLayout: RopeLayout) throws {
+        var rng = SeededRandom(seed: 23)
+        let heads = 4, kvHeads = 2, headDim = 16, rows = 3, pos0 = 5, context = 12
+        let qW = heads * headDim, kvW = kvHeads * headDim
+        let table = OpParityTests.ropeTable(positions: context, headDim: headDim, theta: 10000)
+        let cases: [(String, ActRef, Int)] = [("fused", ActRef("qkv", col: qW + 1), 1), ("apart", ActRef("qkv", col: 1), 2)]
+        for (name, kSrc, expected) in cases {
+            let w = WeightStore(checkpoint: nil)
+            w.add("rope", shape: [context, headDim / 2, 2], floats: table)
+            let ops: [Op] = [
+                .rope(x: ActRef("qkv", col: 1), heads: heads + kvHeads, headDim: headDim, table: WeightRef("rope"), tablePositions: context, layout: ropeLayout),
+                .kvWrite(src: kSrc, slot: 1, part: .k),
+                .kvWrite(src: ActRef("qkv", col: 1 + qW + kvW), slot: 1, part: .v),
+            ]
+            let layout = BackendLayout(activations: ["qkv": 1 + qW + 2 * kvW], kvSlots: 2, kvWidth: kvW, maxContext: context, maxRows: rows)
+            let cpu = try CPUBackend(layout: layout, weights: w)
+            let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w)
+            let qkv = rng.floats(rows * (1 + qW + 2 * kvW))
+            let key = "rope-kv-\(ropeLayout)-\(name)"
+            for b in [cpu as PlanBackend, gpu] {
+                try b.write("qkv", values: qkv)
+                try b.run(ops, section: SectionKey(key, rows: rows), tokens: [0, 0, 0], pos0: pos0)
+            }
+            #expect(nmse(try gpu.read("qkv", rows: rows), try cpu.read("qkv", rows: rows)) <= 1e-7, "\(key)")
+            for part in [KVPart.k, .v] {
+                #expect(nmse(try gpu.readKV(slot: 1, part: part, rows: context), try cpu.readKV(slot: 1, part: part, rows: context)) <= 1e-7, "\(key) \(part)")
+                #expect(try gpu.readKV(slot: 0, part: part, rows: context).allSatisfy { $0 == 0 }, "\(key) slot 0 \(part)")
+            }
+            #expect(dispatches(gpu, key, rows: rows) == expected, "\(key)")
+            GPU.expectNoValidationMessages()
+        }
+    }
+}
