@@ -7,6 +7,10 @@ import LoopCore
 /// large share of a decode token. The plan (and the CPU reference) keeps the separate ops; only
 /// the Vulkan recording fuses them, and `LOOPVK_FUSION=0` turns it off. Each fused shape has a
 /// parity test against the CPU running the separate ops (FusionTests).
+///
+/// Tried and dropped: siluMul computed inside the down GEMV's input loads (one dispatch per
+/// layer less). Every workgroup recomputes silu for the whole input, and on lavapipe the GEMV
+/// is ALU-bound enough that ouro-bench decode fell from 19.9 to 17.2 tok/s.
 enum Step {
     case op(Op)
     /// An rmsNorm (any mode, one group per row) whose output the next op normalizes again with
