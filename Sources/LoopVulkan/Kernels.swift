@@ -383,8 +383,8 @@ final class Kernels {
                             groups: (rows, 1, 1))
 
         case let .linear(x, weight, bias, out, inF, outF, accumulate):
-            let w = try backend.weight(weight.name)
-            let rowBytes = inF * w.dtype.byteSize
+            // (The texel path uploads its own copy of W: ask for the row-major one only below.)
+            let rowBytes = inF * (try backend.weights.info(weight.name).dtype.byteSize)
             let chunkRows = max(1, (Int(context.info.maxStorageBufferRange) - 256) / rowBytes)
             var bb = backend.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
             if let bias { (bb, bbase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: outF) }

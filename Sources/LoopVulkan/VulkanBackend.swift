@@ -192,6 +192,9 @@ public final class VulkanBackend: PlanBackend {
         return w
     }
 
+    /// The device copies uploaded so far (`WeightCopy.key`s; "#f32" for fp32 copies).
+    var uploadedWeights: Set<String> { Set(weightSlices.keys) }
+
     /// An fp32 copy of a weight (for operands the shaders read as floats).
     func weightF32(_ name: String) throws -> BufferSlice {
         let w = try weight(name)

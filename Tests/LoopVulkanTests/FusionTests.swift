@@ -3,6 +3,25 @@ import Testing
 import LoopCore
 @testable import LoopVulkan
 
+/// The texel path keeps one device copy of a weight matrix: the interleaved one (decode and
+/// prefill read it), not also the row-major one.
+@Suite(.serialized, .enabled(if: GPU.available))
+struct WeightCopyTests {
+    @Test func texelLinearUploadsOnlyTheInterleavedCopy() throws {
+        guard GPU.readPaths.contains(.texel) else { return }
+        var rng = SeededRandom(seed: 25)
+        let w = WeightStore(checkpoint: nil)
+        addWeight(w, "W", .bf16, [64, 32], rng.floats(64 * 32))
+        let layout = BackendLayout(activations: ["x": 32, "y": 64], kvSlots: 0, kvWidth: 1, maxContext: 4, maxRows: 4)
+        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w, readPath: .texel)
+        let op = Op.linear(x: ActRef("x"), weight: WeightRef("W"), bias: nil, out: ActRef("y"), inFeatures: 32, outFeatures: 64, accumulate: false)
+        try gpu.preload([op])
+        for rows in [1, 4] { try gpu.run([op], section: SectionKey("linear", rows: rows), tokens: [Int32](repeating: 0, count: rows), pos0: 0) }
+        #expect(gpu.uploadedWeights == [WeightCopy.interleaved(name: "W", inFeatures: 32, block: 32, firstRow: 0).key])
+        GPU.expectNoValidationMessages()
+    }
+}
+
 /// Recording fuses consecutive ops into one dispatch (Fusion.swift). Each fused shape runs on
 /// the GPU against the CPU running the separate ops, and the dispatch count proves the fusion
 /// happened (and that LOOPVK_FUSION's switch turns it off).
