@@ -31,12 +31,11 @@ final class Kernels {
     /// Texel path: bytes one texel view may span (the device's maxTexelBufferElements x 16;
     /// tests lower it to exercise the splitting).
     var maxTexelBytes: Int
-    /// Texel path block shape: invocations per workgroup (the subgroup size, so the reduction is
-    /// one subgroupAdd) and output features per workgroup (measured on lavapipe: 24-32 beat 16
-    /// by ~10% and 8 by ~40%; 40, 48 and 64 are slower). 32 also beats 16 shape by shape on Ouro's
-    /// 1024x1024, 2816x1024, 1024x2816 and 32000x1024 GEMVs, so one shape serves all (24 not compared per shape). Tried and
-    /// slower on lavapipe: fma chains instead of the two vec4 dots (~3%), two texels per lane
-    /// per pass (~10-15%, register pressure). `LOOPVK_TEXEL_ROWS` overrides it (kernel work).
+    /// Texel path block shape for row-major weights (rows that are not whole texels, read
+    /// element by element): invocations per workgroup (the subgroup size, so the reduction is
+    /// one subgroupAdd) and output features per workgroup. 32 features was measured best when
+    /// this was also the vectorised path (24-32 beat 16 by ~10% and 8 by ~40%; 40-64 slower).
+    /// `LOOPVK_TEXEL_ROWS` overrides it (kernel work).
     var texelLanes: Int
     var texelRows = 32
     /// Texel path: rows per block of the interleaved weight layout (0: keep weights row-major).
