@@ -108,8 +108,11 @@ public final class WeightStore: @unchecked Sendable {
 public struct SectionKey: Hashable, Sendable, CustomStringConvertible {
     public var name: String
     public var rows: Int
-    public init(_ name: String, rows: Int) { self.name = name; self.rows = rows }
-    public var description: String { "\(name)x\(rows)" }
+    /// When set, the section runs only if element `condition` of row 0 of `ExitControl.act` is
+    /// non-zero at the time it would start (decided on the device, no host round trip).
+    public var condition: Int?
+    public init(_ name: String, rows: Int, condition: Int? = nil) { self.name = name; self.rows = rows; self.condition = condition }
+    public var description: String { "\(name)x\(rows)" + (condition.map { "?\($0)" } ?? "") }
 }
 
 /// The one protocol through which the engine talks to a backend (CPU reference or Vulkan).
@@ -141,7 +144,10 @@ public struct BackendLayout: Sendable {
     }
 
     public init(plan: LoopPlan, maxRows: Int, maxContext: Int? = nil) {
-        self.init(activations: plan.activations, kvSlots: plan.kvSlots, kvWidth: plan.kvWidth,
+        var acts = plan.activations
+        // Ouro's gate allows the exit decision on the device (Op.exitDecide).
+        if plan.exitSignal == .ouroGateLogit { acts[ExitControl.act] = ExitControl.width(passes: plan.passCount) }
+        self.init(activations: acts, kvSlots: plan.kvSlots, kvWidth: plan.kvWidth,
                   maxContext: min(maxContext ?? plan.maxContext, plan.maxContext), maxRows: maxRows)
     }
 }

@@ -70,6 +70,7 @@ public final class CPUBackend: PlanBackend {
         guard pos0 >= 0, pos0 + n <= layout.maxContext else {
             throw LoopError.invalidArgument("\(section): positions \(pos0)..<\(pos0 + n) exceed the context limit \(layout.maxContext)")
         }
+        if let c = section.condition, try read(ExitControl.act, rows: 1)[c] == 0 { return }
         for (i, op) in ops.enumerated() {
             do {
                 try execute(op, tokens: tokens, pos0: pos0)
@@ -287,6 +288,11 @@ public final class CPUBackend: PlanBackend {
         case let .softmax(x, out, dim):
             try positive([("dim", dim)])
             CPUOps.softmax(x: try rows(x, width: dim), out: try rows(out, width: dim), rows: n, dim: dim)
+
+        case let .exitDecide(signal, control, pass, passes, threshold, minPasses):
+            try positive([("passes", passes)])
+            CPUOps.exitDecide(signal: try rows(signal, width: 1), control: try rows(control, width: ExitControl.width(passes: passes)),
+                              pass: pass, passes: passes, threshold: threshold, minPasses: minPasses)
         }
     }
 }

@@ -99,6 +99,10 @@ public enum Op: Sendable {
     case argmax(x: ActRef, out: ActRef, dim: Int)
     /// out[r, :] = softmax(x[r, 0 ..< dim])
     case softmax(x: ActRef, out: ActRef, dim: Int)
+    /// Ouro's Q-exit decision taken on the device after pass `pass` of `passes` (row 0 only):
+    /// reads the gate logit `signal` and updates the control row `control` (see `ExitControl`),
+    /// which decides whether the next pass and which KV fill run (conditional sections).
+    case exitDecide(signal: ActRef, control: ActRef, pass: Int, passes: Int, threshold: Float, minPasses: Int)
 
     /// Short name of the op kind (= the shader file's base name), for reports and profiles.
     public var kindName: String {
@@ -117,6 +121,7 @@ public enum Op: Sendable {
         case .kvCopy: return "kv_copy"
         case .argmax: return "argmax"
         case .softmax: return "softmax"
+        case .exitDecide: return "exit_decide"
         }
     }
 
@@ -126,7 +131,7 @@ public enum Op: Sendable {
         case .embed(_, _, _, let out, _), .rmsNorm(_, _, _, let out, _, _, _, _), .layerNorm(_, _, _, let out, _, _),
              .linear(_, _, _, let out, _, _, _), .attention(_, _, let out, _, _, _, _), .siluMul(_, _, let out, _),
              .unary(_, _, let out, _, _), .binary(_, _, _, let out, _), .copy(_, let out, _),
-             .argmax(_, let out, _), .softmax(_, let out, _):
+             .argmax(_, let out, _), .softmax(_, let out, _), .exitDecide(_, let out, _, _, _, _):
             return out
         case .rope(let x, _, _, _, _, _): return x
         case .kvWrite, .kvCopy: return nil
@@ -151,7 +156,27 @@ public enum Op: Sendable {
             return [a]
         case .copy(let src, _, _): return [src]
         case .argmax(let x, _, _), .softmax(let x, _, _): return [x]
+        case .exitDecide(let s, let c, _, _, _, _): return [s, c]
         }
+    }
+}
+
+/// The control row of a token decoded with the exit decision on the device (`Op.exitDecide`):
+/// element 0 holds Π(1 − λ) so far, 1 the passes used, 2 + t whether pass t runs (1) or not (0),
+/// 2 + passes + k whether the token stopped after exactly k passes. A conditional section
+/// (`SectionKey.condition`) runs only when its element is non-zero.
+public enum ExitControl {
+    /// The activation that holds the control row.
+    public static let act = "exit_ctl"
+    public static func width(passes: Int) -> Int { 3 + 2 * passes }
+    public static func run(_ t: Int) -> Int { 2 + t }
+    public static func stoppedAfter(_ k: Int, passes: Int) -> Int { 2 + passes + k }
+    /// The row at the start of a token: nothing multiplied yet, pass 0 runs.
+    public static func initial(passes: Int) -> [Float] {
+        var v = [Float](repeating: 0, count: width(passes: passes))
+        v[0] = 1
+        v[run(0)] = 1
+        return v
     }
 }
 

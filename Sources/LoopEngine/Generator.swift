@@ -25,6 +25,14 @@ public struct GenerationOptions: Sendable {
     public var ignoreEOS = false
     /// Huginn: start each token's recurrence from the previous token's final state.
     public var warmStart = false
+    /// Ouro Q-exit: take the exit decision on the device (Op.exitDecide and conditional
+    /// sections, VK_EXT_conditional_rendering: one submission per token) where the backend can,
+    /// instead of reading the gate on the host after every pass. Off by default
+    /// (`LOOPVK_DEVICE_EXIT=1` turns it on): on lavapipe the per-dispatch condition checks cost
+    /// what the saved round trips gain (bundled model, Q-exit 0.5: 463.5 tok/s either way; all
+    /// four passes run: 274 against 301 tok/s). Meant for GPUs, where a submission round trip
+    /// costs more; not yet measured on one.
+    public var deviceExit = ProcessInfo.processInfo.environment["LOOPVK_DEVICE_EXIT"] == "1"
     public init() {}
 }
 
@@ -105,6 +113,46 @@ public final class Generator {
         return ops
     }
 
+    /// Whether Q-exit decisions can be taken on the device: the plan has Ouro's gate (so the
+    /// layout has the control row) and the backend can skip sections on a device value.
+    var canDecideOnDevice: Bool {
+        guard model.plan.exitSignal == .ouroGateLogit, model.plan.exitAct != nil, model.layout.activations[ExitControl.act] != nil else { return false }
+        if let vb = backend as? VulkanBackend { return vb.context.info.conditionalRendering }
+        return true
+    }
+
+    /// The device-side Q-exit decision after pass `t` (see `Op.exitDecide`).
+    func exitDecision(after t: Int, threshold: Float, minPasses: Int) -> Op {
+        .exitDecide(signal: ActRef(model.plan.exitAct ?? ""), control: ActRef(ExitControl.act), pass: t, passes: passes.count,
+                    threshold: threshold, minPasses: max(1, minPasses))
+    }
+
+    /// Pass `t` followed by the device decision, and its section name (the threshold and
+    /// minimum are recorded into the decision, so they are part of the name).
+    func deviceExitPass(_ t: Int, threshold: Float, minPasses: Int) -> [Op] {
+        passes[t] + [exitDecision(after: t, threshold: threshold, minPasses: minPasses)]
+    }
+    func deviceExitSectionName(_ t: Int, threshold: Float, minPasses: Int) -> String {
+        "pass\(t)+exit(q \(threshold), min \(max(1, minPasses)))"
+    }
+
+    /// One token with the Q-exit decision on the device, in one submission: pass 0, then each
+    /// later pass only if the decision after the previous one says so, the KV fill of the pass
+    /// count it stopped at, the head. Returns the passes used.
+    func stepDecidingOnDevice(_ pre: ([Op], String), head: ([Op], String), threshold: Float, minPasses: Int, tok: [Int32], pos: Int) throws -> Int {
+        let total = passes.count
+        try backend.write(ExitControl.act, values: ExitControl.initial(passes: total))
+        var parts: [([Op], String, Int?)] = [(pre.0, pre.1, nil)]
+        for t in 0..<total {
+            parts.append((deviceExitPass(t, threshold: threshold, minPasses: minPasses), deviceExitSectionName(t, threshold: threshold, minPasses: minPasses),
+                          t == 0 ? nil : ExitControl.run(t)))
+        }
+        for k in 1..<total { parts.append((kvFill(afterPasses: k), "kvfill\(k)", ExitControl.stoppedAfter(k, passes: total))) }
+        parts.append((head.0, head.1, nil))
+        try chain(parts, tok, pos)
+        return Int(try backend.read(ExitControl.act, rows: 1)[1])
+    }
+
     /// Starts a new sequence (positions from 0).
     public func reset() {
         position = 0
@@ -119,7 +167,12 @@ public final class Generator {
 
     /// Runs sections back to back: one submission on Vulkan, one after another elsewhere.
     func chain(_ parts: [([Op], String)], _ tokens: [Int32], _ pos0: Int) throws {
-        let list = parts.filter { !$0.0.isEmpty }.map { (ops: $0.0, section: SectionKey($0.1, rows: tokens.count)) }
+        try chain(parts.map { ($0.0, $0.1, nil) }, tokens, pos0)
+    }
+
+    /// The same with conditional sections (run only when their `ExitControl` flag is set).
+    func chain(_ parts: [([Op], String, Int?)], _ tokens: [Int32], _ pos0: Int) throws {
+        let list = parts.filter { !$0.0.isEmpty }.map { (ops: $0.0, section: SectionKey($0.1, rows: tokens.count, condition: $0.2)) }
         if let vb = backend as? VulkanBackend {
             try vb.runChained(list, tokens: tokens, pos0: pos0)
         } else {
@@ -163,6 +216,8 @@ public final class Generator {
             parts.append((kvFill(afterPasses: used), "kvfill\(used)"))
             parts.append((headOps, headName))
             try chain(parts, tok, pos)
+        } else if case .qExit(let q) = policy, !computeAll, options.deviceExit, canDecideOnDevice {
+            used = try stepDecidingOnDevice((pre, preName), head: (headOps, headName), threshold: q, minPasses: options.minPasses, tok: tok, pos: pos)
         } else {
             var tracker = ExitTracker(policy: policy, totalPasses: total, minPasses: options.minPasses, qEvalInterval: model.info.qEvalInterval ?? 1)
             var chosenState: [Float]?

@@ -37,6 +37,7 @@ public struct OpCost {
         case let .copy(_, _, width): return r * Double(width) * 2 * f
         case let .argmax(_, _, dim): return r * Double(dim) * f
         case let .softmax(_, _, dim): return r * Double(dim) * 3 * f
+        case let .exitDecide(_, _, _, passes, _, _): return Double(1 + 2 * ExitControl.width(passes: passes)) * f
         }
     }
 

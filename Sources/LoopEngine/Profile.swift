@@ -30,7 +30,8 @@ public struct ProfileReport: Sendable, Codable {
 public enum Profiler {
     /// "pass3" -> "pass 4" (1-based, as the CLI prints passes).
     static func sectionLabel(_ s: String) -> String {
-        if s.hasPrefix("pass"), let t = Int(s.dropFirst(4)) { return "pass \(t + 1)" }
+        // "pass<t>", or "pass<t>+exit(...)" with the exit decision on the device.
+        if s.hasPrefix("pass"), let t = Int(s.dropFirst(4).prefix { $0.isNumber }) { return "pass \(t + 1)" }
         return s
     }
 
@@ -51,7 +52,12 @@ public enum Profiler {
 
         // Ops of every section name, to attribute bytes.
         var sectionOps: [String: [Op]] = ["prelude": gen.prelude, "prelude-warm": gen.warmPrelude, "head": gen.head, "head-argmax": gen.headArgmax, "head-prefill": gen.prefillHead]
-        for (t, ops) in gen.passes.enumerated() { sectionOps["pass\(t)"] = ops }
+        for (t, ops) in gen.passes.enumerated() {
+            sectionOps["pass\(t)"] = ops
+            if case .qExit(let q) = exit {
+                sectionOps[gen.deviceExitSectionName(t, threshold: q, minPasses: options.minPasses)] = gen.deviceExitPass(t, threshold: q, minPasses: options.minPasses)
+            }
+        }
         for k in 1..<max(gen.passes.count, 1) { sectionOps["kvfill\(k)"] = gen.kvFill(afterPasses: k) }
         let cost = OpCost(model: model)
 

@@ -18,6 +18,9 @@ enum Step {
     case normThenNorm(Op, Op)
     /// kvWrite of two parts (k then v) of one slot: one kv_write.comp dispatch, z = part.
     case kvPair(Op, Op)
+    /// The exit gate's one-output linear (one row) and the device exit decision that reads it:
+    /// exit_decide.comp computes the product and decides in one workgroup.
+    case gateDecide(Op, Op)
     /// A rope over q and k side by side, then the k and v writes of one slot, k being the
     /// rope's last heads: rope.comp also stores the rotated k and copies v (rope, k, v).
     case ropeKV(Op, Op, Op)
@@ -25,7 +28,7 @@ enum Step {
     var ops: [Op] {
         switch self {
         case .op(let o): return [o]
-        case .normThenNorm(let a, let b), .kvPair(let a, let b): return [a, b]
+        case .normThenNorm(let a, let b), .kvPair(let a, let b), .gateDecide(let a, let b): return [a, b]
         case .ropeKV(let a, let b, let c): return [a, b, c]
         }
     }
@@ -72,6 +75,9 @@ enum Step {
             // their weights differ in dtype).
             guard groups1 == 1, groups2 == 1, dim1 == dim2, x2 == out1 else { return nil }
             return .normThenNorm(a, b)
+        case let (.linear(_, _, _, out, _, 1, false), .exitDecide(signal, _, _, _, _, _)):
+            guard signal == out else { return nil }
+            return .gateDecide(a, b)
         case let (.kvWrite(_, slot1, part1), .kvWrite(_, slot2, part2)):
             guard slot1 == slot2, part1 != part2 else { return nil }
             return .kvPair(a, b)

@@ -267,6 +267,8 @@ final class Kernels {
                 cb.barrier()
                 try encode(second, rows: rows, into: cb, backend: backend)
             }
+        case let .gateDecide(gate, decide):
+            try encodeExitDecide(decide, gate: gate, rows: rows, into: cb, backend: backend)
         case let .ropeKV(rope, k, v):
             guard case let .kvWrite(_, slot, _) = k, case let .kvWrite(srcV, _, _) = v else { return }
             try encodeRope(rope, kv: (slot, srcV), rows: rows, into: cb, backend: backend)
@@ -274,6 +276,26 @@ final class Kernels {
             guard case let .kvWrite(srcA, slot, partA) = a, case let .kvWrite(srcB, _, partB) = b else { return }
             try encodeKVWrite(srcA, slot: slot, part: partA, second: (srcB, partB), rows: rows, into: cb, backend: backend)
         }
+    }
+
+    /// exit_decide.comp; with `gate` (the one-output linear that computes the signal), that
+    /// product first, in the same workgroup.
+    private func encodeExitDecide(_ op: Op, gate: Op?, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
+        guard case let .exitDecide(signal, control, pass, passes, threshold, minPasses) = op else { return }
+        let u = Self.u, f = Self.f
+        var x = backend.dummyBinding, xCol = 0, inF = 0, wb = backend.dummyBinding, wBase: UInt32 = 0, wdt = DType.f32
+        var bb = backend.dummyBinding, bBase: UInt32 = 0, bdt = DType.f32, hasBias = false
+        if case let .linear(gx, weight, bias, _, gin, _, _) = gate {
+            x = Binding(try backend.act(gx.name)); xCol = gx.col; inF = gin
+            (wb, wBase, wdt) = try weightWindow(backend, weight.name, start: weight.offset, count: gin)
+            if let bias { (bb, bBase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: 1); hasBias = true }
+        }
+        let p = try pipeline("exit_decide.comp", kinds: Array(repeating: .storageBuffer, count: 5), push: 12, local: reduceShape.local, w: wdt, b: bdt,
+                             defines: reduceShape.defines)
+        try cb.dispatch(p, [Binding(try backend.act(signal.name)), Binding(try backend.act(control.name)), x, wb, bb],
+                        push: [u(signal.col), u(control.col), u(pass), u(passes), f(threshold), u(minPasses), gate == nil ? 0 : 1, u(inF),
+                               u(xCol), wBase, bBase, hasBias ? 1 : 0],
+                        groups: (1, 1, 1))
     }
 
     /// rope.comp; with `kv`, also the K cache writes of its last K heads and the V copy.
@@ -463,6 +485,9 @@ final class Kernels {
         case let .argmax(x, out, dim):
             let p = try pipeline("argmax.comp", kinds: Array(repeating: .storageBuffer, count: 2), push: 5, local: reduceShape.local, w: .f32, b: .f32, defines: reduceShape.defines)
             try cb.dispatch(p, [try a(x), try a(out)], push: [u(dim), try stride(x), u(x.col), try stride(out), u(out.col)], groups: (rows, 1, 1))
+
+        case .exitDecide:
+            try encodeExitDecide(op, gate: nil, rows: rows, into: cb, backend: backend)
 
         case let .softmax(x, out, dim):
             let p = try pipeline("softmax.comp", kinds: Array(repeating: .storageBuffer, count: 2), push: 5, local: reduceShape.local, w: .f32, b: .f32, defines: reduceShape.defines)

@@ -238,7 +238,10 @@ public final class VulkanBackend: PlanBackend {
         let start = now()
         let cb = try context.record(profile: profileMode, capacity: profileMode == nil ? 0 : 4 * ops.count + 16)
         var tracker = HazardTracker()
+        // A conditional section (exit decided on the device) runs only if its control flag is set.
+        if let c = section.condition { try cb.beginCondition(try act(ExitControl.act), byteOffset: 4 * c) }
         for step in Step.fuse(ops, kvWidth: layout.kvWidth, enabled: fusion) { try kernels.encode(step, rows: section.rows, into: cb, backend: self, tracker: &tracker) }
+        if section.condition != nil { cb.endCondition() }
         try cb.end()
         sections[section] = cb
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9

@@ -1,6 +1,6 @@
 import Foundation
 import LoopCore
-import LoopEngine
+@testable import LoopEngine
 import LoopTestSupport
 import LoopVulkan
 import Testing
@@ -83,6 +83,32 @@ let backendChoices: [BackendChoice] = {
             #expect(f.passes == [Int](repeating: 2, count: 6))
         }
         #expect(Set(perBackend.map { $0.description }).count == 1)
+    }
+
+    /// Q-exit decided on the device (exit_decide + conditional sections) chooses the same
+    /// tokens and pass counts as the host reading the gate after every pass, on both backends,
+    /// thresholds that stop early and late, with and without a minimum pass count.
+    @Test func deviceExitDecisionsEqualHostDecisions() throws {
+        let prompt = [51, 28, 280, 266, 278, 263, 282, 272, 28]   // "Q: 7 plus 5 minus 9 A:"
+        for choice in backendChoices {
+            let model = try Model(directory: Paths.defaultModel, backend: choice)
+            let gen = Generator(model: model)
+            #expect(gen.canDecideOnDevice, "\(choice): no device exit")
+            for (q, minPasses) in [(Float(0.5), 1), (0.7, 1), (0.9, 3), (0.0, 1), (1.0, 1)] {
+                var o = GenerationOptions()
+                o.maxTokens = 6
+                o.ignoreEOS = true
+                o.exit = .qExit(q)
+                o.minPasses = minPasses
+                o.deviceExit = false
+                let host = try gen.generate(prompt: prompt, options: o)
+                o.deviceExit = true
+                let device = try gen.generate(prompt: prompt, options: o)
+                #expect(device.ids == host.ids, "\(choice) q \(q)")
+                #expect(device.passes == host.passes, "\(choice) q \(q): \(device.passes) vs \(host.passes)")
+                if q == 0 { #expect(device.passes.allSatisfy { $0 == minPasses }) }
+            }
+        }
     }
 
     @Test func badGenerationInputIsAClearError() throws {

@@ -130,4 +130,52 @@ struct FusionTests {
             GPU.expectNoValidationMessages()
         }
     }
+
+    /// Ouro's Q-exit decision on the device after each pass (exit_decide.comp against
+    /// CPUOps.exitDecide): alone on a given gate logit, and fused with the gate's one-output
+    /// linear (bf16 weight, bias). The control rows (flags, passes used, Π(1 − λ)) match, and
+    /// a section conditional on a flag runs exactly when the flag is set.
+    @Test(arguments: [true, false])
+    func exitDecision(fusedGate: Bool) throws {
+        var rng = SeededRandom(seed: 26)
+        let dim = 40, passes = 4
+        let width = ExitControl.width(passes: passes)
+        for (threshold, minPasses) in [(Float(0.5), 1), (0.9, 2), (0.0, 3), (1.0, 1)] {
+            let w = WeightStore(checkpoint: nil)
+            addWeight(w, "gate", .bf16, [1, dim], rng.floats(dim, 0.3))
+            addWeight(w, "gate_b", .bf16, [1], rng.floats(1))
+            let layout = BackendLayout(activations: ["x": dim, "exit": 1, ExitControl.act: width, "y": 1], kvSlots: 0, kvWidth: 1, maxContext: 4, maxRows: 1)
+            let cpu = try CPUBackend(layout: layout, weights: w)
+            let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w)
+            guard gpu.context.info.conditionalRendering else { return }
+            let xs = (0..<passes).map { _ in rng.floats(dim, 2) }
+            var rows: [[Float]] = []
+            for b in [cpu as PlanBackend, gpu] {
+                try b.write(ExitControl.act, values: ExitControl.initial(passes: passes))
+                try b.write("y", values: [0])
+                for t in 0..<passes {
+                    try b.write("x", values: xs[t])
+                    if !fusedGate { try b.write("exit", values: [Float(t) - 1.5]) }
+                    var ops: [Op] = fusedGate ? [.linear(x: ActRef("x"), weight: WeightRef("gate"), bias: WeightRef("gate_b"), out: ActRef("exit"), inFeatures: dim, outFeatures: 1, accumulate: false)] : []
+                    ops.append(.exitDecide(signal: ActRef("exit"), control: ActRef(ExitControl.act), pass: t, passes: passes, threshold: threshold, minPasses: minPasses))
+                    // As in a token: the decision after pass t runs only if pass t ran.
+                    try b.run(ops, section: SectionKey("decide\(t)-\(fusedGate)", rows: 1, condition: t == 0 ? nil : ExitControl.run(t)), tokens: [0], pos0: 0)
+                    // A section conditional on the next pass's flag: y = t + 1 when it runs.
+                    if t + 1 < passes {
+                        try b.run([.unary(kind: .fill, x: ActRef("y"), out: ActRef("y"), dim: 1, scale: Float(t + 1))],
+                                  section: SectionKey("count\(t)", rows: 1, condition: ExitControl.run(t + 1)), tokens: [0], pos0: 0)
+                    }
+                }
+                rows.append(try b.read(ExitControl.act, rows: 1) + (try b.read("y", rows: 1)))
+            }
+            let (c, g) = (rows[0], rows[1])
+            #expect(abs(c[0] - g[0]) <= 1e-5 * max(1, abs(c[0])), "remaining \(c[0]) vs \(g[0])")
+            #expect(Array(c.dropFirst()) == Array(g.dropFirst()), "threshold \(threshold): \(c) vs \(g)")
+            let used = Int(g[1])
+            #expect(used >= minPasses && used <= passes)
+            #expect(g[ExitControl.stoppedAfter(used, passes: passes)] == 1)
+            #expect(g.last == Float(used - 1), "the conditional section ran for the wrong passes: \(g)")
+            GPU.expectNoValidationMessages()
+        }
+    }
 }

@@ -25,7 +25,7 @@ import Testing
     /// Each shader in Shaders/ is the GPU side of a plan op and has a CPU twin (the op list).
     @Test func everyShaderIsAnOp() throws {
         let opShaders: Set<String> = ["embedding", "rmsnorm", "layernorm", "matvec", "matmul", "rope", "kv_write", "attention",
-                                      "silu_mul", "unary", "binary", "copy", "argmax", "softmax", "kv_copy"]
+                                      "silu_mul", "unary", "binary", "copy", "argmax", "softmax", "kv_copy", "exit_decide"]
         let files = Set(ShaderSource.names.filter { $0.hasSuffix(".comp") }.map { String($0.dropLast(5)) })
         #expect(files == opShaders)
     }

@@ -27,6 +27,9 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
     /// Whether `R32G32B32A32_UINT` has `VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT` (the
     /// texel read path needs it).
     public var uniformTexelBuffers: Bool
+    /// VK_EXT_conditional_rendering with its feature: sections that run only when a device
+    /// value is non-zero (exit decisions taken on the device).
+    public var conditionalRendering: Bool = false
 
     var rank: Int {
         switch kind { case .discrete: return 0; case .integrated: return 1; case .virtual: return 2; case .cpu: return 3; case .other: return 4 }
@@ -68,6 +71,9 @@ public final class VulkanContext: @unchecked Sendable {
     public internal(set) var lastSubmitSeconds: Double = 0
     public internal(set) var lastWaitSeconds: Double = 0
     public var supportsTimestamps: Bool { timestampValidBits > 0 && info.timestampPeriod > 0 }
+    /// VK_EXT_conditional_rendering entry points (nil when the device lacks the extension).
+    let beginConditionalRendering: PFN_vkCmdBeginConditionalRenderingEXT?
+    let endConditionalRendering: PFN_vkCmdEndConditionalRenderingEXT?
 
     /// True when validation should be on: `LOOPVK_VALIDATION=1`, or running under tests.
     public static var validationRequested: Bool {
@@ -139,17 +145,40 @@ public final class VulkanContext: @unchecked Sendable {
         qci.queueFamilyIndex = UInt32(family)
         qci.queueCount = 1
         var dev: VkDevice?
+        let conditional = info.conditionalRendering
+        let extName = strdup("VK_EXT_conditional_rendering")!
+        defer { free(extName) }
+        var extPtrs: [UnsafePointer<CChar>?] = [UnsafePointer(extName)]
+        var condFeatures = VkPhysicalDeviceConditionalRenderingFeaturesEXT()
+        condFeatures.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_CONDITIONAL_RENDERING_FEATURES_EXT
+        condFeatures.conditionalRendering = VkBool32(VK_TRUE)
         try withUnsafePointer(to: &priority) { pp in
             qci.pQueuePriorities = pp
             try withUnsafePointer(to: &qci) { qp in
-                var dci = VkDeviceCreateInfo()
-                dci.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
-                dci.queueCreateInfoCount = 1
-                dci.pQueueCreateInfos = qp
-                try vkCheck(vkCreateDevice(physical, &dci, nil, &dev), "vkCreateDevice")
+                try withUnsafePointer(to: &condFeatures) { cf in
+                    try extPtrs.withUnsafeMutableBufferPointer { ep in
+                        var dci = VkDeviceCreateInfo()
+                        dci.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                        dci.queueCreateInfoCount = 1
+                        dci.pQueueCreateInfos = qp
+                        if conditional {
+                            dci.enabledExtensionCount = 1
+                            dci.ppEnabledExtensionNames = UnsafePointer(ep.baseAddress)
+                            dci.pNext = UnsafeRawPointer(cf)
+                        }
+                        try vkCheck(vkCreateDevice(physical, &dci, nil, &dev), "vkCreateDevice")
+                    }
+                }
             }
         }
         device = dev!
+        if conditional {
+            beginConditionalRendering = vkGetDeviceProcAddr(dev!, "vkCmdBeginConditionalRenderingEXT").map { unsafeBitCast($0, to: PFN_vkCmdBeginConditionalRenderingEXT.self) }
+            endConditionalRendering = vkGetDeviceProcAddr(dev!, "vkCmdEndConditionalRenderingEXT").map { unsafeBitCast($0, to: PFN_vkCmdEndConditionalRenderingEXT.self) }
+        } else {
+            beginConditionalRendering = nil
+            endConditionalRendering = nil
+        }
         var q: VkQueue?
         vkGetDeviceQueue(device, queueFamily, 0, &q)
         queue = q!
@@ -310,8 +339,25 @@ public final class VulkanContext: @unchecked Sendable {
         var fp = VkFormatProperties()
         vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32G32B32A32_UINT, &fp)
         let texel = fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT.rawValue != 0
+        var extCount: UInt32 = 0
+        vkEnumerateDeviceExtensionProperties(pd, nil, &extCount, nil)
+        var exts = [VkExtensionProperties](repeating: VkExtensionProperties(), count: Int(extCount))
+        vkEnumerateDeviceExtensionProperties(pd, nil, &extCount, &exts)
+        let hasConditional = exts.contains { e in
+            withUnsafeBytes(of: e.extensionName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) } == "VK_EXT_conditional_rendering"
+        }
+        var condFeatures = VkPhysicalDeviceConditionalRenderingFeaturesEXT()
+        condFeatures.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_CONDITIONAL_RENDERING_FEATURES_EXT
+        if hasConditional {
+            var f2 = VkPhysicalDeviceFeatures2()
+            f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2
+            withUnsafeMutablePointer(to: &condFeatures) { cp in
+                f2.pNext = UnsafeMutableRawPointer(cp)
+                vkGetPhysicalDeviceFeatures2(pd, &f2)
+            }
+        }
         let v = p.apiVersion
-        return DeviceInfo(
+        var info = DeviceInfo(
             index: index, name: name, kind: kind,
             apiVersion: "\(loopvk_api_version_major(v)).\(loopvk_api_version_minor(v)).\(loopvk_api_version_patch(v))",
             driverVersion: driverInfo.isEmpty ? String(p.driverVersion) : driverInfo, driverName: driverName,
@@ -326,5 +372,7 @@ public final class VulkanContext: @unchecked Sendable {
             maxTexelBufferElements: UInt64(p.limits.maxTexelBufferElements),
             minTexelBufferOffsetAlignment: UInt64(p.limits.minTexelBufferOffsetAlignment),
             uniformTexelBuffers: texel)
+        info.conditionalRendering = hasConditional && condFeatures.conditionalRendering != 0
+        return info
     }
 }

@@ -17,6 +17,8 @@ final class MemoryBlock {
         bci.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO
         bci.size = size
         bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_SRC_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT.rawValue
+        // Conditional sections read their flag from an activation buffer.
+        if context.beginConditionalRendering != nil { bci.usage |= VK_BUFFER_USAGE_CONDITIONAL_RENDERING_BIT_EXT.rawValue }
         bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE
         var buf: VkBuffer?
         try vkCheck(vkCreateBuffer(device, &bci, nil, &buf), "vkCreateBuffer(\(size) bytes)")

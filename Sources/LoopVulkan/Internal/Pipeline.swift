@@ -343,8 +343,25 @@ public final class RecordedCommands {
         barrierCount += 1
     }
 
+    /// Starts commands that run only when the 32-bit value at `byteOffset` of `slice` is
+    /// non-zero when they execute (VK_EXT_conditional_rendering; it affects dispatches).
+    public func beginCondition(_ slice: BufferSlice, byteOffset: Int) throws {
+        guard let begin = context.beginConditionalRendering else {
+            throw VulkanError("vkCmdBeginConditionalRenderingEXT", message: "\(context.info.name) lacks VK_EXT_conditional_rendering")
+        }
+        var ci = VkConditionalRenderingBeginInfoEXT()
+        ci.sType = VK_STRUCTURE_TYPE_CONDITIONAL_RENDERING_BEGIN_INFO_EXT
+        ci.buffer = slice.buffer
+        ci.offset = slice.offset + UInt64(byteOffset)
+        begin(commandBuffer, &ci)
+    }
+
+    public func endCondition() {
+        context.endConditionalRendering?(commandBuffer)
+    }
+
     /// Ends recording, with a barrier that makes shader writes visible to the host and to
-    /// whatever the next submission runs.
+    /// whatever the next submission runs (conditions of later sections included).
     public func end() throws {
         guard !ended else { return }
         if profile == .light, let t = timestamps {
@@ -355,9 +372,12 @@ public final class RecordedCommands {
         mb.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER
         mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_SHADER_READ_BIT.rawValue
         mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT.rawValue | VK_ACCESS_SHADER_READ_BIT.rawValue | VK_ACCESS_SHADER_WRITE_BIT.rawValue | VK_ACCESS_TRANSFER_READ_BIT.rawValue
-        vkCmdPipelineBarrier(commandBuffer, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue,
-                             VK_PIPELINE_STAGE_HOST_BIT.rawValue | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue | VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue,
-                             0, 1, &mb, 0, nil, 0, nil)
+        var dstStages = VK_PIPELINE_STAGE_HOST_BIT.rawValue | VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue | VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue
+        if context.beginConditionalRendering != nil {
+            mb.dstAccessMask |= VK_ACCESS_CONDITIONAL_RENDERING_READ_BIT_EXT.rawValue
+            dstStages |= VK_PIPELINE_STAGE_CONDITIONAL_RENDERING_BIT_EXT.rawValue
+        }
+        vkCmdPipelineBarrier(commandBuffer, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue, dstStages, 0, 1, &mb, 0, nil, 0, nil)
         try vkCheck(vkEndCommandBuffer(commandBuffer), "vkEndCommandBuffer")
         ended = true
     }
