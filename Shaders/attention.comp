@@ -7,24 +7,91 @@
 // SUBGROUP_ONLY 1 (CPU devices): the workgroup is one subgroup; q is read in place, the
 // probabilities reach every invocation by subgroupShuffle, no shared memory and no barrier
 // (head_dim <= 32 * subgroup size).
+// READ_TEXEL 1 (CPU devices, see ReadPath.swift): the subgroup-only variant with q, K and V
+// read through R32G32B32A32_UINT texel views, 4 floats per fetch (head_dim and the KV row a
+// multiple of 4; q_base/k_base/v_base: float index of the data in each view). On lavapipe
+// storage-buffer loads run at ~1 GB/s, which made attention over a long cache cost more than
+// all the weights of a pass.
 #include "common.glsl"
-#if SUBGROUP_ONLY
+#ifndef READ_TEXEL
+#define READ_TEXEL 0
+#endif
+#if SUBGROUP_ONLY || READ_TEXEL
 #extension GL_KHR_shader_subgroup_shuffle : require
 #endif
 
-layout(std430, binding = 0) readonly buffer Q { float q[]; };
-layout(std430, binding = 1) readonly buffer K { float kc[]; };
-layout(std430, binding = 2) readonly buffer V { float vc[]; };
 layout(std430, binding = 3) writeonly buffer Out { float o[]; };
 STEP_STATE(4)
 
 layout(push_constant) uniform P {
     uint heads; uint kv_heads; uint head_dim; uint q_stride;
     uint q_col; uint o_stride; uint o_col; uint kv_width;
-    float scale;
+    float scale; uint q_base; uint k_base; uint v_base;
 } p;
 
 const uint MAX_D = 256u;
+
+#if READ_TEXEL
+
+layout(binding = 0) uniform usamplerBuffer Qt;
+layout(binding = 1) uniform usamplerBuffer Kt;
+layout(binding = 2) uniform usamplerBuffer Vt;
+#define LD4(b, i) uintBitsToFloat(texelFetch(b, int((i) >> 2u)))
+
+void main() {
+    uint h = gl_WorkGroupID.x;
+    uint r = gl_WorkGroupID.y;
+    uint t = gl_LocalInvocationID.x;
+    uint n = gl_WorkGroupSize.x;
+    uint kvh = h / (p.heads / p.kv_heads);
+    uint len = step_pos0 + r + 1u;
+    uint qb = p.q_base + r * p.q_stride + p.q_col + h * p.head_dim;
+    uint nt = p.head_dim / 4u;                // texels per head
+    uint cpl = (nt + n - 1u) / n;             // output texels per invocation
+    float m = -1.0 / 0.0;
+    float l = 0.0;
+    vec4 acc[8];
+    for (uint c = 0u; c < 8u; c++) acc[c] = vec4(0.0);
+    for (uint j0 = 0u; j0 < len; j0 += n) {
+        uint j = j0 + t;
+        float s = -1.0 / 0.0;
+        if (j < len) {
+            uint kb = p.k_base + j * p.kv_width + kvh * p.head_dim;
+            float d = 0.0;
+            for (uint i = 0u; i < nt; i++) d += dot(LD4(Qt, qb + 4u * i), LD4(Kt, kb + 4u * i));
+            s = d * p.scale;
+        }
+        float mnew = max(m, subgroupMax(s));
+        float e = (j < len) ? exp(s - mnew) : 0.0;
+        float corr = exp(m - mnew);
+        l = l * corr + subgroupAdd(e);
+        m = mnew;
+        for (uint c = 0u; c < cpl; c++) acc[c] *= corr;
+        uint cnt = min(n, len - j0);
+        for (uint jj = 0u; jj < cnt; jj++) {
+            float pj = subgroupShuffle(e, jj);
+            uint vb = p.v_base + (j0 + jj) * p.kv_width + kvh * p.head_dim;
+            for (uint c = 0u; c < cpl; c++) {
+                uint i = t + c * n;
+                if (i < nt) acc[c] += pj * LD4(Vt, vb + 4u * i);
+            }
+        }
+    }
+    uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
+    for (uint c = 0u; c < cpl; c++) {
+        uint i = t + c * n;
+        if (i < nt) {
+            vec4 y = acc[c] / l;
+            o[ob + 4u * i] = y.x; o[ob + 4u * i + 1u] = y.y; o[ob + 4u * i + 2u] = y.z; o[ob + 4u * i + 3u] = y.w;
+        }
+    }
+}
+
+#else
+
+layout(std430, binding = 0) readonly buffer Q { float q[]; };
+layout(std430, binding = 1) readonly buffer K { float kc[]; };
+layout(std430, binding = 2) readonly buffer V { float vc[]; };
 
 #if SUBGROUP_ONLY
 
@@ -126,3 +193,5 @@ void main() {
 }
 
 #endif
+
+#endif  // READ_TEXEL

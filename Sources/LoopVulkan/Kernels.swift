@@ -298,6 +298,26 @@ final class Kernels {
                         groups: (1, 1, 1))
     }
 
+    /// Attention reading q, K and V through texel views (attention.comp READ_TEXEL): on the
+    /// texel path of CPU devices (subgroup-only reductions), when head_dim, the KV row, q's
+    /// column and row stride are whole texels and each view fits. Returns false otherwise.
+    private func encodeTexelAttention(q: ActRef, slot: Int, out: ActRef, heads: Int, headDim: Int, push: [UInt32], rows: Int,
+                                      into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
+        let kvWidth = backend.layout.kvWidth, qStride = try backend.width(q.name)
+        guard readPath == .texel, subgroupReduce, headDim % 4 == 0, kvWidth % 4 == 0, q.col % 4 == 0, qStride % 4 == 0 else { return false }
+        let kBytes = backend.layout.maxContext * kvWidth * 4
+        guard let (qb, qShift) = texelWindow(try backend.act(q.name), byteStart: 0, byteCount: ((rows - 1) * qStride + q.col + heads * headDim) * 4),
+              let (kb, kShift) = texelWindow(try backend.kvSlice(slot, .k), byteStart: 0, byteCount: kBytes),
+              let (vb, vShift) = texelWindow(try backend.kvSlice(slot, .v), byteStart: 0, byteCount: kBytes),
+              qShift % 16 == 0, kShift % 16 == 0, vShift % 16 == 0 else { return false }
+        let kinds: [BindingKind] = [.uniformTexels, .uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer]
+        let p = try pipeline("attention.comp", kinds: kinds, push: 12, local: reduceShape.local, w: .f32, b: .f32,
+                             defines: reduceShape.defines.merging(["READ_TEXEL": "1"]) { $1 })
+        try cb.dispatch(p, [qb, kb, vb, Binding(try backend.act(out.name)), Binding(backend.step)],
+                        push: push + [Self.u(qShift / 4), Self.u(kShift / 4), Self.u(vShift / 4)], groups: (heads, rows, 1))
+        return true
+    }
+
     /// rope.comp; with `kv`, also the K cache writes of its last K heads and the V copy.
     private func encodeRope(_ op: Op, kv: (slot: Int, v: ActRef)?, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
         guard case let .rope(x, heads, headDim, table, positions, layout) = op else { return }
@@ -440,10 +460,11 @@ final class Kernels {
             guard headDim <= 4 * reduceShape.local.0 || (subgroupReduce && headDim <= 32 * reduceShape.local.0), headDim <= 256, kvHeads > 0, heads % kvHeads == 0 else {
                 throw LoopError.unsupported("attention with \(heads) heads / \(kvHeads) KV heads x \(headDim)")
             }
-            let p = try pipeline("attention.comp", kinds: Array(repeating: .storageBuffer, count: 5), push: 9, local: reduceShape.local, w: .f32, b: .f32, defines: reduceShape.defines)
+            let push = [u(heads), u(kvHeads), u(headDim), try stride(q), u(q.col), try stride(out), u(out.col), u(backend.layout.kvWidth), f(scale)]
+            if try encodeTexelAttention(q: q, slot: slot, out: out, heads: heads, headDim: headDim, push: push, rows: rows, into: cb, backend: backend) { break }
+            let p = try pipeline("attention.comp", kinds: Array(repeating: .storageBuffer, count: 5), push: 12, local: reduceShape.local, w: .f32, b: .f32, defines: reduceShape.defines)
             try cb.dispatch(p, [try a(q), Binding(try backend.kvSlice(slot, .k)), Binding(try backend.kvSlice(slot, .v)), try a(out), Binding(backend.step)],
-                            push: [u(heads), u(kvHeads), u(headDim), try stride(q), u(q.col), try stride(out), u(out.col), u(backend.layout.kvWidth), f(scale)],
-                            groups: (heads, rows, 1))
+                            push: push + [0, 0, 0], groups: (heads, rows, 1))
 
         case let .siluMul(gate, up, out, dim):
             let p = try pipeline("silu_mul.comp", bindings: 3, push: 8)

@@ -240,22 +240,26 @@ struct OpParityTests {
     }
 
     /// Causal attention with KV written by kv_write: MHA and GQA, 55 heads x 96 and 16 x 128,
-    /// a long sequence (>= 2048 positions), prefill rows and a single decode row.
-    @Test(arguments: [(55, 55, 96, 40, 3), (16, 16, 128, 33, 1), (4, 2, 16, 9, 4), (16, 4, 64, 2100, 1), (3, 3, 16, 1, 1), (2, 1, 256, 19, 5)],
-          reductions)
-    func attention(shape: (Int, Int, Int, Int, Int), subgroup: Bool) throws {
+    /// a long sequence (>= 2048 positions), prefill rows and a single decode row; the
+    /// workgroup and subgroup reductions on storage buffers, and the subgroup one reading q, K
+    /// and V through texel views (a head_dim of 6 is not whole texels: storage buffers).
+    @Test(arguments: [(55, 55, 96, 40, 3), (16, 16, 128, 33, 1), (4, 2, 16, 9, 4), (16, 4, 64, 2100, 1), (3, 3, 16, 1, 1), (2, 1, 256, 19, 5), (3, 1, 6, 7, 2)],
+          [(false, ReadPath.storage), (true, .storage), (true, .texel)])
+    func attention(shape: (Int, Int, Int, Int, Int), variant: (subgroup: Bool, path: ReadPath)) throws {
+        let subgroup = variant.subgroup
+        guard GPU.readPaths.contains(variant.path) else { return }
         let (heads, kvHeads, headDim, context, rows) = shape
         var rng = SeededRandom(seed: 7)
         let kvW = kvHeads * headDim
         let w = WeightStore(checkpoint: nil)
         let pos0 = context - rows
-        _ = try check("attention-\(heads)-\(kvHeads)-\(headDim)-\(context)-\(rows)-\(subgroup)",
+        _ = try check("attention-\(heads)-\(kvHeads)-\(headDim)-\(context)-\(rows)-\(subgroup)-\(variant.path)",
                   acts: ["k": kvW, "v": kvW, "q": heads * headDim, "o": heads * headDim], kvSlots: 2, kvWidth: kvW, maxContext: context,
                   rows: rows, pos0: pos0, weights: w,
                   inputs: ["k": rng.floats(context * kvW, 2), "v": rng.floats(context * kvW), "q": rng.floats(rows * heads * headDim, 2)],
                   setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
                   ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o"), heads: heads, kvHeads: kvHeads, headDim: headDim, scale: 1 / Float(headDim).squareRoot())],
-                  outputs: ["o"], threshold: 5e-4, configure: Self.reduce(subgroup))
+                  outputs: ["o"], threshold: 5e-4, readPath: variant.path, configure: Self.reduce(subgroup))
     }
 
     @Test func kvWriteAtPosition() throws {
