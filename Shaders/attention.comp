@@ -50,16 +50,28 @@ void main() {
     uint cpl = (nt + n - 1u) / n;             // output texels per invocation
     float m = -1.0 / 0.0;
     float l = 0.0;
+    // Invocation t holds q's texels t, t + n, ...; a key's score is the subgroup sum of the
+    // invocations' partial dots, so each key row is fetched once, spread over the subgroup.
+    vec4 qv[8];
     vec4 acc[8];
-    for (uint c = 0u; c < 8u; c++) acc[c] = vec4(0.0);
+    for (uint c = 0u; c < 8u; c++) {
+        uint i = t + c * n;
+        qv[c] = (c < cpl && i < nt) ? LD4(Qt, qb + 4u * i) : vec4(0.0);
+        acc[c] = vec4(0.0);
+    }
     for (uint j0 = 0u; j0 < len; j0 += n) {
         uint j = j0 + t;
         float s = -1.0 / 0.0;
-        if (j < len) {
-            uint kb = p.k_base + j * p.kv_width + kvh * p.head_dim;
+        uint cnt = min(n, len - j0);
+        for (uint jj = 0u; jj < cnt; jj++) {
+            uint kb = p.k_base + (j0 + jj) * p.kv_width + kvh * p.head_dim;
             float d = 0.0;
-            for (uint i = 0u; i < nt; i++) d += dot(LD4(Qt, qb + 4u * i), LD4(Kt, kb + 4u * i));
-            s = d * p.scale;
+            for (uint c = 0u; c < cpl; c++) {
+                uint i = t + c * n;
+                if (i < nt) d += dot(qv[c], LD4(Kt, kb + 4u * i));
+            }
+            d = subgroupAdd(d);
+            if (jj == t) s = d * p.scale;
         }
         float mnew = max(m, subgroupMax(s));
         float e = (j < len) ? exp(s - mnew) : 0.0;
@@ -67,7 +79,6 @@ void main() {
         l = l * corr + subgroupAdd(e);
         m = mnew;
         for (uint c = 0u; c < cpl; c++) acc[c] *= corr;
-        uint cnt = min(n, len - j0);
         for (uint jj = 0u; jj < cnt; jj++) {
             float pj = subgroupShuffle(e, jj);
             uint vb = p.v_base + (j0 + jj) * p.kv_width + kvh * p.head_dim;
