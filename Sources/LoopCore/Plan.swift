@@ -138,6 +138,19 @@ public enum Op: Sendable {
         }
     }
 
+    /// Weights this op reads (checkpoint or plan-computed tensors).
+    public var weights: [WeightRef] {
+        switch self {
+        case let .embed(t, _, _, _, _): return [t]
+        case let .rmsNorm(_, _, w, _, _, _, _, _): return w.map { [$0] } ?? []
+        case let .layerNorm(_, w, b, _, _, _): return [w] + (b.map { [$0] } ?? [])
+        case let .linear(_, w, b, _, _, _, _): return [w] + (b.map { [$0] } ?? [])
+        case let .rope(_, _, _, t, _, _): return [t]
+        case let .binary(_, _, .row(w), _, _): return [w]
+        default: return []
+        }
+    }
+
     /// Activations this op reads.
     public var inputs: [ActRef] {
         switch self {

@@ -55,20 +55,8 @@ public final class Model {
 
     /// Every tensor the plan's ops read, in first-use order.
     public static func weightNames(_ plan: LoopPlan) -> [String] {
-        var seen = Set<String>(), out: [String] = []
-        func add(_ w: WeightRef?) { if let w, seen.insert(w.name).inserted { out.append(w.name) } }
-        for op in plan.allOps {
-            switch op {
-            case let .embed(t, _, _, _, _): add(t)
-            case let .rmsNorm(_, _, w, _, _, _, _, _): add(w)
-            case let .layerNorm(_, w, b, _, _, _): add(w); add(b)
-            case let .linear(_, w, b, _, _, _, _): add(w); add(b)
-            case let .rope(_, _, _, t, _, _): add(t)
-            case let .binary(_, _, .row(w), _, _): add(w)
-            default: break
-            }
-        }
-        return out
+        var seen = Set<String>()
+        return plan.allOps.flatMap(\.weights).map(\.name).filter { seen.insert($0).inserted }
     }
 
     /// Refuses, before allocating, a model that cannot fit in the device's memory.

@@ -141,18 +141,13 @@ final class Kernels {
     }
 
     /// The device copies of weights that encoding `op` uploads (for preloading).
+    /// A linear's matrix in the layout its product reads; every other weight as stored.
     func weightCopies(_ op: Op, backend: VulkanBackend) -> [WeightCopy] {
-        switch op {
-        case let .linear(_, w, b, _, inF, _, _):
+        if case let .linear(_, w, b, _, inF, _, _) = op {
             let main = (try? interleavedCopy(w, inF: inF, backend: backend)).flatMap { $0 } ?? .plain(w.name)
             return [main] + (b.map { [.plain($0.name)] } ?? [])
-        case let .embed(t, _, _, _, _): return [.plain(t.name)]
-        case let .rmsNorm(_, _, w, _, _, _, _, _): return w.map { [.plain($0.name)] } ?? []
-        case let .layerNorm(_, w, b, _, _, _): return [.plain(w.name)] + (b.map { [.plain($0.name)] } ?? [])
-        case let .rope(_, _, _, t, _, _): return [.plain(t.name)]
-        case let .binary(_, _, .row(w), _, _): return [.plain(w.name)]
-        default: return []
         }
+        return op.weights.map { .plain($0.name) }
     }
 
     /// The product through texel views: one row (decode) with matvec.comp, several rows

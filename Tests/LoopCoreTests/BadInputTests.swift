@@ -579,12 +579,7 @@ extension BadInputTests {
                 let checkpoint = try Checkpoint(directory: URL(fileURLWithPath: "/nonexistent/fuzz-regression"), configData: text, shards: shards)
                 let (plan, _) = try ModelFamily.plan(checkpoint: checkpoint, passes: nil)
                 let backend = try CPUBackend(plan: plan, checkpoint: checkpoint, maxRows: 2, maxContext: 8)
-                let tokens: [Int32] = [0, Int32(plan.vocab - 1)]
-                try backend.run(plan.prelude, section: SectionKey("prelude", rows: 2), tokens: tokens, pos0: 0)
-                for (t, ops) in plan.passes.enumerated() {
-                    try backend.run(ops, section: SectionKey("pass\(t)", rows: 2), tokens: tokens, pos0: 0)
-                }
-                try backend.run(plan.head, section: SectionKey("head", rows: 2), tokens: tokens, pos0: 0)
+                _ = try PlanRunner(plan: plan, backend: backend).forward(tokens: [0, Int32(plan.vocab - 1)])
             } catch {
                 Self.expectClean(error, url)
             }

@@ -56,13 +56,7 @@ public func configPlanFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: In
     // checkpoint by the backend, so a plan that names a missing or too small tensor shows here.
     do {
         let backend = try CPUBackend(plan: plan, checkpoint: checkpoint, maxRows: 2, maxContext: 8)
-        let tokens: [Int32] = [0, Int32(plan.vocab - 1)]
-        try backend.run(plan.prelude, section: SectionKey("prelude", rows: 2), tokens: tokens, pos0: 0)
-        for (t, ops) in plan.passes.enumerated() {
-            try backend.run(ops, section: SectionKey("pass\(t)", rows: 2), tokens: tokens, pos0: 0)
-        }
-        try backend.run(plan.head, section: SectionKey("head", rows: 2), tokens: tokens, pos0: 0)
-        let logits = try backend.read(plan.logitsAct, rows: 2)
+        let logits = try PlanRunner(plan: plan, backend: backend).forward(tokens: [0, Int32(plan.vocab - 1)]).logits
         FuzzCheck.require(logits.count == 2 * plan.vocab, "logits count")
     } catch {
         fatalError("running a plan that built threw: \(error)")
