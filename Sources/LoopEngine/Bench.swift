@@ -72,25 +72,32 @@ public enum Bench {
     /// 64 MiB bf16 matrix (what decode does), timed over replays. On lavapipe the texel read
     /// path is several times faster than the storage-buffer copy shader. Kernel work:
     /// `LOOPVK_PROBE=OUTxINxN` times N products over N distinct OUTxIN matrices instead (distinct,
-    /// so a small matrix is not served from cache; one barrier between them, as in decode).
+    /// so a small matrix is not served from cache; one barrier between them, as in decode);
+    /// `OUTxINxNxROWS` multiplies ROWS rows at once (the prefill product) and also prints GFLOP/s.
     public static func readBandwidth(context: VulkanContext, repeats: Int = 5) throws -> Double {
-        var inF = 1024, outF = 32768, count = 1
+        var inF = 1024, outF = 32768, count = 1, rows = 1
         if let v = ProcessInfo.processInfo.environment["LOOPVK_PROBE"] {
             let a = v.split(separator: "x").compactMap { Int($0) }
-            if a.count == 3, a.allSatisfy({ $0 >= 1 }) { outF = a[0]; inF = a[1]; count = a[2] }
+            if a.count >= 3, a.allSatisfy({ $0 >= 1 }) { outF = a[0]; inF = a[1]; count = a[2] }
+            if a.count == 4, a[3] >= 1 { rows = a[3] }
         }
         let store = WeightStore(checkpoint: nil)
         for i in 0..<count { store.add(i == 0 ? "probe" : "probe\(i)", dtype: .bf16, shape: [outF, inF], data: Data(count: outF * inF * 2)) }
-        let layout = BackendLayout(activations: ["x": inF, "y": outF], kvSlots: 0, kvWidth: 1, maxContext: 1, maxRows: 1)
+        let layout = BackendLayout(activations: ["x": inF, "y": outF], kvSlots: 0, kvWidth: 1, maxContext: rows, maxRows: rows)
         let vb = try VulkanBackend(context: context, layout: layout, weights: store)
         let op = Op.linear(x: ActRef("x"), weight: WeightRef("probe"), bias: nil, out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: false)
         let ops = (0..<count).map { i in i == 0 ? op : Op.linear(x: ActRef("x"), weight: WeightRef("probe\(i)"), bias: nil, out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: false) }
-        try vb.run(ops, section: SectionKey("probe", rows: 1), tokens: [0], pos0: 0)
+        let tokens = [Int32](repeating: 0, count: rows)
+        try vb.run(ops, section: SectionKey("probe", rows: rows), tokens: tokens, pos0: 0)
         var best = Double.infinity
         for _ in 0..<repeats {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            try vb.run(ops, section: SectionKey("probe", rows: 1), tokens: [0], pos0: 0)
+            try vb.run(ops, section: SectionKey("probe", rows: rows), tokens: tokens, pos0: 0)
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        if rows > 1 {
+            let gflops = Double(2 * rows * count * outF * inF) / best / 1e9
+            FileHandle.standardError.write("probe: \(count) x [\(rows) x \(inF)] * [\(inF) x \(outF)]^T bf16 in \(String(format: "%.2f", best * 1e3)) ms: \(String(format: "%.1f", gflops)) GFLOP/s\n".data(using: .utf8)!)
         }
         return Double(count * outF * inF * 2) / best / 1e9
     }

@@ -187,24 +187,28 @@ struct OpParityTests {
 
     /// Texel-path prefill block shapes (matmul.comp READ_TEXEL): features x rows per workgroup,
     /// edges in both directions, the scalar branch, two subgroups with the shared-memory sum,
-    /// over row-major (interleave 0) and interleaved weights (blocks of 32, 8 and 3 rows).
-    @Test(arguments: [(1, 1, 1, 32), (3, 5, 1, 3), (8, 8, 1, 32), (8, 8, 1, 0), (16, 4, 1, 8), (4, 16, 2, 32), (3, 5, 1, 0)])
-    func linearTexelMatmulShapes(features: Int, rowsPerGroup: Int, subgroups: Int, interleave: Int) throws {
+    /// over row-major (interleave 0) and interleaved weights (blocks of 32, 8 and 3 rows); `wide`:
+    /// the LANE_FEATURES kernel where it applies (interleave 32, aligned shapes), including
+    /// partial 128-feature and 8-row workgroups.
+    @Test(arguments: [(1, 1, 1, 32, false), (3, 5, 1, 3, false), (8, 8, 1, 32, false), (8, 8, 1, 0, false), (16, 4, 1, 8, false),
+                      (4, 16, 2, 32, false), (3, 5, 1, 0, false), (8, 8, 1, 32, true), (8, 8, 1, 0, true)])
+    func linearTexelMatmulShapes(features: Int, rowsPerGroup: Int, subgroups: Int, interleave: Int, wide: Bool) throws {
         guard GPU.readPaths.contains(.texel) else { return }
         var rng = SeededRandom(seed: 16)
         let lanes = GPU.context!.info.subgroupSize * subgroups
         for dtype in [DType.bf16, .f16, .f32] {
-            for (rows, inF, outF, xCol) in [(13, 256, 70, 0), (6, 45, 33, 1), (17, 64, 9, 0)] {
+            for (rows, inF, outF, xCol) in [(13, 256, 70, 0), (6, 45, 33, 1), (17, 64, 9, 0), (20, 128, 300, 0), (3, 32, 140, 4)] {
                 let w = WeightStore(checkpoint: nil)
                 addWeight(w, "W", dtype, [outF, inF], rng.floats(outF * inF, 0.2))
                 addWeight(w, "b", dtype, [outF], rng.floats(outF))
-                _ = try check("linear-mm-\(features)x\(rowsPerGroup)-\(lanes)-\(interleave)-\(dtype)-\(rows)x\(inF)x\(outF)", acts: ["x": inF + xCol, "y": outF],
+                _ = try check("linear-mm-\(features)x\(rowsPerGroup)-\(lanes)-\(interleave)-\(wide)-\(dtype)-\(rows)x\(inF)x\(outF)", acts: ["x": inF + xCol, "y": outF],
                               rows: rows, weights: w, inputs: ["x": rng.floats(rows * (inF + xCol)), "y": rng.floats(rows * outF)],
                               ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W"), bias: WeightRef("b"),
                                             out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: true)],
                               outputs: ["y"], threshold: 5e-4, readPath: .texel, configure: {
                                   $0.kernels.texelMatmulFeatures = features
                                   $0.kernels.texelMatmulRows = rowsPerGroup
+                                  $0.kernels.texelMatmulWide = wide
                                   $0.kernels.texelLanes = lanes
                                   $0.kernels.texelWorkgroupReduce = subgroups > 1
                                   $0.kernels.texelInterleave = interleave
