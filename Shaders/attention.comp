@@ -7,11 +7,12 @@
 // SUBGROUP_ONLY 1 (CPU devices): the workgroup is one subgroup; q is read in place, the
 // probabilities reach every invocation by subgroupShuffle, no shared memory and no barrier
 // (head_dim <= 32 * subgroup size).
-// READ_TEXEL 1 (CPU devices, see ReadPath.swift): the subgroup-only variant with q, K and V
-// read through R32G32B32A32_UINT texel views, 4 floats per fetch (head_dim and the KV row a
-// multiple of 4; q_base/k_base/v_base: float index of the data in each view). On lavapipe
-// storage-buffer loads run at ~1 GB/s, which made attention over a long cache cost more than
-// all the weights of a pass.
+// READ_TEXEL 1 (CPU devices, see ReadPath.swift): q, K and V read through R32G32B32A32_UINT
+// texel views, 4 floats per fetch (head_dim and the KV row a multiple of 4; q_base/k_base/
+// v_base: float index of the data in each view). The workgroup is one subgroup; the keys are
+// split across its invocations, each with its own online softmax, merged at the end (split-KV
+// within the workgroup). On lavapipe storage-buffer loads run at ~1 GB/s, which made attention
+// over a long cache cost more than all the weights of a pass.
 #include "common.glsl"
 #ifndef READ_TEXEL
 #define READ_TEXEL 0
@@ -37,6 +38,9 @@ layout(binding = 0) uniform usamplerBuffer Qt;
 layout(binding = 1) uniform usamplerBuffer Kt;
 layout(binding = 2) uniform usamplerBuffer Vt;
 #define LD4(b, i) uintBitsToFloat(texelFetch(b, int((i) >> 2u)))
+#ifndef NT
+#define NT 16u                                      // texels per head (head_dim / 4), set by the host
+#endif
 
 void main() {
     uint h = gl_WorkGroupID.x;
@@ -46,55 +50,35 @@ void main() {
     uint kvh = h / (p.heads / p.kv_heads);
     uint len = step_pos0 + r + 1u;
     uint qb = p.q_base + r * p.q_stride + p.q_col + h * p.head_dim;
-    uint nt = p.head_dim / 4u;                // texels per head
-    uint cpl = (nt + n - 1u) / n;             // output texels per invocation
+    uint kb = p.k_base + kvh * p.head_dim;
+    uint vb = p.v_base + kvh * p.head_dim;
+    // Every invocation holds all of q and walks its own keys t, t + n, ... with its own online
+    // softmax (running max m, sum l, output acc); the invocations' states are merged once at
+    // the end. No subgroup operation per key: on lavapipe each one costs about as much as a
+    // key's worth of arithmetic.
+    vec4 qv[NT], acc[NT];
+    for (uint c = 0u; c < NT; c++) { qv[c] = LD4(Qt, qb + 4u * c) * p.scale; acc[c] = vec4(0.0); }
     float m = -1.0 / 0.0;
     float l = 0.0;
-    // Invocation t holds q's texels t, t + n, ...; a key's score is the subgroup sum of the
-    // invocations' partial dots, so each key row is fetched once, spread over the subgroup.
-    vec4 qv[8];
-    vec4 acc[8];
-    for (uint c = 0u; c < 8u; c++) {
-        uint i = t + c * n;
-        qv[c] = (c < cpl && i < nt) ? LD4(Qt, qb + 4u * i) : vec4(0.0);
-        acc[c] = vec4(0.0);
-    }
-    for (uint j0 = 0u; j0 < len; j0 += n) {
-        uint j = j0 + t;
-        float s = -1.0 / 0.0;
-        uint cnt = min(n, len - j0);
-        for (uint jj = 0u; jj < cnt; jj++) {
-            uint kb = p.k_base + (j0 + jj) * p.kv_width + kvh * p.head_dim;
-            float d = 0.0;
-            for (uint c = 0u; c < cpl; c++) {
-                uint i = t + c * n;
-                if (i < nt) d += dot(qv[c], LD4(Kt, kb + 4u * i));
-            }
-            d = subgroupAdd(d);
-            if (jj == t) s = d * p.scale;
-        }
-        float mnew = max(m, subgroupMax(s));
-        float e = (j < len) ? exp(s - mnew) : 0.0;
+    for (uint j = t; j < len; j += n) {
+        uint kj = kb + j * p.kv_width, vj = vb + j * p.kv_width;
+        float s = 0.0;
+        for (uint c = 0u; c < NT; c++) s += dot(qv[c], LD4(Kt, kj + 4u * c));
+        float mnew = max(m, s);
         float corr = exp(m - mnew);
-        l = l * corr + subgroupAdd(e);
+        float e = exp(s - mnew);
+        l = l * corr + e;
         m = mnew;
-        for (uint c = 0u; c < cpl; c++) acc[c] *= corr;
-        for (uint jj = 0u; jj < cnt; jj++) {
-            float pj = subgroupShuffle(e, jj);
-            uint vb = p.v_base + (j0 + jj) * p.kv_width + kvh * p.head_dim;
-            for (uint c = 0u; c < cpl; c++) {
-                uint i = t + c * n;
-                if (i < nt) acc[c] += pj * LD4(Vt, vb + 4u * i);
-            }
-        }
+        for (uint c = 0u; c < NT; c++) acc[c] = acc[c] * corr + e * LD4(Vt, vj + 4u * c);
     }
+    // Merge: invocations without a key (m = -inf) contribute exp(-inf) = 0.
+    float mall = subgroupMax(m);
+    float f = exp(m - mall);
+    float lall = subgroupAdd(l * f);
     uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
-    for (uint c = 0u; c < cpl; c++) {
-        uint i = t + c * n;
-        if (i < nt) {
-            vec4 y = acc[c] / l;
-            o[ob + 4u * i] = y.x; o[ob + 4u * i + 1u] = y.y; o[ob + 4u * i + 2u] = y.z; o[ob + 4u * i + 3u] = y.w;
-        }
+    for (uint c = 0u; c < NT; c++) {
+        vec4 y = subgroupAdd(acc[c] * f) / lall;
+        if (c % n == t) { uint oi = ob + 4u * c; o[oi] = y.x; o[oi + 1u] = y.y; o[oi + 2u] = y.z; o[oi + 3u] = y.w; }
     }
 }
 

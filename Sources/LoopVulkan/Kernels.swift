@@ -317,7 +317,7 @@ final class Kernels {
               qShift % 16 == 0, kShift % 16 == 0, vShift % 16 == 0 else { return false }
         let kinds: [BindingKind] = [.uniformTexels, .uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer]
         let p = try pipeline("attention.comp", kinds: kinds, push: 12, local: reduceShape.local, w: .f32, b: .f32,
-                             defines: reduceShape.defines.merging(["READ_TEXEL": "1"]) { $1 })
+                             defines: reduceShape.defines.merging(["READ_TEXEL": "1", "NT": "\(headDim / 4)u"]) { $1 })
         try cb.dispatch(p, [qb, kb, vb, Binding(try backend.act(out.name)), Binding(backend.step)],
                         push: push + [Self.u(qShift / 4), Self.u(kShift / 4), Self.u(vShift / 4)], groups: (heads, rows, 1))
         return true
