@@ -13,6 +13,7 @@
 // split across its invocations, each with its own online softmax, merged at the end (split-KV
 // within the workgroup). On lavapipe storage-buffer loads run at ~1 GB/s, which made attention
 // over a long cache cost more than all the weights of a pass.
+// READ_TEXEL 1 and LANE_ROWS 1 (several rows, prefill): each invocation owns one row instead.
 #include "common.glsl"
 #ifndef READ_TEXEL
 #define READ_TEXEL 0
@@ -38,9 +39,56 @@ layout(binding = 0) uniform usamplerBuffer Qt;
 layout(binding = 1) uniform usamplerBuffer Kt;
 layout(binding = 2) uniform usamplerBuffer Vt;
 #define LD4(b, i) uintBitsToFloat(texelFetch(b, int((i) >> 2u)))
+#ifndef LANE_ROWS
+#define LANE_ROWS 0
+#endif
 #ifndef NT
 #define NT 16u                                      // texels per head (head_dim / 4), set by the host
 #endif
+
+#if LANE_ROWS
+
+// Several rows (prefill): invocation t owns row gl_WorkGroupID.y * n + t with its own online
+// softmax over its keys 0 ..= its position; all invocations read the same key at a time, so
+// there is nothing to merge (no subgroup operation at all).
+void main() {
+    uint h = gl_WorkGroupID.x;
+    uint n = gl_WorkGroupSize.x;
+    uint r0 = gl_WorkGroupID.y * n;
+    uint r = r0 + gl_LocalInvocationID.x;
+    uint nrows = min(n, step_rows - r0);         // rows of this group that exist
+    uint rr = min(r, step_rows - 1u);            // rows past the end compute the last one, store nothing
+    uint kvh = h / (p.heads / p.kv_heads);
+    uint len = step_pos0 + rr + 1u;
+    uint last = step_pos0 + r0 + nrows;          // keys the group's longest row reads
+    uint qb = p.q_base + rr * p.q_stride + p.q_col + h * p.head_dim;
+    uint kb = p.k_base + kvh * p.head_dim;
+    uint vb = p.v_base + kvh * p.head_dim;
+    vec4 qv[NT], acc[NT];
+    for (uint c = 0u; c < NT; c++) { qv[c] = LD4(Qt, qb + 4u * c) * p.scale; acc[c] = vec4(0.0); }
+    float m = -1.0 / 0.0;
+    float l = 0.0;
+    for (uint j = 0u; j < last; j++) {
+        if (j >= len) break;
+        uint kj = kb + j * p.kv_width, vj = vb + j * p.kv_width;
+        float s = 0.0;
+        for (uint c = 0u; c < NT; c++) s += dot(qv[c], LD4(Kt, kj + 4u * c));
+        float mnew = max(m, s);
+        float corr = exp(m - mnew);
+        float e = exp(s - mnew);
+        l = l * corr + e;
+        m = mnew;
+        for (uint c = 0u; c < NT; c++) acc[c] = acc[c] * corr + e * LD4(Vt, vj + 4u * c);
+    }
+    if (r >= step_rows) return;
+    uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
+    for (uint c = 0u; c < NT; c++) {
+        vec4 y = acc[c] / l;
+        uint oi = ob + 4u * c; o[oi] = y.x; o[oi + 1u] = y.y; o[oi + 2u] = y.z; o[oi + 3u] = y.w;
+    }
+}
+
+#else
 
 void main() {
     uint h = gl_WorkGroupID.x;
@@ -81,6 +129,8 @@ void main() {
         if (c % n == t) { uint oi = ob + 4u * c; o[oi] = y.x; o[oi + 1u] = y.y; o[oi + 2u] = y.z; o[oi + 3u] = y.w; }
     }
 }
+
+#endif  // LANE_ROWS
 
 #else
 

@@ -63,6 +63,9 @@ final class Kernels {
     /// 1024 by 2816 x 1024, bf16): 88 GFLOP/s against 31 for the subgroup kernel at 8 x 8.
     /// `LOOPVK_TEXEL_WIDE=0` turns it off (A/B runs).
     var texelMatmulWide = true
+    /// Texel attention over several rows with one invocation per row (attention.comp LANE_ROWS)
+    /// instead of one subgroup per row. `LOOPVK_TEXEL_LANE_ROWS=0` turns it off (A/B runs).
+    var texelAttentionLaneRows = true
 
     init(context: VulkanContext, readPath: ReadPath) {
         self.context = context
@@ -72,6 +75,7 @@ final class Kernels {
         texelWorkgroupReduce = context.info.kind != .cpu
         if let v = ProcessInfo.processInfo.environment["LOOPVK_TEXEL_ROWS"], let n = Int(v), n >= 1 { texelRows = n }
         if ProcessInfo.processInfo.environment["LOOPVK_TEXEL_WIDE"] == "0" { texelMatmulWide = false }
+        if ProcessInfo.processInfo.environment["LOOPVK_TEXEL_LANE_ROWS"] == "0" { texelAttentionLaneRows = false }
         subgroupReduce = context.info.kind == .cpu && context.info.subgroupSize >= 4 && context.info.subgroupShuffle
     }
 
@@ -316,10 +320,14 @@ final class Kernels {
               let (vb, vShift) = texelWindow(try backend.kvSlice(slot, .v), byteStart: 0, byteCount: kBytes),
               qShift % 16 == 0, kShift % 16 == 0, vShift % 16 == 0 else { return false }
         let kinds: [BindingKind] = [.uniformTexels, .uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer]
-        let p = try pipeline("attention.comp", kinds: kinds, push: 12, local: reduceShape.local, w: .f32, b: .f32,
-                             defines: reduceShape.defines.merging(["READ_TEXEL": "1", "NT": "\(headDim / 4)u"]) { $1 })
+        // One row: the keys split across the subgroup. Several rows: an invocation per row, 8
+X
+        let laneRows = rows > 1 && texelAttentionLaneRows
+        let p = try pipeline("attention.comp", kinds: kinds, push: 12, local: laneRows ? (8, 1) : reduceShape.local, w: .f32, b: .f32,
+                             defines: reduceShape.defines.merging(["READ_TEXEL": "1", "NT": "\(headDim / 4)u", "LANE_ROWS": laneRows ? "1" : "0"]) { $1 })
         try cb.dispatch(p, [qb, kb, vb, Binding(try backend.act(out.name)), Binding(backend.step)],
-                        push: push + [Self.u(qShift / 4), Self.u(kShift / 4), Self.u(vShift / 4)], groups: (heads, rows, 1))
+                        push: push + [Self.u(qShift / 4), Self.u(kShift / 4), Self.u(vShift / 4)],
+                        groups: (heads, laneRows ? Self.groups(rows, 8) : rows, 1))
         return true
     }
 

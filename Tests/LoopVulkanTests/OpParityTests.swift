@@ -246,8 +246,10 @@ struct OpParityTests {
     /// Causal attention with KV written by kv_write: MHA and GQA, 55 heads x 96 and 16 x 128,
     /// a long sequence (>= 2048 positions), prefill rows and a single decode row; the
     /// workgroup and subgroup reductions on storage buffers, and the subgroup one reading q, K
-    /// and V through texel views (a head_dim of 6 is not whole texels: storage buffers).
-    @Test(arguments: [(55, 55, 96, 40, 3), (16, 16, 128, 33, 1), (4, 2, 16, 9, 4), (16, 4, 64, 2100, 1), (3, 3, 16, 1, 1), (2, 1, 256, 19, 5), (3, 1, 6, 7, 2)],
+    /// and V through texel views (a head_dim of 6 is not whole texels: storage buffers); on the
+    /// texel path one row splits its keys across the subgroup, several rows take one invocation
+    /// each (19 rows: three groups of 8, the last partial).
+    @Test(arguments: [(55, 55, 96, 40, 3), (16, 16, 128, 33, 1), (4, 2, 16, 9, 4), (16, 4, 64, 2100, 1), (3, 3, 16, 1, 1), (2, 1, 256, 19, 5), (3, 1, 6, 7, 2), (4, 2, 32, 50, 19)],
           [(false, ReadPath.storage), (true, .storage), (true, .texel)])
     func attention(shape: (Int, Int, Int, Int, Int), variant: (subgroup: Bool, path: ReadPath)) throws {
         let subgroup = variant.subgroup
