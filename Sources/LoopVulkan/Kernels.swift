@@ -66,6 +66,9 @@ final class Kernels {
     /// Texel attention over several rows with one invocation per row (attention.comp LANE_ROWS)
     /// instead of one subgroup per row. `LOOPVK_TEXEL_LANE_ROWS=0` turns it off (A/B runs).
     var texelAttentionLaneRows = true
+    /// silu_mul.comp with vec4 accesses where every size and offset is a multiple of 4.
+    /// `LOOPVK_SILU_VEC4=0` turns it off (A/B runs and the scalar path's parity test).
+    var siluVec4 = true
 
     init(context: VulkanContext, readPath: ReadPath) {
         self.context = context
@@ -76,6 +79,7 @@ final class Kernels {
         if let v = ProcessInfo.processInfo.environment["LOOPVK_TEXEL_ROWS"], let n = Int(v), n >= 1 { texelRows = n }
         if ProcessInfo.processInfo.environment["LOOPVK_TEXEL_WIDE"] == "0" { texelMatmulWide = false }
         if ProcessInfo.processInfo.environment["LOOPVK_TEXEL_LANE_ROWS"] == "0" { texelAttentionLaneRows = false }
+        if ProcessInfo.processInfo.environment["LOOPVK_SILU_VEC4"] == "0" { siluVec4 = false }
         subgroupReduce = context.info.kind == .cpu && context.info.subgroupSize >= 4 && context.info.subgroupShuffle
     }
 
@@ -481,10 +485,13 @@ final class Kernels {
                             push: push + [0, 0, 0], groups: (heads, rows, 1))
 
         case let .siluMul(gate, up, out, dim):
-            let p = try pipeline("silu_mul.comp", bindings: 3, push: 8)
-            try cb.dispatch(p, [try a(gate), try a(up), try a(out)],
-                            push: [u(dim), try stride(gate), u(gate.col), try stride(up), u(up.col), try stride(out), u(out.col), u(rows)],
-                            groups: (Self.groups(dim, 64), rows, 1))
+            var words = [dim, try backend.width(gate.name), gate.col, try backend.width(up.name), up.col, try backend.width(out.name), out.col]
+            let vec4 = siluVec4 && words.allSatisfy { $0 % 4 == 0 }
+            if vec4 { words = words.map { $0 / 4 } }
+            let p = try pipeline("silu_mul.comp", kinds: Array(repeating: .storageBuffer, count: 3), push: 8, local: (64, 1), w: .f32, b: .f32,
+                                 defines: ["VEC4": vec4 ? "1" : "0"])
+            try cb.dispatch(p, [try a(gate), try a(up), try a(out)], push: words.map(u) + [u(rows)],
+                            groups: (Self.groups(words[0], 64), rows, 1))
 
         case let .unary(kind, x, out, dim, scale):
             let p = try pipeline("unary.comp", bindings: 2, push: 8)

@@ -312,11 +312,13 @@ struct OpParityTests {
         GPU.expectNoValidationMessages()
     }
 
-    @Test func siluMulAndCopy() throws {
+    /// dim 99: the scalar shader; 100 (sizes and columns multiples of 4): the vec4 one.
+    @Test(arguments: [99, 100])
+    func siluMulAndCopy(dim: Int) throws {
         var rng = SeededRandom(seed: 9)
-        let dim = 99, rows = 4
+        let rows = 4
         let w = WeightStore(checkpoint: nil)
-        _ = try check("silu_mul", acts: ["gu": 2 * dim, "o": dim, "c": 2 * dim + 5], rows: rows, weights: w, inputs: ["gu": rng.floats(rows * 2 * dim, 6)],
+        _ = try check("silu_mul-\(dim)", acts: ["gu": 2 * dim, "o": dim, "c": 2 * dim + 5], rows: rows, weights: w, inputs: ["gu": rng.floats(rows * 2 * dim, 6)],
                   ops: [.siluMul(gate: ActRef("gu"), up: ActRef("gu", col: dim), out: ActRef("o"), dim: dim),
                         .copy(src: ActRef("o"), out: ActRef("c", col: 5), width: dim),
                         .copy(src: ActRef("gu", col: 3), out: ActRef("c", col: 5 + dim), width: dim)],
