@@ -6,14 +6,32 @@
 // chain 1 (a fused pair of plan ops, see Fusion.swift): then out2 = out * inversesqrt(mean(out^2)
 //   + eps2) * w2, the next plain norm of the row just written (norm + residual + next norm in
 //   one dispatch). Each invocation reads back only the elements it wrote itself.
+// VEC4 1: activations move as vec4 (dim, strides and columns in units of 4 floats; the host
+// sets it when all are multiples of 4): on lavapipe each storage-buffer access is a
+// per-invocation loop, so a quarter as many is most of this shader's cost.
 #include "common.glsl"
 
-layout(std430, binding = 0) readonly buffer X { float x[]; };
-layout(std430, binding = 1) readonly buffer A { float a[]; };
+#ifndef VEC4
+#define VEC4 0
+#endif
+#if VEC4
+#define T vec4
+#define SQ(v) dot(v, v)
+#define LOAD_T(B, i) vec4(LOAD_W(B, 4u * (i)), LOAD_W(B, 4u * (i) + 1u), LOAD_W(B, 4u * (i) + 2u), LOAD_W(B, 4u * (i) + 3u))
+const uint PER = 4u;
+#else
+#define T float
+#define SQ(v) ((v) * (v))
+#define LOAD_T(B, i) LOAD_W(B, i)
+const uint PER = 1u;
+#endif
+
+layout(std430, binding = 0) readonly buffer X { T x[]; };
+layout(std430, binding = 1) readonly buffer A { T a[]; };
 layout(std430, binding = 2) readonly buffer Wt { uint W[]; };
-layout(std430, binding = 3) buffer Out { float o[]; };
+layout(std430, binding = 3) buffer Out { T o[]; };
 layout(std430, binding = 4) readonly buffer Wt2 { uint W2[]; };
-layout(std430, binding = 5) buffer Out2 { float o2[]; };
+layout(std430, binding = 5) buffer Out2 { T o2[]; };
 
 layout(push_constant) uniform P {
     uint dim; uint groups; uint x_stride; uint x_col;
@@ -23,8 +41,8 @@ layout(push_constant) uniform P {
     float eps2; uint has_weight2;
 } p;
 
-float value(uint r, uint i) {
-    float v = x[r * p.x_stride + p.x_col + i];
+T value(uint r, uint i) {
+    T v = x[r * p.x_stride + p.x_col + i];
     if (p.mode == 2u) v += a[r * p.a_stride + p.a_col + i];
     return v;
 }
@@ -36,28 +54,28 @@ void main() {
     uint n = gl_WorkGroupSize.x;
     float ss = 0.0;
     for (uint i = gl_LocalInvocationID.x; i < p.dim; i += n) {
-        float v = value(r, base + i);
-        ss += v * v;
+        T v = value(r, base + i);
+        ss += SQ(v);
     }
     ss = workgroup_sum(ss);
-    float inv = 1.0 / sqrt(ss / float(p.dim) + p.eps);
+    float inv = 1.0 / sqrt(ss / float(p.dim * PER) + p.eps);
     for (uint i = gl_LocalInvocationID.x; i < p.dim; i += n) {
-        float y = value(r, base + i) * inv;
-        if (p.has_weight != 0u) y *= LOAD_W(W, p.w_base + i);
+        T y = value(r, base + i) * inv;
+        if (p.has_weight != 0u) y *= LOAD_T(W, p.w_base / PER + i);
         uint oi = r * p.o_stride + p.o_col + base + i;
         if (p.mode == 1u) o[oi] += y; else o[oi] = y;
     }
     if (p.chain == 0u) return;
     float ss2 = 0.0;
     for (uint i = gl_LocalInvocationID.x; i < p.dim; i += n) {
-        float v = o[r * p.o_stride + p.o_col + base + i];
-        ss2 += v * v;
+        T v = o[r * p.o_stride + p.o_col + base + i];
+        ss2 += SQ(v);
     }
     ss2 = workgroup_sum(ss2);
-    float inv2 = 1.0 / sqrt(ss2 / float(p.dim) + p.eps2);
+    float inv2 = 1.0 / sqrt(ss2 / float(p.dim * PER) + p.eps2);
     for (uint i = gl_LocalInvocationID.x; i < p.dim; i += n) {
-        float y = o[r * p.o_stride + p.o_col + base + i] * inv2;
-        if (p.has_weight2 != 0u) y *= LOAD_W(W2, p.w2_base + i);
+        T y = o[r * p.o_stride + p.o_col + base + i] * inv2;
+        if (p.has_weight2 != 0u) y *= LOAD_T(W2, p.w2_base / PER + i);
         o2[r * p.o2_stride + p.o2_col + base + i] = y;
     }
 }

@@ -69,6 +69,8 @@ final class Kernels {
     /// silu_mul.comp with vec4 accesses where every size and offset is a multiple of 4.
     /// `LOOPVK_SILU_VEC4=0` turns it off (A/B runs and the scalar path's parity test).
     var siluVec4 = true
+    /// rmsnorm.comp with vec4 activation accesses under the same condition (`LOOPVK_NORM_VEC4=0`: off).
+    var normVec4 = true
 
     init(context: VulkanContext, readPath: ReadPath) {
         self.context = context
@@ -80,6 +82,7 @@ final class Kernels {
         if ProcessInfo.processInfo.environment["LOOPVK_TEXEL_WIDE"] == "0" { texelMatmulWide = false }
         if ProcessInfo.processInfo.environment["LOOPVK_TEXEL_LANE_ROWS"] == "0" { texelAttentionLaneRows = false }
         if ProcessInfo.processInfo.environment["LOOPVK_SILU_VEC4"] == "0" { siluVec4 = false }
+        if ProcessInfo.processInfo.environment["LOOPVK_NORM_VEC4"] == "0" { normVec4 = false }
         subgroupReduce = context.info.kind == .cpu && context.info.subgroupSize >= 4 && context.info.subgroupShuffle
     }
 
@@ -395,11 +398,17 @@ final class Kernels {
         let addB = try add.map { try a($0) } ?? backend.dummyBinding
         let outB = try a(out)
         let (wb2, base2, has2, out2, eps2) = chain ?? (backend.dummyBinding, 0, false, out, eps)
-        let p = try pipeline("rmsnorm.comp", kinds: Array(repeating: .storageBuffer, count: 6), push: 18, local: reduceShape.local, w: dtype, b: .f32, defines: reduceShape.defines)
+        // Sizes and columns of the activations, in floats or (VEC4) in vec4s; weight bases stay in elements.
+        var words = [dim, try backend.width(x.name), x.col, try add.map { try backend.width($0.name) } ?? 0, add?.col ?? 0,
+                     try backend.width(out.name), out.col, try backend.width(out2.name), out2.col]
+        let vec4 = normVec4 && words.allSatisfy { $0 % 4 == 0 } && base % 4 == 0 && base2 % 4 == 0
+        if vec4 { words = words.map { $0 / 4 } }
+        let w = words.map(u)
+        let p = try pipeline("rmsnorm.comp", kinds: Array(repeating: .storageBuffer, count: 6), push: 18, local: reduceShape.local, w: dtype, b: .f32,
+                             defines: reduceShape.defines.merging(["VEC4": vec4 ? "1" : "0"]) { $1 })
         try cb.dispatch(p, [try a(x), addB, wb, outB, wb2, try a(out2)],
-                        push: [u(dim), u(groups), u(try backend.width(x.name)), u(x.col), u(try add.map { try backend.width($0.name) } ?? 0), u(add?.col ?? 0),
-                               u(try backend.width(out.name)), u(out.col), base, f(eps), u(Int(mode.rawValue)), hasWeight ? 1 : 0,
-                               chain == nil ? 0 : 1, u(try backend.width(out2.name)), u(out2.col), base2, f(eps2), has2 ? 1 : 0],
+                        push: [w[0], u(groups), w[1], w[2], w[3], w[4], w[5], w[6], base, f(eps), u(Int(mode.rawValue)), hasWeight ? 1 : 0,
+                               chain == nil ? 0 : 1, w[7], w[8], base2, f(eps2), has2 ? 1 : 0],
                         groups: (groups, rows, 1))
     }
 

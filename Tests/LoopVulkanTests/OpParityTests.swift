@@ -60,15 +60,18 @@ struct OpParityTests {
     @Test(arguments: dtypes, reductions)
     func rmsNormModes(dtype: DType, subgroup: Bool) throws {
         var rng = SeededRandom(seed: 2)
-        let dim = 131, rows = 5
+        // 131: the scalar shader; 132 (a multiple of 4): the VEC4 one.
+        for dim in [131, 132] {
+        let rows = 5
         let w = WeightStore(checkpoint: nil)
         addWeight(w, "g", dtype, [dim], rng.floats(dim, 2))
         let inputs = ["x": rng.floats(rows * dim, 3), "a": rng.floats(rows * dim), "o": rng.floats(rows * dim)]
         for mode in [NormMode.plain, .accumulate, .normalizeSum] {
-            _ = try check("rmsnorm-\(dtype)-\(mode)-\(subgroup)", acts: ["x": dim, "a": dim, "o": dim], rows: rows, weights: w, inputs: inputs,
+            _ = try check("rmsnorm-\(dim)-\(dtype)-\(mode)-\(subgroup)", acts: ["x": dim, "a": dim, "o": dim], rows: rows, weights: w, inputs: inputs,
                       ops: [.rmsNorm(x: ActRef("x"), add: mode == .normalizeSum ? ActRef("a") : nil, weight: WeightRef("g"),
                                      out: ActRef("o"), dim: dim, groups: 1, eps: 1e-6, mode: mode)],
                       outputs: ["o"], threshold: 1e-7, configure: Self.reduce(subgroup))
+        }
         }
     }
 
