@@ -24,5 +24,21 @@ for f in Shaders/*.comp; do
   done
   done
 done
+# Kernel variants behind other defines the host sets (see Kernels.swift), each for every dtype.
+extra=("matmul.comp -DREAD_TEXEL=1 -DLANE_FEATURES=1"
+       "attention.comp -DREAD_TEXEL=1 -DLANE_ROWS=1 -DNT=16u"
+       "silu_mul.comp -DVEC4=1"
+       "rmsnorm.comp -DVEC4=1"
+       "rmsnorm.comp -DVEC4=1 -DSUBGROUP_ONLY=1")
+for e in "${extra[@]}"; do
+  set -- $e; f=Shaders/$1; shift
+  for w in 0 1 2; do
+    out="$tmp/extra.$count.spv"
+    if ! glslc --target-env=vulkan1.2 -IShaders -DW_DTYPE=$w -DB_DTYPE=$w "$@" -o "$out" "$f" || ! spirv-val --target-env vulkan1.2 "$out"; then
+      echo "check-shaders: FAILED $f (W_DTYPE=$w $*)"; fail=1; continue
+    fi
+    count=$((count + 1))
+  done
+done
 [ $fail -eq 0 ] || exit 1
 echo "check-shaders: $count shader variants compiled and validated"
