@@ -20,6 +20,7 @@
 //     the elements per texel, or an odd element offset): a subgroup computes ROWS features,
 //     each invocation strides over k keeping ROWS running sums, one subgroupAdd per feature,
 //     fetching the texel holding each element.
+// ARGMAX 1 (with INTERLEAVED): greedy decode's head with the argmax fused in, see argmax_step.
 #include "common.glsl"
 
 #ifndef READ_TEXEL
@@ -28,11 +29,17 @@
 #ifndef WG_REDUCE
 #define WG_REDUCE 0
 #endif
+#ifndef ARGMAX
+#define ARGMAX 0
+#endif
 
 layout(push_constant) uniform P {
     uint in_f; uint x_stride; uint x_col; uint o_stride;
     uint o_col; uint w_base; uint b_base; uint has_bias;
     uint accumulate; uint o0; uint ocount; uint rows;
+#if ARGMAX
+    uint am_col; uint am_groups;
+#endif
 } p;
 
 layout(std430, binding = 2) readonly buffer Bs { uint B[]; };
@@ -122,6 +129,61 @@ float feature_sum(float v) {
     return subgroupAdd(v);
 }
 
+#if ARGMAX
+// Greedy decode's head (one row, interleaved W, one chunk, not accumulating) with the argmax
+// fused in: each workgroup stores its logits and its best (value, first index) in Scratch, then
+// counts itself done; the last one to finish reduces all the workgroups' bests and writes the
+// index (as a float, like argmax.comp: the first maximal index, NaN never wins, 0 when every
+// value is NaN) to Am[am_col], and zeroes the counter for the next token.
+layout(std430, binding = 4) coherent buffer Scratch { uint done_count; uint best[]; };  // best: (value bits, index) per workgroup
+layout(std430, binding = 5) writeonly buffer Am { float am[]; };
+const uint NONE = 0xFFFFFFFFu;
+
+// The subgroup's (largest value, smallest index holding it); NONE when it has no value.
+uint best_index(float v, uint i, out float m) {
+    m = subgroupMax(i == NONE ? -1.0 / 0.0 : v);
+    return subgroupMin(i != NONE && v == m ? i : NONE);
+}
+
+void argmax_step(uint r, uint f0, float acc[RPL]) {
+    float bv = -1.0 / 0.0;
+    uint bi = NONE;
+    for (uint i = 0u; i < RPL; i++) {
+        uint f = f0 + i;
+        if (f >= p.ocount) break;
+        float v = acc[i] + (p.has_bias != 0u ? LOAD_B(B, p.b_base + p.o0 + f) : 0.0);
+        o[r * p.o_stride + p.o_col + p.o0 + f] = v;
+        if (!isnan(v) && (bi == NONE || v > bv)) { bv = v; bi = p.o0 + f; }
+    }
+    float m;
+    uint win = best_index(bv, bi, m);
+    uint wg = gl_WorkGroupID.x;
+    uint ticket = 0u;
+    if (gl_LocalInvocationID.x == 0u) {
+        best[2u * wg] = floatBitsToUint(m);
+        best[2u * wg + 1u] = win;
+        memoryBarrierBuffer();
+        ticket = atomicAdd(done_count, 1u);
+    }
+    if (subgroupMax(ticket) != p.am_groups - 1u) return;
+    // The last workgroup: every other one's best is written (each made it visible before
+    // counting itself).
+    memoryBarrierBuffer();
+    bv = -1.0 / 0.0;
+    bi = NONE;
+    for (uint g = gl_LocalInvocationID.x; g < p.am_groups; g += gl_WorkGroupSize.x) {
+        float v = uintBitsToFloat(best[2u * g]);
+        uint i = best[2u * g + 1u];
+        if (i != NONE && (bi == NONE || v > bv || (v == bv && i < bi))) { bv = v; bi = i; }
+    }
+    win = best_index(bv, bi, m);
+    if (gl_LocalInvocationID.x == 0u) {
+        am[p.am_col] = win == NONE ? 0.0 : float(win);
+        done_count = 0u;
+    }
+}
+#endif
+
 void main() {
     uint j0 = gl_WorkGroupID.x * ROWS;  // first feature of this workgroup within the chunk
     uint r = gl_WorkGroupID.y;
@@ -141,8 +203,12 @@ void main() {
             uint b = base + t * ROWS;
             for (uint i = 0u; i < RPL; i++) acc[i] += texel_dot(texelFetch(W, int(b + i)), xa, xc);
         }
+#if ARGMAX
+        argmax_step(r, j0 + f0, acc);
+#else
         for (uint i = 0u; i < RPL; i++)
             if (j0 + f0 + i < p.ocount) store(r, p.o0 + j0 + f0 + i, acc[i]);
+#endif
         return;
     }
 

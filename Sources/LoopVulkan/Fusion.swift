@@ -24,11 +24,16 @@ enum Step {
     /// A rope over q and k side by side, then the k and v writes of one slot, k being the
     /// rope's last heads: rope.comp also stores the rotated k and copies v (rope, k, v).
     case ropeKV(Op, Op, Op)
+    /// The head's linear (not accumulating) and the argmax over all of its output (greedy
+    /// decode): on the texel path, one row, matvec.comp ARGMAX also finds each workgroup's best
+    /// logit and the last workgroup to finish reduces those, so the argmax does not reread the
+    /// logits as a second dispatch. Otherwise the two ops run apart.
+    case headArgmax(Op, Op)
 
     var ops: [Op] {
         switch self {
         case .op(let o): return [o]
-        case .normThenNorm(let a, let b), .kvPair(let a, let b), .gateDecide(let a, let b): return [a, b]
+        case .normThenNorm(let a, let b), .kvPair(let a, let b), .gateDecide(let a, let b), .headArgmax(let a, let b): return [a, b]
         case .ropeKV(let a, let b, let c): return [a, b, c]
         }
     }
@@ -78,6 +83,9 @@ enum Step {
         case let (.linear(_, _, _, out, _, 1, false), .exitDecide(signal, _, _, _, _, _)):
             guard signal == out else { return nil }
             return .gateDecide(a, b)
+        case let (.linear(_, _, _, out, _, outF, false), .argmax(x, _, dim)):
+            guard x == out, dim == outF else { return nil }
+            return .headArgmax(a, b)
         case let (.kvWrite(_, slot1, part1), .kvWrite(_, slot2, part2)):
             guard slot1 == slot2, part1 != part2 else { return nil }
             return .kvPair(a, b)

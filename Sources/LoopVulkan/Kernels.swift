@@ -71,6 +71,9 @@ final class Kernels {
     var siluVec4 = true
     /// rmsnorm.comp with vec4 activation accesses under the same condition (`LOOPVK_NORM_VEC4=0`: off).
     var normVec4 = true
+    /// Greedy decode's head + argmax as one dispatch where it applies (see Fusion.swift).
+    /// `LOOPVK_HEAD_ARGMAX=0` turns it off (A/B runs).
+    var fusedHeadArgmax = true
 
     init(context: VulkanContext, readPath: ReadPath) {
         self.context = context
@@ -83,6 +86,7 @@ final class Kernels {
         if ProcessInfo.processInfo.environment["LOOPVK_TEXEL_LANE_ROWS"] == "0" { texelAttentionLaneRows = false }
         if ProcessInfo.processInfo.environment["LOOPVK_SILU_VEC4"] == "0" { siluVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_NORM_VEC4"] == "0" { normVec4 = false }
+        if ProcessInfo.processInfo.environment["LOOPVK_HEAD_ARGMAX"] == "0" { fusedHeadArgmax = false }
         subgroupReduce = context.info.kind == .cpu && context.info.subgroupSize >= 4 && context.info.subgroupShuffle
     }
 
@@ -172,8 +176,10 @@ final class Kernels {
     /// (`interleavedCopy`), else whole rows of the row-major copy. Returns false before
     /// recording anything when x or one block (row) does not fit a view, so the caller takes
     /// the storage path.
+    /// `argmax`: also write the index of the first largest output there (matvec.comp ARGMAX);
+    /// only for one row over an interleaved W that fits one view, else returns false.
     private func encodeTexelMatvec(x: ActRef, weight: WeightRef, bias: (Binding, UInt32, DType)?, out: ActRef, inF: Int, outF: Int,
-                                   accumulate: Bool, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
+                                   accumulate: Bool, rows: Int, argmax: ActRef? = nil, into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
         let info = try backend.weights.info(weight.name)
         let total = info.shape.reduce(1, *)
         guard weight.offset >= 0, weight.offset + outF * inF <= total else {
@@ -208,6 +214,7 @@ final class Kernels {
         }
         // Rows per chunk: whole blocks (rows) that fit one view with the alignment slack.
         let chunkRows = (maxTexelBytes - slack) / (unit * inF * es) * unit
+        if argmax != nil, rows != 1 || block == 0 || chunkRows < outF || accumulate { return false }
         var o0 = 0
         while o0 < outF {
             let n = min(chunkRows, outF - o0)
@@ -226,9 +233,19 @@ final class Kernels {
                     // One block per workgroup, `block / lanes` rows per invocation; no reduction.
                     var lanes = min(texelLanes, block)
                     while block % lanes != 0 { lanes -= 1 }
-                    let p = try pipeline("matvec.comp", kinds: kinds, push: 12, local: (lanes, 1), w: info.dtype, b: bdt,
-                                         defines: defines, constants: [u(block), aligned ? 1 : 0, 1, u(block / lanes)])
-                    try cb.dispatch(p, bindings, push: push, groups: (Self.groups(n, block), 1, 1))
+                    let groups = Self.groups(n, block)
+                    if let argmax {
+                        // Scratch: a counter of finished workgroups, then (value, index) per workgroup.
+                        let scratch = try backend.scratch("argmax", bytes: 4 * (1 + 2 * groups))
+                        let p = try pipeline("matvec.comp", kinds: kinds + [.storageBuffer, .storageBuffer], push: 14, local: (lanes, 1), w: info.dtype, b: bdt,
+                                             defines: defines.merging(["ARGMAX": "1"]) { $1 }, constants: [u(block), aligned ? 1 : 0, 1, u(block / lanes)])
+                        try cb.dispatch(p, bindings + [Binding(scratch), Binding(try backend.act(argmax.name))],
+                                        push: push + [u(argmax.col), u(groups)], groups: (groups, 1, 1))
+                    } else {
+                        let p = try pipeline("matvec.comp", kinds: kinds, push: 12, local: (lanes, 1), w: info.dtype, b: bdt,
+                                             defines: defines, constants: [u(block), aligned ? 1 : 0, 1, u(block / lanes)])
+                        try cb.dispatch(p, bindings, push: push, groups: (groups, 1, 1))
+                    }
                 } else {
                     let p = try pipeline("matvec.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: info.dtype, b: bdt,
                                          defines: defines, constants: [u(texelRows), 0, 0, 1])
@@ -288,6 +305,20 @@ final class Kernels {
         case let .ropeKV(rope, k, v):
             guard case let .kvWrite(_, slot, _) = k, case let .kvWrite(srcV, _, _) = v else { return }
             try encodeRope(rope, kv: (slot, srcV), rows: rows, into: cb, backend: backend)
+        case let .headArgmax(linear, argmax):
+            guard case let .linear(x, weight, bias, out, inF, outF, _) = linear, case let .argmax(_, amOut, _) = argmax else { return }
+            var fused = false
+            if readPath == .texel, rows == 1, fusedHeadArgmax {
+                var bb = backend.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
+                if let bias { (bb, bbase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: outF) }
+                fused = try encodeTexelMatvec(x: x, weight: weight, bias: bias == nil ? nil : (bb, bbase, bdt), out: out, inF: inF, outF: outF,
+                                              accumulate: false, rows: 1, argmax: amOut, into: cb, backend: backend)
+            }
+            if !fused {
+                try encode(linear, rows: rows, into: cb, backend: backend)
+                cb.barrier()
+                try encode(argmax, rows: rows, into: cb, backend: backend)
+            }
         case let .kvPair(a, b):
             guard case let .kvWrite(srcA, slot, partA) = a, case let .kvWrite(srcB, _, partB) = b else { return }
             try encodeKVWrite(srcA, slot: slot, part: partA, second: (srcB, partB), rows: rows, into: cb, backend: backend)

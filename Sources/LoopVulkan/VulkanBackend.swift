@@ -108,6 +108,17 @@ public final class VulkanBackend: PlanBackend {
     }
     private let actArenaKeep: MemoryArena
 
+    /// A zero-filled device buffer of at least `bytes`, made on first use and kept, for kernels'
+    /// own working memory (the fused head + argmax's partial results and counter).
+    func scratch(_ name: String, bytes: Int) throws -> BufferSlice {
+        if let s = scratchBuffers[name], s.size >= UInt64(bytes) { return s }
+        let s = try actArenaKeep.allocate(bytes)
+        try context.fill(s, byteCount: bytes)
+        scratchBuffers[name] = s
+        return s
+    }
+    private var scratchBuffers: [String: BufferSlice] = [:]
+
     /// Device bytes allocated for weights, activations and KV.
     public var deviceBytes: UInt64 { arena.allocatedBytes + actArenaKeep.allocatedBytes + hostArena.allocatedBytes }
 

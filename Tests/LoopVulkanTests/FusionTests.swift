@@ -65,6 +65,61 @@ struct FusionTests {
         }
     }
 
+    /// Greedy decode's head + argmax in one dispatch (texel path, one row): the index and the
+    /// logits against the CPU's separate ops. Rows a = +u/2 and b = -u/2 stand out, and the
+    /// replays feed x = u, -u, u, so the winner moves between workgroups from one replay to the
+    /// next (the finished-workgroup counter must start from zero each time): winners in the
+    /// first, a middle and the last (partial) 32-row block, and a tie between two workgroups
+    /// that the final reduction compares in one invocation (the first index wins). A NaN logit
+    /// never wins. Fusion off and the storage path run the two ops apart.
+    @Test(arguments: [DType.bf16, .f32])
+    func headArgmax(dtype: DType) throws {
+        var rng = SeededRandom(seed: 27)
+        let inF = 64, vocab = 1000
+        let layout = BackendLayout(activations: ["x": inF, "logits": vocab, "am": 2], kvSlots: 0, kvWidth: 1, maxContext: 4, maxRows: 1)
+        let u = rng.floats(inF, 1)
+        let ops: [Op] = [.linear(x: ActRef("x"), weight: WeightRef("W"), bias: WeightRef("b"), out: ActRef("logits"), inFeatures: inF, outFeatures: vocab, accumulate: false),
+                         .argmax(x: ActRef("logits"), out: ActRef("am", col: 1), dim: vocab)]
+        for (path, fused) in [(ReadPath.texel, true), (.texel, false), (.storage, true)] where GPU.readPaths.contains(path) {
+            // (rows equal to +u/2, the row equal to -u/2); 100 and 356 sit at the same place of
+            // blocks 3 and 11, which the last workgroup's invocation 3 compares.
+            for (plus, minus) in [([5], 999), ([641], 37), ([999], 5), ([100, 356], 350)] {
+                var wv = rng.floats(vocab * inF, 0.1)
+                for i in 0..<inF {
+                    for r in plus { wv[r * inF + i] = u[i] / 2 }
+                    wv[minus * inF + i] = -u[i] / 2
+                }
+                var bias = rng.floats(vocab, 0.1)
+                bias[640] = .nan                           // the first value its invocation sees, 641 the next
+                for r in plus { bias[r] = 0 }
+                let w = WeightStore(checkpoint: nil)
+                addWeight(w, "W", dtype, [vocab, inF], wv)
+                addWeight(w, "b", .f32, [vocab], bias)
+                let cpu = try CPUBackend(layout: layout, weights: w)
+                let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w, readPath: path)
+                gpu.fusion = fused
+                for (replay, sign) in [Float(1), -1, 1].enumerated() {
+                    for b in [cpu as PlanBackend, gpu] {
+                        try b.write("x", values: u.map { $0 * sign })
+                        try b.write("am", values: [-1, -1])
+                        try b.run(ops, section: SectionKey("head", rows: 1), tokens: [0], pos0: 0)
+                    }
+                    let name = "\(dtype)-\(path)-\(fused)-\(plus)-replay \(replay)"
+                    let expected = Float(sign > 0 ? plus[0] : minus)
+                    #expect(try cpu.read("am", rows: 1)[1] == expected, "\(name): CPU")
+                    #expect(try gpu.read("am", rows: 1)[1] == expected, "\(name)")
+                    let cl = try cpu.read("logits", rows: 1), gl = try gpu.read("logits", rows: 1)
+                    #expect(gl[640].isNaN && cl[640].isNaN, "\(name)")
+                    var err = 0.0, sum = 0.0
+                    for i in 0..<vocab where i != 640 { let d = Double(cl[i]) - Double(gl[i]); err += d * d; sum += Double(cl[i]) * Double(cl[i]) }
+                    #expect(err / sum < 1e-9, "\(name): logits")
+                }
+                #expect(dispatches(gpu, "head", rows: 1) == (path == .texel && fused ? 1 : 2), "\(dtype)-\(path)-\(fused)")
+                GPU.expectNoValidationMessages()
+            }
+        }
+    }
+
     /// The k and v writes of one slot in one dispatch, at a position, from columns of one
     /// activation (Ouro's fused qkv) or two; a k write alone and writes to two slots stay apart.
     @Test func kvPair() throws {
