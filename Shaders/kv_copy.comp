@@ -1,11 +1,35 @@
 #version 450
 // Copies KV cache rows step_pos0 ..< step_pos0 + rows from one slot to another: what a token
 // that stopped early leaves in the slots of the passes it skipped (the "latest" KV policy).
+// PAIRS 8 (a fused run of copies, see Fusion.swift): up to 8 (source, destination) buffer pairs
+// in one dispatch, pair gl_WorkGroupID.z; the host binds unused pairs to the first one and
+// dispatches only `count` in z. On lavapipe each dispatch costs ~50-100 us whatever its size,
+// and a token that stops after pass 2 of Ouro's 4 refills 24 buffers.
 #include "common.glsl"
 
-layout(std430, binding = 0) readonly buffer S { float src[]; };
-layout(std430, binding = 1) writeonly buffer D { float dst[]; };
-STEP_STATE(2)
+#ifndef PAIRS
+#define PAIRS 1
+#endif
+
+layout(std430, binding = 0) readonly buffer S0 { float s0[]; };
+layout(std430, binding = 1) writeonly buffer D0 { float d0[]; };
+#if PAIRS == 8
+layout(std430, binding = 2) readonly buffer S1 { float s1[]; };
+layout(std430, binding = 3) writeonly buffer D1 { float d1[]; };
+layout(std430, binding = 4) readonly buffer S2 { float s2[]; };
+layout(std430, binding = 5) writeonly buffer D2 { float d2[]; };
+layout(std430, binding = 6) readonly buffer S3 { float s3[]; };
+layout(std430, binding = 7) writeonly buffer D3 { float d3[]; };
+layout(std430, binding = 8) readonly buffer S4 { float s4[]; };
+layout(std430, binding = 9) writeonly buffer D4 { float d4[]; };
+layout(std430, binding = 10) readonly buffer S5 { float s5[]; };
+layout(std430, binding = 11) writeonly buffer D5 { float d5[]; };
+layout(std430, binding = 12) readonly buffer S6 { float s6[]; };
+layout(std430, binding = 13) writeonly buffer D6 { float d6[]; };
+layout(std430, binding = 14) readonly buffer S7 { float s7[]; };
+layout(std430, binding = 15) writeonly buffer D7 { float d7[]; };
+#endif
+STEP_STATE(2 * PAIRS)
 
 layout(push_constant) uniform P { uint width; uint max_rows; } p;
 
@@ -15,5 +39,19 @@ void main() {
     if (c >= p.width || r >= step_rows) return;
     uint pos = step_pos0 + r;
     if (pos >= p.max_rows) return;
-    dst[pos * p.width + c] = src[pos * p.width + c];
+    uint i = pos * p.width + c;
+#if PAIRS == 8
+    switch (gl_WorkGroupID.z) {
+    case 0u: d0[i] = s0[i]; break;
+    case 1u: d1[i] = s1[i]; break;
+    case 2u: d2[i] = s2[i]; break;
+    case 3u: d3[i] = s3[i]; break;
+    case 4u: d4[i] = s4[i]; break;
+    case 5u: d5[i] = s5[i]; break;
+    case 6u: d6[i] = s6[i]; break;
+    default: d7[i] = s7[i]; break;
+    }
+#else
+    d0[i] = s0[i];
+#endif
 }

@@ -28,6 +28,7 @@ done
 extra=("matmul.comp -DREAD_TEXEL=1 -DLANE_FEATURES=1"
        "attention.comp -DREAD_TEXEL=1 -DLANE_ROWS=1 -DNT=16u"
        "matvec.comp -DREAD_TEXEL=1 -DARGMAX=1"
+       "kv_copy.comp -DPAIRS=8"
        "silu_mul.comp -DVEC4=1"
        "rmsnorm.comp -DVEC4=1"
        "rmsnorm.comp -DVEC4=1 -DSUBGROUP_ONLY=1")

@@ -29,12 +29,16 @@ enum Step {
     /// logit and the last workgroup to finish reduces those, so the argmax does not reread the
     /// logits as a second dispatch. Otherwise the two ops run apart.
     case headArgmax(Op, Op)
+    /// Consecutive kvCopy ops (the KV fill after an early exit): kv_copy.comp PAIRS 8 copies
+    /// up to 8 buffers (K or V of one slot) per dispatch.
+    case kvCopies([Op])
 
     var ops: [Op] {
         switch self {
         case .op(let o): return [o]
         case .normThenNorm(let a, let b), .kvPair(let a, let b), .gateDecide(let a, let b), .headArgmax(let a, let b): return [a, b]
         case .ropeKV(let a, let b, let c): return [a, b, c]
+        case .kvCopies(let ops): return ops
         }
     }
 
@@ -50,7 +54,12 @@ enum Step {
         var steps: [Step] = []
         var i = 0
         while i < ops.count {
-            if i + 2 < ops.count, let s = triple(ops[i], ops[i + 1], ops[i + 2], kvWidth: kvWidth) {
+            if case .kvCopy = ops[i], i + 1 < ops.count, case .kvCopy = ops[i + 1] {
+                var run = [ops[i]]
+                while i + run.count < ops.count, case .kvCopy = ops[i + run.count] { run.append(ops[i + run.count]) }
+                steps.append(.kvCopies(run))
+                i += run.count
+            } else if i + 2 < ops.count, let s = triple(ops[i], ops[i + 1], ops[i + 2], kvWidth: kvWidth) {
                 steps.append(s)
                 i += 3
             } else if i + 1 < ops.count, let s = pair(ops[i], ops[i + 1]) {

@@ -319,6 +319,25 @@ final class Kernels {
                 cb.barrier()
                 try encode(argmax, rows: rows, into: cb, backend: backend)
             }
+        case let .kvCopies(ops):
+            // (source, destination) buffers, 8 per dispatch where the device binds 17 storage buffers.
+            var pairs: [(Binding, Binding)] = []
+            for case let .kvCopy(from, to) in ops {
+                for part in [KVPart.k, .v] { pairs.append((Binding(try backend.kvSlice(from, part)), Binding(try backend.kvSlice(to, part)))) }
+            }
+            guard context.info.maxStorageBuffersPerStage >= 17 else {
+                for op in ops { try encode(op, rows: rows, into: cb, backend: backend) }
+                return
+            }
+            let p = try pipeline("kv_copy.comp", kinds: Array(repeating: .storageBuffer, count: 17), push: 2, local: (64, 1), w: .f32, b: .f32,
+                                 defines: ["PAIRS": "8"])
+            let width = backend.layout.kvWidth
+            for c0 in stride(from: 0, to: pairs.count, by: 8) {
+                let chunk = Array(pairs[c0..<min(c0 + 8, pairs.count)])
+                let padded = chunk + Array(repeating: chunk[0], count: 8 - chunk.count)
+                try cb.dispatch(p, padded.flatMap { [$0.0, $0.1] } + [Binding(backend.step)],
+                                push: [Self.u(width), Self.u(backend.layout.maxContext)], groups: (Self.groups(width, 64), rows, chunk.count))
+            }
         case let .kvPair(a, b):
             guard case let .kvWrite(srcA, slot, partA) = a, case let .kvWrite(srcB, _, partB) = b else { return }
             try encodeKVWrite(srcA, slot: slot, part: partA, second: (srcB, partB), rows: rows, into: cb, backend: backend)

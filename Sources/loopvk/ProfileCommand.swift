@@ -13,6 +13,7 @@ struct Profile: ParsableCommand {
     @Option(help: "Tokens to decode after the prompt.") var decodeTokens: Int = 8
     @Option(help: "exact: one timestamp per dispatch (serialised); light: one per pass (true per-pass time).") var mode: String = "exact"
     @Option(help: "Write Chrome/Perfetto trace-event JSON here (open in ui.perfetto.dev).") var trace: String?
+    @Option(help: "Exit policy POLICY[:THRESHOLD], as for run (default none: every pass).") var exit: String?
     @Flag(help: "Print the report as JSON.") var json = false
 
     func run() throws {
@@ -21,7 +22,8 @@ struct Profile: ParsableCommand {
         if modelOptions.cpu { throw ValidationError("profile measures the GPU; drop --cpu") }
         let model = try modelOptions.load(quiet: json)
         let ids = try promptOptions.resolve(tokenizer: { try loadTokenizer(modelOptions.modelURL) })
-        let (r, traceData) = try Profiler.run(model: model, prompt: ids, decodeTokens: decodeTokens, mode: m)
+        let policy = try exit.map { try ExitPolicy.parse($0, modelType: model.info.modelType) } ?? .none
+        let (r, traceData) = try Profiler.run(model: model, prompt: ids, decodeTokens: decodeTokens, mode: m, exit: policy)
         if let trace { try traceData.write(to: URL(fileURLWithPath: trace)) }
         if json {
             try printJSON(r)

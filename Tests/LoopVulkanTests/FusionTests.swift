@@ -120,6 +120,48 @@ struct FusionTests {
         }
     }
 
+    /// A run of KV copies (the fill after an early exit) as kv_copy.comp PAIRS 8: 9 slot copies
+    /// are 18 buffer copies, three dispatches (the last one partial); every slot's K and V
+    /// against the CPU, rows at a position; fusion off: one dispatch per buffer.
+    @Test(arguments: [true, false])
+    func kvCopies(fused: Bool) throws {
+        var rng = SeededRandom(seed: 28)
+        let width = 20, context = 12, rows = 2, pos0 = 5, slots = 12
+        let layout = BackendLayout(activations: ["k": width, "v": width], kvSlots: slots, kvWidth: width, maxContext: context, maxRows: context)
+        let w = WeightStore(checkpoint: nil)
+        let cpu = try CPUBackend(layout: layout, weights: w)
+        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w)
+        gpu.fusion = fused
+        // Slots 0 and 1 hold data; 0 goes to 2...7, 1 to 8...10; slot 11 stays as it was.
+        let copies: [Op] = (2...7).map { .kvCopy(from: 0, to: $0) } + (8...10).map { .kvCopy(from: 1, to: $0) }
+        for b in [cpu as PlanBackend, gpu] {
+            for slot in 0..<slots {
+                try b.write("k", values: rng.floats(context * width))
+                try b.write("v", values: rng.floats(context * width))
+                try b.run([.kvWrite(src: ActRef("k"), slot: slot, part: .k), .kvWrite(src: ActRef("v"), slot: slot, part: .v)],
+                          section: SectionKey("fill\(slot)", rows: context), tokens: [Int32](repeating: 0, count: context), pos0: 0)
+            }
+        }
+        // Both backends drew different random fills above: make the GPU's equal to the CPU's.
+        for slot in 0..<slots {
+            for (part, act) in [(KVPart.k, "k"), (.v, "v")] {
+                try gpu.write(act, values: try cpu.readKV(slot: slot, part: part, rows: context))
+                try gpu.run([.kvWrite(src: ActRef(act), slot: slot, part: part)], section: SectionKey("set\(slot)\(act)", rows: context),
+                            tokens: [Int32](repeating: 0, count: context), pos0: 0)
+            }
+        }
+        for b in [cpu as PlanBackend, gpu] { try b.run(copies, section: SectionKey("copies", rows: rows), tokens: [0, 0], pos0: pos0) }
+        for slot in 0..<slots {
+            for part in [KVPart.k, .v] {
+                #expect(try gpu.readKV(slot: slot, part: part, rows: context) == (try cpu.readKV(slot: slot, part: part, rows: context)), "slot \(slot) \(part)")
+            }
+        }
+        let before = try cpu.readKV(slot: 11, part: .k, rows: context), src = try cpu.readKV(slot: 0, part: .k, rows: context)
+        #expect(before != src)
+        #expect(dispatches(gpu, "copies", rows: rows) == (fused ? 3 : 18))
+        GPU.expectNoValidationMessages()
+    }
+
     /// The k and v writes of one slot in one dispatch, at a position, from columns of one
     /// activation (Ouro's fused qkv) or two; a k write alone and writes to two slots stay apart.
     @Test func kvPair() throws {

@@ -30,6 +30,9 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
     /// VK_EXT_conditional_rendering with its feature: sections that run only when a device
     /// value is non-zero (exit decisions taken on the device).
     public var conditionalRendering: Bool = false
+    /// Storage buffers one compute shader may bind (the smallest of the per-stage, per-set and
+    /// per-stage-resources limits).
+    public var maxStorageBuffersPerStage: Int = 4
 
     var rank: Int {
         switch kind { case .discrete: return 0; case .integrated: return 1; case .virtual: return 2; case .cpu: return 3; case .other: return 4 }
@@ -373,6 +376,7 @@ public final class VulkanContext: @unchecked Sendable {
             minTexelBufferOffsetAlignment: UInt64(p.limits.minTexelBufferOffsetAlignment),
             uniformTexelBuffers: texel)
         info.conditionalRendering = hasConditional && condFeatures.conditionalRendering != 0
+        info.maxStorageBuffersPerStage = Int(min(p.limits.maxPerStageDescriptorStorageBuffers, p.limits.maxDescriptorSetStorageBuffers, p.limits.maxPerStageResources))
         return info
     }
 }
