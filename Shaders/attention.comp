@@ -14,9 +14,16 @@
 // within the workgroup). On lavapipe storage-buffer loads run at ~1 GB/s, which made attention
 // over a long cache cost more than all the weights of a pass.
 // READ_TEXEL 1 and LANE_ROWS 1 (several rows, prefill): each invocation owns one row instead.
+// SPLIT 1 (storage buffers, workgroup reductions: GPUs; decode): flash-decoding. The keys are
+// split across gl_NumWorkGroups.z workgroups per head, each writing its partial softmax state
+// to Out (a scratch buffer); attention_combine.comp merges them. A decode token on a long
+// context then keeps many workgroups busy instead of one per head.
 #include "common.glsl"
 #ifndef READ_TEXEL
 #define READ_TEXEL 0
+#endif
+#ifndef SPLIT
+#define SPLIT 0
 #endif
 #if SUBGROUP_ONLY || READ_TEXEL
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -201,13 +208,22 @@ void main() {
     for (uint d = t; d < p.head_dim; d += n) qs[d] = q[qb + d];
     barrier();
 
+#if SPLIT
+    // Flash-decoding: split z of gl_NumWorkGroups.z takes an equal share of the keys (at least
+    // a workgroup's width; splits past the end are empty).
+    uint ns = gl_NumWorkGroups.z;
+    uint chunk = max((len + ns - 1u) / ns, n);
+    uint jb = min(len, gl_WorkGroupID.z * chunk), je = min(len, jb + chunk);
+#else
+    uint jb = 0u, je = len;
+#endif
     float m = -1.0 / 0.0;   // running max
     float l = 0.0;           // running sum of exp
     float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);
-    for (uint j0 = 0u; j0 < len; j0 += n) {
+    for (uint j0 = jb; j0 < je; j0 += n) {
         uint j = j0 + t;
         float s = -1.0 / 0.0;
-        if (j < len) {
+        if (j < je) {
             uint kb = j * p.kv_width + kvh * p.head_dim;
             float dot = 0.0;
             for (uint d = 0u; d < p.head_dim; d++) dot += qs[d] * kc[kb + d];
@@ -215,12 +231,12 @@ void main() {
         }
         float mc = workgroup_max(s);
         float mnew = max(m, mc);
-        float e = (j < len) ? exp(s - mnew) : 0.0;
+        float e = (j < je) ? exp(s - mnew) : 0.0;
         ps[t] = e;
         float corr = exp(m - mnew);
         l = l * corr + workgroup_sum(e);   // workgroup_sum's barriers also publish ps[]
         m = mnew;
-        uint cnt = min(n, len - j0);
+        uint cnt = min(n, je - j0);
         for (uint c = 0u; c < 4u; c++) {
             uint d = t + c * n;
             if (d >= p.head_dim) break;
@@ -230,11 +246,21 @@ void main() {
         }
         barrier();
     }
+#if SPLIT
+    // The split's unnormalised state (m, l, acc[head_dim]) for attention_combine.comp.
+    uint pb = ((r * p.heads + h) * ns + gl_WorkGroupID.z) * (p.head_dim + 2u);
+    if (t == 0u) { o[pb] = m; o[pb + 1u] = l; }
+    for (uint c = 0u; c < 4u; c++) {
+        uint d = t + c * n;
+        if (d < p.head_dim) o[pb + 2u + d] = acc[c];
+    }
+#else
     uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
     for (uint c = 0u; c < 4u; c++) {
         uint d = t + c * n;
         if (d < p.head_dim) o[ob + d] = acc[c] / l;
     }
+#endif
 }
 
 #endif

@@ -74,6 +74,11 @@ final class Kernels {
     /// Greedy decode's head + argmax as one dispatch where it applies (see Fusion.swift).
     /// `LOOPVK_HEAD_ARGMAX=0` turns it off (A/B runs).
     var fusedHeadArgmax = true
+    /// Flash-decoding on the storage path with workgroup reductions (GPUs): a decode token's
+    /// attention splits each head's keys across this many workgroups (attention.comp SPLIT)
+    /// and merges them (attention_combine.comp); 1 = off. Off on CPU devices, whose few cores
+    /// the heads already fill. `LOOPVK_ATTENTION_SPLITS=N` sets it. Not measured on a GPU yet.
+    var attentionSplits: Int
 
     init(context: VulkanContext, readPath: ReadPath) {
         self.context = context
@@ -87,6 +92,8 @@ final class Kernels {
         if ProcessInfo.processInfo.environment["LOOPVK_SILU_VEC4"] == "0" { siluVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_NORM_VEC4"] == "0" { normVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_HEAD_ARGMAX"] == "0" { fusedHeadArgmax = false }
+        attentionSplits = context.info.kind == .cpu ? 1 : 16
+        if let v = ProcessInfo.processInfo.environment["LOOPVK_ATTENTION_SPLITS"], let n = Int(v), n >= 1, n <= 1024 { attentionSplits = n }
         subgroupReduce = context.info.kind == .cpu && context.info.subgroupSize >= 4 && context.info.subgroupShuffle
     }
 
@@ -539,9 +546,23 @@ final class Kernels {
             }
             let push = [u(heads), u(kvHeads), u(headDim), try stride(q), u(q.col), try stride(out), u(out.col), u(backend.layout.kvWidth), f(scale)]
             if try encodeTexelAttention(q: q, slot: slot, out: out, heads: heads, headDim: headDim, push: push, rows: rows, into: cb, backend: backend) { break }
+            let kvBindings = [try a(q), Binding(try backend.kvSlice(slot, .k)), Binding(try backend.kvSlice(slot, .v))]
+            if rows == 1, attentionSplits > 1, !subgroupReduce {
+                // Flash-decoding: partial states per (head, split) into a scratch buffer, then
+                // attention_combine.comp. The scratch is reused by every layer: the barrier
+                // before the combine orders its reads; the ops between two attentions order the rest.
+                let ns = attentionSplits
+                let part = try backend.scratch("attention-split", bytes: heads * ns * (headDim + 2) * 4)
+                let p = try pipeline("attention.comp", kinds: Array(repeating: .storageBuffer, count: 5), push: 12, local: reduceShape.local, w: .f32, b: .f32,
+                                     defines: reduceShape.defines.merging(["SPLIT": "1"]) { $1 })
+                try cb.dispatch(p, kvBindings + [Binding(part), Binding(backend.step)], push: push + [0, 0, 0], groups: (heads, 1, ns))
+                cb.barrier()
+                let c = try pipeline("attention_combine.comp", bindings: 2, push: 5, local: reduceShape.local)
+                try cb.dispatch(c, [Binding(part), try a(out)], push: [u(heads), u(headDim), u(ns), try stride(out), u(out.col)], groups: (heads, 1, 1))
+                break
+            }
             let p = try pipeline("attention.comp", kinds: Array(repeating: .storageBuffer, count: 5), push: 12, local: reduceShape.local, w: .f32, b: .f32, defines: reduceShape.defines)
-            try cb.dispatch(p, [try a(q), Binding(try backend.kvSlice(slot, .k)), Binding(try backend.kvSlice(slot, .v)), try a(out), Binding(backend.step)],
-                            push: push + [0, 0, 0], groups: (heads, rows, 1))
+            try cb.dispatch(p, kvBindings + [try a(out), Binding(backend.step)], push: push + [0, 0, 0], groups: (heads, rows, 1))
 
         case let .siluMul(gate, up, out, dim):
             var words = [dim, try backend.width(gate.name), gate.col, try backend.width(up.name), up.col, try backend.width(out.name), out.col]

@@ -271,6 +271,29 @@ struct OpParityTests {
                   outputs: ["o"], threshold: 5e-4, readPath: variant.path, configure: Self.reduce(subgroup))
     }
 
+    /// Flash-decoding (attention.comp SPLIT + attention_combine.comp, storage path with
+    /// workgroup reductions): one decode row over short and long caches, splits that divide
+    /// the keys unevenly, splits left empty (a 1-key cache, 16 splits of 33 keys), MHA and GQA.
+    @Test(arguments: [(16, 4, 64, 2100), (16, 16, 128, 33), (3, 3, 16, 1), (2, 1, 256, 300), (4, 2, 32, 200)], [2, 5, 16])
+    func attentionSplit(shape: (Int, Int, Int, Int), splits: Int) throws {
+        guard GPU.readPaths.contains(.storage) else { return }
+        let (heads, kvHeads, headDim, context) = shape
+        var rng = SeededRandom(seed: 29)
+        let kvW = kvHeads * headDim
+        let name = "attention-split-\(heads)-\(kvHeads)-\(headDim)-\(context)-\(splits)"
+        let gpu = try check(name, acts: ["k": kvW, "v": kvW, "q": heads * headDim, "o": heads * headDim + 3], kvSlots: 2, kvWidth: kvW, maxContext: context,
+                            rows: 1, pos0: context - 1, weights: WeightStore(checkpoint: nil),
+                            inputs: ["k": rng.floats(context * kvW, 2), "v": rng.floats(context * kvW), "q": rng.floats(heads * headDim, 2)],
+                            setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
+                            ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o", col: 3), heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                             scale: 1 / Float(headDim).squareRoot())],
+                            outputs: ["o"], threshold: 5e-4, readPath: .storage, configure: {
+                                $0.kernels.subgroupReduce = false
+                                $0.kernels.attentionSplits = splits
+                            })
+        #expect(gpu.recordedCounts(SectionKey(name, rows: 1))?.dispatches == 2)
+    }
+
     @Test func kvWriteAtPosition() throws {
         var rng = SeededRandom(seed: 8)
         let width = 24, rows = 3
