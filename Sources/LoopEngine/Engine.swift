@@ -9,6 +9,28 @@ public enum Engine {
         try VulkanContext.listDevices().map(\.description)
     }
 
+    /// Checkpoints whose weights are smaller than this run lavapipe without worker threads.
+    public static let smallModelBytes: UInt64 = 64 << 20
+
+    /// lavapipe (Mesa's CPU Vulkan driver) runs each dispatch on a pool of worker threads
+    /// (`LP_NUM_THREADS`, default one per core); waking the pool costs ~35-90 us per dispatch on
+    /// a 2-core VM. A small model is all such dispatches: the bundled looped-arith model (1 MB)
+    /// decodes at ~1700 tok/s with `LP_NUM_THREADS=0` (each dispatch on the submitting thread)
+    /// against ~300 with the pool, a 7 MB synthetic Ouro at 357 against 83; ouro-bench (273 MB)
+    /// needs both cores' bandwidth (25 tok/s against 17). So: when the user has not set
+    /// `LP_NUM_THREADS` and the checkpoint's safetensors total under `smallModelBytes`, set it
+    /// to 0. Call before the first Vulkan device is opened in the process (the driver reads it
+    /// then); other drivers ignore it. Returns whether it set the variable.
+    @discardableResult
+    public static func tuneCPUDeviceThreads(forCheckpoint directory: URL) -> Bool {
+        guard ProcessInfo.processInfo.environment["LP_NUM_THREADS"] == nil else { return false }
+        let files = (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: [.fileSizeKey])) ?? []
+        let bytes = files.filter { $0.pathExtension == "safetensors" }
+            .compactMap { try? $0.resourceValues(forKeys: [.fileSizeKey]).fileSize }.reduce(0, +)
+        guard bytes > 0, UInt64(bytes) < smallModelBytes else { return false }
+        return setenv("LP_NUM_THREADS", "0", 0) == 0
+    }
+
     /// Loads shaders from `path` (GLSL files) instead of the embedded copies.
     public static func useShaderDirectory(_ path: String) {
         ShaderSource.overrideDirectory = path

@@ -29,9 +29,15 @@ struct ModelOptions: ParsableArguments {
     func load(quiet: Bool = false, maxRows: Int = 256) throws -> Model {
         if let shaderDir { Engine.useShaderDirectory(shaderDir) }
         let backend: BackendChoice = cpu ? .cpu : .vulkan(device: device)
+        let inline = !cpu && Engine.tuneCPUDeviceThreads(forCheckpoint: modelURL)
         let bar = ProgressBar(label: "loading weights", enabled: !quiet)
         defer { bar.finish() }
-        return try Model(directory: modelURL, passes: passes, backend: backend, maxContext: context, maxRows: maxRows) { bar.update($0) }
+        let model = try Model(directory: modelURL, passes: passes, backend: backend, maxContext: context, maxRows: maxRows) { bar.update($0) }
+        if inline, !quiet, model.vulkan?.context.info.kind == .cpu {
+            bar.finish()
+            printErr("small model: LP_NUM_THREADS=0, lavapipe runs each dispatch on the submitting thread (set LP_NUM_THREADS to override)")
+        }
+        return model
     }
 }
 
@@ -124,8 +130,10 @@ final class ProgressBar {
         FileHandle.standardError.write("\r\(label) [\(bar)] \(pct)%".data(using: .utf8)!)
     }
 
+    /// Ends the bar's line (once).
     func finish() {
         if enabled && last >= 0 { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+        last = -1
     }
 }
 
