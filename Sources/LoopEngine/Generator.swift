@@ -27,12 +27,13 @@ public struct GenerationOptions: Sendable {
     public var warmStart = false
     /// Ouro Q-exit: take the exit decision on the device (Op.exitDecide and conditional
     /// sections, VK_EXT_conditional_rendering: one submission per token) where the backend can,
-    /// instead of reading the gate on the host after every pass. Off by default
-    /// (`LOOPVK_DEVICE_EXIT=1` turns it on): on lavapipe the per-dispatch condition checks cost
-    /// what the saved round trips gain (bundled model, Q-exit 0.5: 463.5 tok/s either way; all
-    /// four passes run: 274 against 301 tok/s). Meant for GPUs, where a submission round trip
-    /// costs more; not yet measured on one.
-    public var deviceExit = ProcessInfo.processInfo.environment["LOOPVK_DEVICE_EXIT"] == "1"
+    /// instead of reading the gate on the host after every pass. On by default where the device
+    /// can (`LOOPVK_DEVICE_EXIT=0` turns it off). Measured on lavapipe, Q-exit 0.5, 300 tokens:
+    /// bundled model without lavapipe's worker pool (the CLI's default for small models) 1853
+    /// -> 2150 tok/s; ouro-bench 49.6/54.1 -> 55.6/52.3 (within noise); with the pool, on the
+    /// bundled model, the per-dispatch condition checks cost what the saved round trips gain
+    /// (463.5 tok/s either way). Not yet measured on a GPU.
+    public var deviceExit = ProcessInfo.processInfo.environment["LOOPVK_DEVICE_EXIT"] != "0"
     public init() {}
 }
 
