@@ -61,11 +61,7 @@ public final class Model {
 
     /// Refuses, before allocating, a model that cannot fit in the device's memory.
     static func checkFits(plan: LoopPlan, layout: BackendLayout, weights: WeightStore, context: VulkanContext) throws {
-        var bytes: UInt64 = 0
-        for n in weightNames(plan) {
-            let i = try weights.info(n)
-            bytes += UInt64(i.shape.reduce(1, *) * i.dtype.byteSize)
-        }
+        let bytes = try VulkanBackend.weightBytes(plan.allOps, weights: weights, context: context)
         let acts = UInt64(layout.activations.values.reduce(0, +) * layout.maxRows * 4)
         let kv = UInt64(layout.kvSlots * 2 * layout.maxContext * layout.kvWidth * 4)
         let need = bytes + acts + kv

@@ -16,6 +16,19 @@ enum WeightCopy: Hashable {
         case let .interleaved(n, inF, block, first): return "\(n)#il\(inF)x\(block)@\(first)"
         }
     }
+
+    /// Device bytes of this copy: the tensor as stored, or (interleaved) its rows from
+    /// `firstRow` on, padded to whole blocks (see VulkanBackend.interleavedWeight).
+    func bytes(_ weights: WeightStore) throws -> Int {
+        let info = try weights.info(name)
+        let count = info.shape.reduce(1, *), es = info.dtype.byteSize
+        switch self {
+        case .plain: return count * es
+        case let .interleaved(_, inF, block, first):
+            let rows = count / max(inF, 1) - first
+            return (rows + block - 1) / block * block * inF * es
+        }
+    }
 }
 
 /// Turns each plan op into dispatches of its shader (one shader file per op kind): chooses the
@@ -158,9 +171,9 @@ final class Kernels {
     /// The interleaved copy a texel-path product over `weight` reads, or nil when it reads the
     /// row-major copy: rows must be whole texels and the window must start on a whole row.
     /// A window that starts mid-block gets its own copy whose blocks start at that row.
-    func interleavedCopy(_ weight: WeightRef, inF: Int, backend: VulkanBackend) throws -> WeightCopy? {
+    func interleavedCopy(_ weight: WeightRef, inF: Int, weights: WeightStore) throws -> WeightCopy? {
         guard readPath == .texel, texelInterleave > 0 else { return nil }
-        let info = try backend.weights.info(weight.name)
+        let info = try weights.info(weight.name)
         let count = info.shape.reduce(1, *)
         guard inF > 0, (inF * info.dtype.byteSize) % 16 == 0, count % inF == 0, weight.offset % inF == 0 else { return nil }
         let row = weight.offset / inF
@@ -169,9 +182,9 @@ final class Kernels {
 
     /// The device copies of weights that encoding `op` uploads (for preloading).
     /// A linear's matrix in the layout its product reads; every other weight as stored.
-    func weightCopies(_ op: Op, backend: VulkanBackend) -> [WeightCopy] {
+    func weightCopies(_ op: Op, weights: WeightStore) -> [WeightCopy] {
         if case let .linear(_, w, b, _, inF, _, _) = op {
-            let main = (try? interleavedCopy(w, inF: inF, backend: backend)).flatMap { $0 } ?? .plain(w.name)
+            let main = (try? interleavedCopy(w, inF: inF, weights: weights)).flatMap { $0 } ?? .plain(w.name)
             return [main] + (b.map { [.plain($0.name)] } ?? [])
         }
         return op.weights.map { .plain($0.name) }
@@ -206,7 +219,7 @@ final class Kernels {
 
         // The layout: interleaved blocks of `block` rows, or row-major rows (block 0).
         let block: Int, slice: BufferSlice, firstRow: Int, unit: Int
-        if let copy = try interleavedCopy(weight, inF: inF, backend: backend), case let .interleaved(_, _, b, first) = copy,
+        if let copy = try interleavedCopy(weight, inF: inF, weights: backend.weights), case let .interleaved(_, _, b, first) = copy,
            b * inF * es + slack <= maxTexelBytes {
             block = b
             firstRow = weight.offset / inF - first

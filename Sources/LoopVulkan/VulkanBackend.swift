@@ -119,6 +119,21 @@ public final class VulkanBackend: PlanBackend {
     }
     private var scratchBuffers: [String: BufferSlice] = [:]
 
+    /// The distinct device copies of weights that `ops` read, in first-use order.
+    static func weightCopies(_ ops: [Op], kernels: Kernels, weights: WeightStore) -> [WeightCopy] {
+        var seen = Set<String>(), copies: [WeightCopy] = []
+        for op in ops { for c in kernels.weightCopies(op, weights: weights) where seen.insert(c.key).inserted { copies.append(c) } }
+        return copies
+    }
+
+    /// Device bytes the weights of `ops` will take on `context` before any is uploaded: every
+    /// copy the read path makes (on the texel path a linear's interleaved copy, padded to whole
+    /// blocks, and a tied embedding's second, plain copy for the lookup).
+    public static func weightBytes(_ ops: [Op], weights: WeightStore, context: VulkanContext, readPath: ReadPath? = nil) throws -> UInt64 {
+        let kernels = Kernels(context: context, readPath: try ReadPath.resolve(readPath, for: context.info))
+        return try weightCopies(ops, kernels: kernels, weights: weights).reduce(0) { $0 + UInt64(try $1.bytes(weights)) }
+    }
+
     /// Device bytes allocated for weights, activations and KV.
     public var deviceBytes: UInt64 { arena.allocatedBytes + actArenaKeep.allocatedBytes + hostArena.allocatedBytes }
 
@@ -126,8 +141,7 @@ public final class VulkanBackend: PlanBackend {
     /// them in (otherwise each is uploaded when first used). `progress(done, total)` counts
     /// tensor elements.
     public func preload(_ ops: [Op], progress: ((Int, Int) -> Void)? = nil) throws {
-        var seen = Set<String>(), copies: [WeightCopy] = []
-        for op in ops { for c in kernels.weightCopies(op, backend: self) where seen.insert(c.key).inserted { copies.append(c) } }
+        let copies = Self.weightCopies(ops, kernels: kernels, weights: weights)
         let sizes = try copies.map { try weights.info($0.name).shape.reduce(1, *) }
         let total = sizes.reduce(0, +)
         var done = 0
@@ -205,6 +219,8 @@ public final class VulkanBackend: PlanBackend {
 
     /// The device copies uploaded so far (`WeightCopy.key`s; "#f32" for fp32 copies).
     var uploadedWeights: Set<String> { Set(weightSlices.keys) }
+    /// Bytes of the uploaded weight copies (each rounded up to 16 by the arena).
+    var uploadedWeightBytes: UInt64 { weightSlices.values.reduce(0) { $0 + $1.slice.size } }
 
     /// An fp32 copy of a weight (for operands the shaders read as floats).
     func weightF32(_ name: String) throws -> BufferSlice {

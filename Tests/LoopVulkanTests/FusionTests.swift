@@ -20,6 +20,30 @@ struct WeightCopyTests {
         #expect(gpu.uploadedWeights == [WeightCopy.interleaved(name: "W", inFeatures: 32, block: 32, firstRow: 0).key])
         GPU.expectNoValidationMessages()
     }
+
+    /// The device-memory check's prediction (`VulkanBackend.weightBytes`) is what preloading
+    /// then uploads, on both read paths: a tied embedding (the lookup reads the plain copy, the
+    /// head on the texel path its interleaved copy, 70 rows padded to 96) and a separate matrix.
+    @Test func weightBytesPredictsTheUpload() throws {
+        var rng = SeededRandom(seed: 26)
+        let vocab = 70, dim = 32
+        let ops: [Op] = [.embed(table: WeightRef("emb"), vocab: vocab, dim: dim, out: ActRef("x"), scale: 1),
+                         .linear(x: ActRef("x"), weight: WeightRef("W"), bias: nil, out: ActRef("y"), inFeatures: dim, outFeatures: 40, accumulate: false),
+                         .linear(x: ActRef("y"), weight: WeightRef("emb"), bias: nil, out: ActRef("logits"), inFeatures: dim, outFeatures: vocab, accumulate: false)]
+        for path in GPU.readPaths {
+            let w = WeightStore(checkpoint: nil)
+            addWeight(w, "emb", .bf16, [vocab, dim], rng.floats(vocab * dim))
+            addWeight(w, "W", .bf16, [40, dim], rng.floats(40 * dim))
+            let predicted = try VulkanBackend.weightBytes(ops, weights: w, context: GPU.context!, readPath: path)
+            let layout = BackendLayout(activations: ["x": dim, "y": 40, "logits": vocab], kvSlots: 0, kvWidth: 1, maxContext: 4, maxRows: 1)
+            let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w, readPath: path)
+            try gpu.preload(ops)
+            #expect(gpu.uploadedWeightBytes == predicted, "\(path)")
+            let expected = path == .texel ? (vocab + 96 + 64) * dim * 2 : (vocab + 40) * dim * 2
+            #expect(predicted == UInt64(expected), "\(path)")
+        }
+        GPU.expectNoValidationMessages()
+    }
 }
 
 /// Recording fuses consecutive ops into one dispatch (Fusion.swift). Each fused shape runs on
