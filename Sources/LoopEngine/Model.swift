@@ -53,12 +53,6 @@ public final class Model {
         }
     }
 
-    /// Every tensor the plan's ops read, in first-use order.
-    public static func weightNames(_ plan: LoopPlan) -> [String] {
-        var seen = Set<String>()
-        return plan.allOps.flatMap(\.weights).map(\.name).filter { seen.insert($0).inserted }
-    }
-
     /// Refuses, before allocating, a model that cannot fit in the device's memory.
     static func checkFits(plan: LoopPlan, layout: BackendLayout, weights: WeightStore, context: VulkanContext) throws {
         let bytes = try VulkanBackend.weightBytes(plan.allOps, weights: weights, context: context)
