@@ -16,6 +16,8 @@
 //   scalar path fetches the texel holding each element.
 // READ_TEXEL 1 and LANE_FEATURES 1: interleaved W (IL = 32), aligned operands, a workgroup of
 //   8 invocations computes 128 features x 8 rows without subgroup operations; see main() there.
+//   SILU 1: the stacked gate/up product, 64 gate and the 64 matching up features per workgroup,
+//   with H = silu(gate) * up stored too (see silu_store).
 #include "common.glsl"
 
 #ifndef READ_TEXEL
@@ -26,6 +28,9 @@
 #endif
 #ifndef LANE_FEATURES
 #define LANE_FEATURES 0
+#endif
+#ifndef SILU
+#define SILU 0
 #endif
 
 #if READ_TEXEL == 0
@@ -99,6 +104,9 @@ layout(push_constant) uniform P {
     uint in_f; uint x_stride; uint x_col; uint o_stride;
     uint o_col; uint w_base; uint b_base; uint has_bias;
     uint accumulate; uint o0; uint ocount; uint rows;
+#if SILU
+    uint silu_dim; uint h_stride; uint h_col;
+#endif
 } p;
 
 layout(constant_id = 2) const uint FEATS = 8u;     // features per workgroup
@@ -179,7 +187,25 @@ float out_sum(float v) {
 #define ROW(r, A) { XROW(xr[r]) ACC4(A, 0) ACC4(A, 4) ACC4(A, 8) ACC4(A, 12) }
 #define STORE(r, A, i) store_lf(j0 + 32u * uint((i) / 4) + f0 + uint((i) % 4), r0 + uint(r), A[i]);
 #define STORE4(r, A, i) STORE(r, A, i) STORE(r, A, i + 1) STORE(r, A, i + 2) STORE(r, A, i + 3)
+#if SILU
+// Blocks 0, 1 are gate features j0 ..< j0 + 64, blocks 2, 3 the up features silu_dim further on:
+// store both and H[r, f] = silu(gate) * up.
+#define STORE_SILU(r, A, i) silu_store(j0 + 32u * uint((i) / 4) + f0 + uint((i) % 4), r0 + uint(r), A[i], A[(i) + 8]);
+#define STORE_ROW(r, A) STORE_SILU(r, A, 0) STORE_SILU(r, A, 1) STORE_SILU(r, A, 2) STORE_SILU(r, A, 3) \
+    STORE_SILU(r, A, 4) STORE_SILU(r, A, 5) STORE_SILU(r, A, 6) STORE_SILU(r, A, 7)
+layout(std430, binding = 4) writeonly buffer H { float h[]; };
+
+void silu_store(uint f, uint r, float g, float u) {
+    if (f >= p.silu_dim || r >= p.rows) return;
+    if (p.has_bias != 0u) { g += LOAD_B(B, p.b_base + p.o0 + f); u += LOAD_B(B, p.b_base + p.o0 + p.silu_dim + f); }
+    uint ob = r * p.o_stride + p.o_col + p.o0;
+    o[ob + f] = g;
+    o[ob + p.silu_dim + f] = u;
+    h[r * p.h_stride + p.h_col + f] = g / (1.0 + exp(-g)) * u;
+}
+#else
 #define STORE_ROW(r, A) STORE4(r, A, 0) STORE4(r, A, 4) STORE4(r, A, 8) STORE4(r, A, 12)
+#endif
 
 void store_lf(uint f, uint r, float v) {
     if (f >= p.ocount || r >= p.rows) return;
@@ -191,16 +217,25 @@ void store_lf(uint f, uint r, float v) {
 
 void main() {
     uint r0 = gl_WorkGroupID.x * 8u;    // rows first: the workgroups sharing a W block run together
-    uint j0 = gl_WorkGroupID.y * 128u;  // first feature within the chunk
-    if (j0 >= p.ocount || r0 >= p.rows) return;
     uint lane = gl_LocalInvocationID.x;
     uint nt = p.in_f / EPT;
     uint f0 = lane * 4u;
     uint b[4];                          // texel 0 of this invocation's first feature per block
+#if SILU
+    uint j0 = gl_WorkGroupID.y * 64u;   // first gate feature
+    if (j0 >= p.silu_dim || r0 >= p.rows) return;
+    for (uint k = 0u; k < 4u; k++) {
+        uint jg = j0 + 32u * (k % 2u) < p.silu_dim ? j0 + 32u * (k % 2u) : j0;   // past the end: reread, store nothing
+        b[k] = p.w_base / EPT + (jg + (k < 2u ? 0u : p.silu_dim)) * nt + f0;
+    }
+#else
+    uint j0 = gl_WorkGroupID.y * 128u;  // first feature within the chunk
+    if (j0 >= p.ocount || r0 >= p.rows) return;
     for (uint k = 0u; k < 4u; k++) {
         uint jb = j0 + 32u * k < p.ocount ? j0 + 32u * k : j0;   // past the end: reread, store nothing
         b[k] = p.w_base / EPT + jb * nt + f0;
     }
+#endif
     uint xr[8];                         // texel 0 of each row of x (past the end: the last row)
     for (uint r = 0u; r < 8u; r++) xr[r] = (min(r0 + r, p.rows - 1u) * p.x_stride + p.x_col) >> 2u;
     // 8 rows x 16 features of running sums, one array per row.

@@ -21,6 +21,7 @@
 //     each invocation strides over k keeping ROWS running sums, one subgroupAdd per feature,
 //     fetching the texel holding each element.
 // ARGMAX 1 (with INTERLEAVED): greedy decode's head with the argmax fused in, see argmax_step.
+// SILU 1 (with INTERLEAVED): the stacked gate/up product with silu(gate) * up fused in, see silu_store.
 #include "common.glsl"
 
 #ifndef READ_TEXEL
@@ -32,6 +33,9 @@
 #ifndef ARGMAX
 #define ARGMAX 0
 #endif
+#ifndef SILU
+#define SILU 0
+#endif
 
 layout(push_constant) uniform P {
     uint in_f; uint x_stride; uint x_col; uint o_stride;
@@ -39,6 +43,9 @@ layout(push_constant) uniform P {
     uint accumulate; uint o0; uint ocount; uint rows;
 #if ARGMAX
     uint am_col; uint am_groups;
+#endif
+#if SILU
+    uint silu_dim; uint h_stride; uint h_col;
 #endif
 } p;
 
@@ -129,6 +136,22 @@ float feature_sum(float v) {
     return subgroupAdd(v);
 }
 
+#if SILU
+// Gated SiLU fused into the stacked gate/up product (see Fusion.swift): features 0 ..< silu_dim
+// are the gate, silu_dim ..< 2 silu_dim the up; a workgroup takes gate block j and the up block
+// silu_dim / ROWS blocks later, stores both (so the product's output stays whole) and
+// H[r, f] = silu(gate) * up. Binding 4: H.
+layout(std430, binding = 4) writeonly buffer H { float h[]; };
+
+void silu_store(uint r, uint f, float g, float u) {
+    if (p.has_bias != 0u) { g += LOAD_B(B, p.b_base + p.o0 + f); u += LOAD_B(B, p.b_base + p.o0 + p.silu_dim + f); }
+    uint ob = r * p.o_stride + p.o_col + p.o0;
+    o[ob + f] = g;
+    o[ob + p.silu_dim + f] = u;
+    h[r * p.h_stride + p.h_col + f] = g / (1.0 + exp(-g)) * u;
+}
+#endif
+
 #if ARGMAX
 // Greedy decode's head (one row, interleaved W, one chunk, not accumulating) with the argmax
 // fused in: each workgroup stores its logits and its best (value, first index) in Scratch, then
@@ -197,13 +220,28 @@ void main() {
         uint base = p.w_base / EPT + j0 * nt + f0;
         float acc[RPL];
         for (uint i = 0u; i < RPL; i++) acc[i] = 0.0;
+#if SILU
+        // The up half: the same rows silu_dim further on (silu_dim / ROWS blocks later).
+        float accu[RPL];
+        for (uint i = 0u; i < RPL; i++) accu[i] = 0.0;
+        uint baseu = base + p.silu_dim * nt;
+#endif
         for (uint t = 0u; t < nt; t++) {
             vec4 xa = x4(xb + t * EPT);
             vec4 xc = EPT == 8u ? x4(xb + t * EPT + 4u) : xa;
             uint b = base + t * ROWS;
             for (uint i = 0u; i < RPL; i++) acc[i] += texel_dot(texelFetch(W, int(b + i)), xa, xc);
+#if SILU
+            uint bu = baseu + t * ROWS;
+            for (uint i = 0u; i < RPL; i++) accu[i] += texel_dot(texelFetch(W, int(bu + i)), xa, xc);
+#endif
         }
-#if ARGMAX
+#if SILU
+        for (uint i = 0u; i < RPL; i++) {
+            uint f = j0 + f0 + i;
+            if (f < p.silu_dim) silu_store(r, f, acc[i], accu[i]);
+        }
+#elif ARGMAX
         argmax_step(r, j0 + f0, acc);
 #else
         for (uint i = 0u; i < RPL; i++)

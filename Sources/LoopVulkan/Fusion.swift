@@ -29,6 +29,10 @@ enum Step {
     /// logit and the last workgroup to finish reduces those, so the argmax does not reread the
     /// logits as a second dispatch. Otherwise the two ops run apart.
     case headArgmax(Op, Op)
+    /// The stacked gate/up product (not accumulating) and the gated SiLU of its two halves: on
+    /// the texel path matvec.comp / matmul.comp SILU compute each gate block with its up block
+    /// and store silu(gate) * up as well. Otherwise the two ops run apart.
+    case gateUpSilu(Op, Op)
     /// Consecutive kvCopy ops (the KV fill after an early exit): kv_copy.comp PAIRS 8 copies
     /// up to 8 buffers (K or V of one slot) per dispatch.
     case kvCopies([Op])
@@ -36,7 +40,8 @@ enum Step {
     var ops: [Op] {
         switch self {
         case .op(let o): return [o]
-        case .normThenNorm(let a, let b), .kvPair(let a, let b), .gateDecide(let a, let b), .headArgmax(let a, let b): return [a, b]
+        case .normThenNorm(let a, let b), .kvPair(let a, let b), .gateDecide(let a, let b), .headArgmax(let a, let b),
+             .gateUpSilu(let a, let b): return [a, b]
         case .ropeKV(let a, let b, let c): return [a, b, c]
         case .kvCopies(let ops): return ops
         }
@@ -92,6 +97,9 @@ enum Step {
         case let (.linear(_, _, _, out, _, 1, false), .exitDecide(signal, _, _, _, _, _)):
             guard signal == out else { return nil }
             return .gateDecide(a, b)
+        case let (.linear(_, _, _, out, _, outF, false), .siluMul(gate, up, _, dim)):
+            guard gate == out, up == ActRef(out.name, col: out.col + dim), outF == 2 * dim else { return nil }
+            return .gateUpSilu(a, b)
         case let (.linear(_, _, _, out, _, outF, false), .argmax(x, _, dim)):
             guard x == out, dim == outF else { return nil }
             return .headArgmax(a, b)

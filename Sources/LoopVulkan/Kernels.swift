@@ -87,6 +87,9 @@ final class Kernels {
     /// Greedy decode's head + argmax as one dispatch where it applies (see Fusion.swift).
     /// `LOOPVK_HEAD_ARGMAX=0` turns it off (A/B runs).
     var fusedHeadArgmax = true
+    /// The stacked gate/up product with the gated SiLU where it applies (see Fusion.swift).
+    /// `LOOPVK_GATE_UP_SILU=0` turns it off (A/B runs).
+    var fusedSilu = true
     /// Flash-decoding on the storage path with workgroup reductions (GPUs): a decode token's
     /// attention splits each head's keys across this many workgroups (attention.comp SPLIT)
     /// and merges them (attention_combine.comp); 1 = off. Off on CPU devices, whose few cores
@@ -105,6 +108,7 @@ final class Kernels {
         if ProcessInfo.processInfo.environment["LOOPVK_SILU_VEC4"] == "0" { siluVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_NORM_VEC4"] == "0" { normVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_HEAD_ARGMAX"] == "0" { fusedHeadArgmax = false }
+        if ProcessInfo.processInfo.environment["LOOPVK_GATE_UP_SILU"] == "0" { fusedSilu = false }
         attentionSplits = context.info.kind == .cpu ? 1 : 16
         if let v = ProcessInfo.processInfo.environment["LOOPVK_ATTENTION_SPLITS"], let n = Int(v), n >= 1, n <= 1024 { attentionSplits = n }
         subgroupReduce = context.info.kind == .cpu && context.info.subgroupSize >= 4 && context.info.subgroupShuffle
@@ -199,7 +203,8 @@ final class Kernels {
     /// `argmax`: also write the index of the first largest output there (matvec.comp ARGMAX);
     /// only for one row over an interleaved W that fits one view, else returns false.
     private func encodeTexelMatvec(x: ActRef, weight: WeightRef, bias: (Binding, UInt32, DType)?, out: ActRef, inF: Int, outF: Int,
-                                   accumulate: Bool, rows: Int, argmax: ActRef? = nil, into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
+                                   accumulate: Bool, rows: Int, argmax: ActRef? = nil, silu: (h: ActRef, dim: Int)? = nil,
+                                   into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
         let info = try backend.weights.info(weight.name)
         let total = info.shape.reduce(1, *)
         guard weight.offset >= 0, weight.offset + outF * inF <= total else {
@@ -235,6 +240,7 @@ final class Kernels {
         // Rows per chunk: whole blocks (rows) that fit one view with the alignment slack.
         let chunkRows = (maxTexelBytes - slack) / (unit * inF * es) * unit
         if argmax != nil, rows != 1 || block == 0 || chunkRows < outF || accumulate { return false }
+        if let silu, block != 32 || silu.dim % 32 != 0 || chunkRows < outF || accumulate || (rows > 1 && !texelMatmulWide) { return false }
         var o0 = 0
         while o0 < outF {
             let n = min(chunkRows, outF - o0)
@@ -254,7 +260,12 @@ final class Kernels {
                     var lanes = min(texelLanes, block)
                     while block % lanes != 0 { lanes -= 1 }
                     let groups = Self.groups(n, block)
-                    if let argmax {
+                    if let silu {
+                        let p = try pipeline("matvec.comp", kinds: kinds + [.storageBuffer], push: 15, local: (lanes, 1), w: info.dtype, b: bdt,
+                                             defines: defines.merging(["SILU": "1"]) { $1 }, constants: [u(block), aligned ? 1 : 0, 1, u(block / lanes)])
+                        try cb.dispatch(p, bindings + [Binding(try backend.act(silu.h.name))],
+                                        push: push + [u(silu.dim), u(try backend.width(silu.h.name)), u(silu.h.col)], groups: (silu.dim / block, 1, 1))
+                    } else if let argmax {
                         // Scratch: a counter of finished workgroups, then (value, index) per workgroup.
                         let scratch = try backend.scratch("argmax", bytes: 4 * (1 + 2 * groups))
                         let p = try pipeline("matvec.comp", kinds: kinds + [.storageBuffer, .storageBuffer], push: 14, local: (lanes, 1), w: info.dtype, b: bdt,
@@ -272,7 +283,14 @@ final class Kernels {
                     try cb.dispatch(p, bindings, push: push, groups: (Self.groups(n, texelRows), 1, 1))
                 }
             } else {
-                if block == 32, aligned, texelMatmulWide {
+                if let silu {
+                    guard aligned else { return false }   // (nothing recorded yet: one chunk)
+                    let p = try pipeline("matmul.comp", kinds: kinds + [.storageBuffer], push: 15, local: (8, 1), w: info.dtype, b: bdt,
+                                         defines: defines.merging(["LANE_FEATURES": "1", "SILU": "1"]) { $1 }, constants: [8, 8, 1, 32])
+                    try cb.dispatch(p, bindings + [Binding(try backend.act(silu.h.name))],
+                                    push: push + [u(silu.dim), u(try backend.width(silu.h.name)), u(silu.h.col)],
+                                    groups: (Self.groups(rows, 8), Self.groups(silu.dim, 64), 1))
+                } else if block == 32, aligned, texelMatmulWide {
                     // matmul.comp LANE_FEATURES: 128 features x 8 rows per 8-invocation workgroup,
                     // rows along x so that the workgroups reading one W slab run together.
                     let p = try pipeline("matmul.comp", kinds: kinds, push: 12, local: (8, 1), w: info.dtype, b: bdt,
@@ -338,6 +356,20 @@ final class Kernels {
                 try encode(linear, rows: rows, into: cb, backend: backend)
                 cb.barrier()
                 try encode(argmax, rows: rows, into: cb, backend: backend)
+            }
+        case let .gateUpSilu(linear, silu):
+            guard case let .linear(x, weight, bias, out, inF, outF, _) = linear, case let .siluMul(_, _, h, dim) = silu else { return }
+            var fused = false
+            if readPath == .texel, fusedSilu {
+                var bb = backend.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
+                if let bias { (bb, bbase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: outF) }
+                fused = try encodeTexelMatvec(x: x, weight: weight, bias: bias == nil ? nil : (bb, bbase, bdt), out: out, inF: inF, outF: outF,
+                                              accumulate: false, rows: rows, silu: (h, dim), into: cb, backend: backend)
+            }
+            if !fused {
+                try encode(linear, rows: rows, into: cb, backend: backend)
+                cb.barrier()
+                try encode(silu, rows: rows, into: cb, backend: backend)
             }
         case let .kvCopies(ops):
             // (source, destination) buffers, 8 per dispatch where the device binds 17 storage buffers.

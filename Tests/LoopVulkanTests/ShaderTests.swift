@@ -22,10 +22,11 @@ import Testing
         #expect(try ShaderSource.text("matvec.comp").contains("READ_TEXEL"))
     }
 
-    /// Each shader in Shaders/ is the GPU side of a plan op and has a CPU twin (the op list).
+    /// Each shader in Shaders/ is the GPU side of a plan op and has a CPU twin (the op list);
+    /// attention_combine is attention's second kernel when it is split (flash-decoding).
     @Test func everyShaderIsAnOp() throws {
         let opShaders: Set<String> = ["embedding", "rmsnorm", "layernorm", "matvec", "matmul", "rope", "kv_write", "attention",
-                                      "silu_mul", "unary", "binary", "copy", "argmax", "softmax", "kv_copy", "exit_decide"]
+                                      "attention_combine", "silu_mul", "unary", "binary", "copy", "argmax", "softmax", "kv_copy", "exit_decide"]
         let files = Set(ShaderSource.names.filter { $0.hasSuffix(".comp") }.map { String($0.dropLast(5)) })
         #expect(files == opShaders)
     }
