@@ -60,15 +60,15 @@ final class Kernels {
     /// Texel path: add a shared-memory reduction for workgroups that span several subgroups.
     /// Off on CPU devices, where any barrier() in a shader makes lavapipe run it as coroutines.
     var texelWorkgroupReduce: Bool
+    /// Row reductions (rmsnorm, layernorm, attention, argmax, softmax) as one subgroup per
+    /// workgroup with subgroup operations only (SUBGROUP_ONLY): on CPU devices, where a
+    /// barrier() makes lavapipe run a shader as coroutines. GPUs keep the shared-memory version.
+    var subgroupReduce: Bool
     /// Texel path, several rows (prefill, matmul.comp READ_TEXEL): output features and rows per
     /// workgroup (one subgroup). Each W fetch serves `texelMatmulRows` rows, each x fetch
     /// `texelMatmulFeatures` features. Measured on lavapipe (Ouro 1024/2816, 64-token prompt):
     /// 8x8 20.2 tok/s, 16x4 19.6, 8x4 18.9, 4x16 18.6, 16x8 18.1, 4x8 17.7, 8x16 17.0, 4x4 16.7
     /// (before `texelMatmulWide`; now only row-major weights and unaligned operands use it).
-    /// Row reductions (rmsnorm, layernorm, attention, argmax, softmax) as one subgroup per
-    /// workgroup with subgroup operations only (SUBGROUP_ONLY): on CPU devices, where a
-    /// barrier() makes lavapipe run a shader as coroutines. GPUs keep the shared-memory version.
-    var subgroupReduce: Bool
     var texelMatmulFeatures = 8
     var texelMatmulRows = 8
     /// Prefill over interleaved (32-row block) weights with aligned operands: matmul.comp's
