@@ -345,33 +345,11 @@ final class Kernels {
             guard case let .kvWrite(_, slot, _) = k, case let .kvWrite(srcV, _, _) = v else { return }
             try encodeRope(rope, kv: (slot, srcV), rows: rows, into: cb, backend: backend)
         case let .headArgmax(linear, argmax):
-            guard case let .linear(x, weight, bias, out, inF, outF, _) = linear, case let .argmax(_, amOut, _) = argmax else { return }
-            var fused = false
-            if readPath == .texel, rows == 1, fusedHeadArgmax {
-                var bb = backend.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
-                if let bias { (bb, bbase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: outF) }
-                fused = try encodeTexelMatvec(x: x, weight: weight, bias: bias == nil ? nil : (bb, bbase, bdt), out: out, inF: inF, outF: outF,
-                                              accumulate: false, rows: 1, argmax: amOut, into: cb, backend: backend)
-            }
-            if !fused {
-                try encode(linear, rows: rows, into: cb, backend: backend)
-                cb.barrier()
-                try encode(argmax, rows: rows, into: cb, backend: backend)
-            }
+            guard case let .argmax(_, amOut, _) = argmax else { return }
+            try encodeLinear(linear, then: argmax, argmax: amOut, fuse: fusedHeadArgmax && rows == 1, rows: rows, into: cb, backend: backend)
         case let .gateUpSilu(linear, silu):
-            guard case let .linear(x, weight, bias, out, inF, outF, _) = linear, case let .siluMul(_, _, h, dim) = silu else { return }
-            var fused = false
-            if readPath == .texel, fusedSilu {
-                var bb = backend.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
-                if let bias { (bb, bbase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: outF) }
-                fused = try encodeTexelMatvec(x: x, weight: weight, bias: bias == nil ? nil : (bb, bbase, bdt), out: out, inF: inF, outF: outF,
-                                              accumulate: false, rows: rows, silu: (h, dim), into: cb, backend: backend)
-            }
-            if !fused {
-                try encode(linear, rows: rows, into: cb, backend: backend)
-                cb.barrier()
-                try encode(silu, rows: rows, into: cb, backend: backend)
-            }
+            guard case let .siluMul(_, _, h, dim) = silu else { return }
+            try encodeLinear(linear, then: silu, silu: (h, dim), fuse: fusedSilu, rows: rows, into: cb, backend: backend)
         case let .kvCopies(ops):
             // (source, destination) buffers, 8 per dispatch where the device binds 17 storage buffers.
             var pairs: [(Binding, Binding)] = []
@@ -395,6 +373,27 @@ final class Kernels {
             guard case let .kvWrite(srcA, slot, partA) = a, case let .kvWrite(srcB, _, partB) = b else { return }
             try encodeKVWrite(srcA, slot: slot, part: partA, second: (srcB, partB), rows: rows, into: cb, backend: backend)
         }
+    }
+
+    /// A linear and the op that reads its output, fused into the texel product (its `argmax` or
+    /// `silu` epilogue) when `fuse` and the product's shape allow; else the two apart.
+    private func encodeLinear(_ linear: Op, then next: Op, argmax: ActRef? = nil, silu: (h: ActRef, dim: Int)? = nil, fuse: Bool,
+                              rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
+        guard case let .linear(x, weight, bias, out, inF, outF, accumulate) = linear else { return }
+        if readPath == .texel, fuse,
+           try encodeTexelMatvec(x: x, weight: weight, bias: try biasWindow(bias, count: outF, backend: backend), out: out, inF: inF, outF: outF,
+                                 accumulate: accumulate, rows: rows, argmax: argmax, silu: silu, into: cb, backend: backend) {
+            return
+        }
+        try encode(linear, rows: rows, into: cb, backend: backend)
+        cb.barrier()
+        try encode(next, rows: rows, into: cb, backend: backend)
+    }
+
+    /// A linear's bias as (binding, element base, dtype), nil without one.
+    private func biasWindow(_ bias: WeightRef?, count: Int, backend: VulkanBackend) throws -> (Binding, UInt32, DType)? {
+        guard let bias else { return nil }
+        return try weightWindow(backend, bias.name, start: bias.offset, count: count)
     }
 
     /// exit_decide.comp; with `gate` (the one-output linear that computes the signal), that
@@ -557,10 +556,10 @@ final class Kernels {
             // (The texel path uploads its own copy of W: ask for the row-major one only below.)
             let rowBytes = inF * (try backend.weights.info(weight.name).dtype.byteSize)
             let chunkRows = max(1, (Int(context.info.maxStorageBufferRange) - 256) / rowBytes)
-            var bb = backend.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
-            if let bias { (bb, bbase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: outF) }
+            let biasW = try biasWindow(bias, count: outF, backend: backend)
+            let (bb, bbase, bdt) = biasW ?? (backend.dummyBinding, 0, .f32)
             if readPath == .texel,
-               try encodeTexelMatvec(x: x, weight: weight, bias: bias == nil ? nil : (bb, bbase, bdt), out: out, inF: inF, outF: outF,
+               try encodeTexelMatvec(x: x, weight: weight, bias: biasW, out: out, inF: inF, outF: outF,
                                      accumulate: accumulate, rows: rows, into: cb, backend: backend) {
                 break
             }
