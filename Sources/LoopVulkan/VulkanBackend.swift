@@ -109,7 +109,9 @@ public final class VulkanBackend: PlanBackend {
     private let actArenaKeep: MemoryArena
 
     /// A zero-filled device buffer of at least `bytes`, made on first use and kept, for kernels'
-    /// own working memory (the fused head + argmax's partial results and counter).
+    /// own working memory: the fused head + argmax's per-workgroup bests and counter, the split
+    /// attention's partial states. (A larger request makes a new buffer; sections recorded with
+    /// the old one keep it.)
     func scratch(_ name: String, bytes: Int) throws -> BufferSlice {
         if let s = scratchBuffers[name], s.size >= UInt64(bytes) { return s }
         let s = try actArenaKeep.allocate(bytes)
