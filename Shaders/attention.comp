@@ -53,6 +53,21 @@ layout(binding = 2) uniform usamplerBuffer Vt;
 #define NT 16u                                      // texels per head (head_dim / 4), set by the host
 #endif
 
+// One key of an online softmax: score it against q (already scaled), fold it into the running
+// max m, sum l and output acc. kj, vj: float index of the key's K and V rows in their views.
+void key_step(vec4 qv[NT], inout vec4 acc[NT], inout float m, inout float l, uint kj, uint vj) {
+    float s = 0.0;
+    for (uint c = 0u; c < NT; c++) s += dot(qv[c], LD4(Kt, kj + 4u * c));
+    float mnew = max(m, s);
+    float corr = exp(m - mnew);
+    float e = exp(s - mnew);
+    l = l * corr + e;
+    m = mnew;
+    for (uint c = 0u; c < NT; c++) acc[c] = acc[c] * corr + e * LD4(Vt, vj + 4u * c);
+}
+
+void store4(uint oi, vec4 y) { o[oi] = y.x; o[oi + 1u] = y.y; o[oi + 2u] = y.z; o[oi + 3u] = y.w; }
+
 #if LANE_ROWS
 
 // Several rows (prefill): invocation t owns row gl_WorkGroupID.y * n + t with its own online
@@ -63,11 +78,9 @@ void main() {
     uint n = gl_WorkGroupSize.x;
     uint r0 = gl_WorkGroupID.y * n;
     uint r = r0 + gl_LocalInvocationID.x;
-    uint nrows = min(n, step_rows - r0);         // rows of this group that exist
     uint rr = min(r, step_rows - 1u);            // rows past the end compute the last one, store nothing
     uint kvh = h / (p.heads / p.kv_heads);
     uint len = step_pos0 + rr + 1u;
-    uint last = step_pos0 + r0 + nrows;          // keys the group's longest row reads
     uint qb = p.q_base + rr * p.q_stride + p.q_col + h * p.head_dim;
     uint kb = p.k_base + kvh * p.head_dim;
     uint vb = p.v_base + kvh * p.head_dim;
@@ -75,24 +88,10 @@ void main() {
     for (uint c = 0u; c < NT; c++) { qv[c] = LD4(Qt, qb + 4u * c) * p.scale; acc[c] = vec4(0.0); }
     float m = -1.0 / 0.0;
     float l = 0.0;
-    for (uint j = 0u; j < last; j++) {
-        if (j >= len) break;
-        uint kj = kb + j * p.kv_width, vj = vb + j * p.kv_width;
-        float s = 0.0;
-        for (uint c = 0u; c < NT; c++) s += dot(qv[c], LD4(Kt, kj + 4u * c));
-        float mnew = max(m, s);
-        float corr = exp(m - mnew);
-        float e = exp(s - mnew);
-        l = l * corr + e;
-        m = mnew;
-        for (uint c = 0u; c < NT; c++) acc[c] = acc[c] * corr + e * LD4(Vt, vj + 4u * c);
-    }
+    for (uint j = 0u; j < len; j++) key_step(qv, acc, m, l, kb + j * p.kv_width, vb + j * p.kv_width);
     if (r >= step_rows) return;
     uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
-    for (uint c = 0u; c < NT; c++) {
-        vec4 y = acc[c] / l;
-        uint oi = ob + 4u * c; o[oi] = y.x; o[oi + 1u] = y.y; o[oi + 2u] = y.z; o[oi + 3u] = y.w;
-    }
+    for (uint c = 0u; c < NT; c++) store4(ob + 4u * c, acc[c] / l);
 }
 
 #else
@@ -115,17 +114,7 @@ void main() {
     for (uint c = 0u; c < NT; c++) { qv[c] = LD4(Qt, qb + 4u * c) * p.scale; acc[c] = vec4(0.0); }
     float m = -1.0 / 0.0;
     float l = 0.0;
-    for (uint j = t; j < len; j += n) {
-        uint kj = kb + j * p.kv_width, vj = vb + j * p.kv_width;
-        float s = 0.0;
-        for (uint c = 0u; c < NT; c++) s += dot(qv[c], LD4(Kt, kj + 4u * c));
-        float mnew = max(m, s);
-        float corr = exp(m - mnew);
-        float e = exp(s - mnew);
-        l = l * corr + e;
-        m = mnew;
-        for (uint c = 0u; c < NT; c++) acc[c] = acc[c] * corr + e * LD4(Vt, vj + 4u * c);
-    }
+    for (uint j = t; j < len; j += n) key_step(qv, acc, m, l, kb + j * p.kv_width, vb + j * p.kv_width);
     // Merge: invocations without a key (m = -inf) contribute exp(-inf) = 0.
     float mall = subgroupMax(m);
     float f = exp(m - mall);
@@ -133,7 +122,7 @@ void main() {
     uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
     for (uint c = 0u; c < NT; c++) {
         vec4 y = subgroupAdd(acc[c] * f) / lall;
-        if (c % n == t) { uint oi = ob + 4u * c; o[oi] = y.x; o[oi + 1u] = y.y; o[oi + 2u] = y.z; o[oi + 3u] = y.w; }
+        if (c % n == t) store4(ob + 4u * c, y);
     }
 }
 
