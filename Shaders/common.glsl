@@ -31,6 +31,10 @@ layout(local_size_x_id = 0, local_size_y_id = 1) in;
 
 // The per-call "step state": first position of the rows, row count, and the rows' token ids.
 // Recorded command buffers read it, so they replay unchanged for every decode token.
+// Gated SiLU of a gate and an up value (float or vec4): silu(g) * u = g / (1 + exp(-g)) * u.
+// silu_mul.comp and the gate/up products' fused epilogues (matvec.comp, matmul.comp SILU).
+#define SILU_MUL(g, u) ((g) / (1.0 + exp(-(g))) * (u))
+
 #define STEP_STATE(b) layout(std430, binding = b) readonly buffer StepState { uint step_pos0; uint step_rows; uint step_pad0; uint step_pad1; uint step_tokens[]; };
 
 // SUBGROUP_ONLY 1: the host makes each workgroup exactly one subgroup (CPU devices, where any

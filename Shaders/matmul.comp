@@ -202,7 +202,7 @@ void silu_store(uint f, uint r, float g, float u) {
     uint ob = r * p.o_stride + p.o_col + p.o0;
     o[ob + f] = g;
     o[ob + p.silu_dim + f] = u;
-    h[r * p.h_stride + p.h_col + f] = g / (1.0 + exp(-g)) * u;
+    h[r * p.h_stride + p.h_col + f] = SILU_MUL(g, u);
 }
 #else
 #define STORE_ROW(r, A) STORE4(r, A, 0) STORE4(r, A, 4) STORE4(r, A, 8) STORE4(r, A, 12)

@@ -148,7 +148,7 @@ void silu_store(uint r, uint f, float g, float u) {
     uint ob = r * p.o_stride + p.o_col + p.o0;
     o[ob + f] = g;
     o[ob + p.silu_dim + f] = u;
-    h[r * p.h_stride + p.h_col + f] = g / (1.0 + exp(-g)) * u;
+    h[r * p.h_stride + p.h_col + f] = SILU_MUL(g, u);
 }
 #endif
 

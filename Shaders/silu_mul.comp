@@ -28,6 +28,6 @@ void main() {
     uint i = gl_GlobalInvocationID.x;
     uint r = gl_GlobalInvocationID.y;
     if (i >= p.dim || r >= p.rows) return;
-    T a = g[r * p.g_stride + p.g_col + i];
-    o[r * p.o_stride + p.o_col + i] = a / (1.0 + exp(-a)) * u[r * p.u_stride + p.u_col + i];
+    T a = g[r * p.g_stride + p.g_col + i];   // (once: SILU_MUL reads its gate twice)
+    o[r * p.o_stride + p.o_col + i] = SILU_MUL(a, u[r * p.u_stride + p.u_col + i]);
 }
