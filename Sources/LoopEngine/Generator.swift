@@ -62,6 +62,16 @@ public final class Generator {
     /// The head without its trailing logits product: prefill keeps the head's KV writes (coda /
     /// decoder layers) but never reads the prompt rows' logits (the last prompt token is decoded).
     let prefillHead: [Op]
+    /// Prefill's sections — prelude, passes, `prefillHead` — with the ops whose results nothing
+    /// reads removed (`Liveness.prune`: in the last pass's last layer everything past the K/V
+    /// writes, and every exit signal). Cold: nothing is read after prefill but the KV caches;
+    /// warm: the last row's state is (warm start). A section that lost ops gets its own name
+    /// ("pass3-prefill"), so it never shares a recorded command buffer with decode's.
+    let prefillCold: [([Op], String)]
+    let prefillWarm: [([Op], String)]
+    /// false: prefill with every op of every pass (the tests that check the pruning; for A/B
+    /// runs `LOOPVK_PRUNE_PREFILL=0`).
+    public var prunePrefill = ProcessInfo.processInfo.environment["LOOPVK_PRUNE_PREFILL"] != "0"
     /// kvSlots[t] = the K slots written by pass t, in layer order.
     let passSlots: [[Int]]
     private var position = 0
@@ -94,6 +104,23 @@ public final class Generator {
         while let last = ph.last, last.output?.name == plan.logitsAct { ph.removeLast() }
         prefillHead = ph
         headArgmax = plan.head + [.argmax(x: ActRef(plan.logitsAct), out: ActRef(Model.argmaxAct), dim: plan.vocab)]
+        let full = Self.fullPrefill(prelude: prelude, passes: ps, head: ph)
+        prefillCold = Self.pruned(full, liveOut: [], suffix: "-prefill")
+        prefillWarm = Self.pruned(full, liveOut: [plan.stateAct], suffix: "-prefill-warm")
+    }
+
+    static func fullPrefill(prelude: [Op], passes: [[Op]], head: [Op]) -> [([Op], String)] {
+        [(prelude, "prelude")] + passes.enumerated().map { ($0.element, "pass\($0.offset)") } + [(head, "head-prefill")]
+    }
+
+    static func pruned(_ sections: [([Op], String)], liveOut: Set<String>, suffix: String) -> [([Op], String)] {
+        let kept = Liveness.prune(sections.map(\.0), liveOut: liveOut)
+        return zip(sections, kept).map { s, ops in (ops, ops.count == s.0.count ? s.1 : s.1 + suffix) }
+    }
+
+    /// The sections prefill runs (see `prefillCold`).
+    func prefillSections(warm: Bool) -> [([Op], String)] {
+        prunePrefill ? (warm ? prefillWarm : prefillCold) : Self.fullPrefill(prelude: prelude, passes: passes, head: prefillHead)
     }
 
     static func remap(_ op: Op, _ map: [Int: Int]) -> Op {
@@ -182,13 +209,13 @@ public final class Generator {
     }
 
     /// Prefill: every pass for every row (KV of all passes), in chunks of the backend's rows.
-    func prefill(_ tokens: [Int]) throws {
+    func prefill(_ tokens: [Int], warm: Bool) throws {
         var i = 0
         let chunk = model.layout.maxRows
         while i < tokens.count {
             let part = tokens[i..<min(i + chunk, tokens.count)].map { Int32($0) }
-            try chain([(prelude, "prelude")] + passes.enumerated().map { ($0.element, "pass\($0.offset)") } + [(prefillHead, "head-prefill")],
-                      part, position)
+            // Only the last chunk's last row's state can be read afterwards.
+            try chain(prefillSections(warm: warm && i + chunk >= tokens.count), part, position)
             position += part.count
             i += part.count
         }
@@ -279,7 +306,7 @@ public final class Generator {
         let greedy = options.sampling.isGreedy && options.sampling.repetitionPenalty == 1
 
         let t0 = DispatchTime.now().uptimeNanoseconds
-        try prefill(Array(prompt.dropLast()))
+        try prefill(Array(prompt.dropLast()), warm: options.warmStart)
         if options.warmStart && prompt.count > 1 {
             // The first decode row starts from the last prompt row's final state.
             let w = model.plan.hidden

@@ -52,6 +52,7 @@ public enum Profiler {
 
         // Ops of every section name, to attribute bytes.
         var sectionOps: [String: [Op]] = ["prelude": gen.prelude, "prelude-warm": gen.warmPrelude, "head": gen.head, "head-argmax": gen.headArgmax, "head-prefill": gen.prefillHead]
+        for (ops, name) in gen.prefillSections(warm: false) + gen.prefillSections(warm: true) { sectionOps[name] = ops }
         for (t, ops) in gen.passes.enumerated() {
             sectionOps["pass\(t)"] = ops
             if case .qExit(let q) = exit {
