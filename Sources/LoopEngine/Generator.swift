@@ -66,7 +66,7 @@ public final class Generator {
     /// reads removed (`Liveness.prune`: in the last pass's last layer everything past the K/V
     /// writes, and every exit signal). Cold: nothing is read after prefill but the KV caches;
     /// warm: the last row's state is (warm start). A section that lost ops gets its own name
-    /// ("pass3-prefill"), so it never shares a recorded command buffer with decode's.
+    /// ("pass3-pruned"), so it never shares a recorded command buffer with decode's.
     let prefillCold: [([Op], String)]
     let prefillWarm: [([Op], String)]
     /// false: prefill with every op of every pass (the tests that check the pruning; for A/B
@@ -105,8 +105,8 @@ public final class Generator {
         prefillHead = ph
         headArgmax = plan.head + [.argmax(x: ActRef(plan.logitsAct), out: ActRef(Model.argmaxAct), dim: plan.vocab)]
         let full = Self.fullPrefill(prelude: prelude, passes: ps, head: ph)
-        prefillCold = Self.pruned(full, liveOut: [], suffix: "-prefill")
-        prefillWarm = Self.pruned(full, liveOut: [plan.stateAct], suffix: "-prefill-warm")
+        prefillCold = Self.pruned(full, liveOut: [], suffix: "-pruned")
+        prefillWarm = Self.pruned(full, liveOut: [plan.stateAct], suffix: "-pruned-warm")
     }
 
     static func fullPrefill(prelude: [Op], passes: [[Op]], head: [Op]) -> [([Op], String)] {
