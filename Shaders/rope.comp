@@ -5,14 +5,27 @@
 // kv = 1 (rope and the k/v cache writes fused, see Fusion.swift): heads kv_head0 ..< heads are
 //   K heads, whose rotated values are also stored in the K cache at row step_pos0 + row, and
 //   the grid has kv_width / head_dim more "heads" that copy V into the V cache.
+// VEC4 1 (rotate-half layout, head_dim a multiple of 8, every column, stride and base a
+//   multiple of 4): one invocation per (4 pairs, head) along x, rows along y, all accesses
+//   vec4. On lavapipe a storage-buffer access is a loop over the invocations, so a quarter as
+//   many accesses is most of the cost.
 #include "common.glsl"
 
-layout(std430, binding = 0) buffer X { float x[]; };
-layout(std430, binding = 1) readonly buffer T { float tab[]; };
+#ifndef VEC4
+#define VEC4 0
+#endif
+#if VEC4
+#define T vec4
+#else
+#define T float
+#endif
+
+layout(std430, binding = 0) buffer X { T x[]; };
+layout(std430, binding = 1) readonly buffer Tab { T tab[]; };
 STEP_STATE(2)
-layout(std430, binding = 3) writeonly buffer CK { float cache_k[]; };
-layout(std430, binding = 4) readonly buffer V { float v[]; };
-layout(std430, binding = 5) writeonly buffer CV { float cache_v[]; };
+layout(std430, binding = 3) writeonly buffer CK { T cache_k[]; };
+layout(std430, binding = 4) readonly buffer V { T v[]; };
+layout(std430, binding = 5) writeonly buffer CV { T cache_v[]; };
 
 layout(push_constant) uniform P {
     uint heads; uint head_dim; uint x_stride; uint x_col;
@@ -21,6 +34,40 @@ layout(push_constant) uniform P {
     uint v_col;
 } p;
 
+#if VEC4
+// Push constants stay in elements; indices below are in vec4s. Pairs 4j ..< 4j + 4 of head h.
+void main() {
+    uint q4 = p.head_dim / 8u;                 // vec4s per half head
+    uint h = gl_GlobalInvocationID.x / q4, j = gl_GlobalInvocationID.x % q4;
+    uint r = gl_GlobalInvocationID.y;
+    uint vHeads = p.kv != 0u ? p.kv_width / p.head_dim : 0u;
+    if (h >= p.heads + vHeads || r >= step_rows) return;
+    uint pos = step_pos0 + r;
+    if (h >= p.heads) {
+        // V copy: vec4s j and j + q4 of V head h - heads.
+        if (pos >= p.max_rows) return;
+        uint jv = (h - p.heads) * 2u * q4 + j;
+        uint cvb = pos * (p.kv_width / 4u) + jv, vb = (r * p.v_stride + p.v_col) / 4u + jv;
+        cache_v[cvb] = v[vb];
+        cache_v[cvb + q4] = v[vb + q4];
+        return;
+    }
+    if (pos >= p.t_positions) return;
+    uint ti = p.t_base / 4u + (pos * (p.head_dim / 2u) + 4u * j) / 2u;   // (cos, sin) of 4 pairs
+    vec4 t0 = tab[ti], t1 = tab[ti + 1u];
+    vec4 c = vec4(t0.x, t0.z, t1.x, t1.z), s = vec4(t0.y, t0.w, t1.y, t1.w);
+    uint base = (r * p.x_stride + p.x_col) / 4u + h * 2u * q4 + j;
+    vec4 a = x[base], b = x[base + q4];
+    vec4 ra = a * c - b * s, rb = b * c + a * s;
+    x[base] = ra;
+    x[base + q4] = rb;
+    if (p.kv != 0u && h >= p.kv_head0 && pos < p.max_rows) {
+        uint kb = pos * (p.kv_width / 4u) + (h - p.kv_head0) * 2u * q4 + j;
+        cache_k[kb] = ra;
+        cache_k[kb + q4] = rb;
+    }
+}
+#else
 void main() {
     uint half_d = p.head_dim / 2u;
     uint i = gl_GlobalInvocationID.x;
@@ -52,3 +99,4 @@ void main() {
         cache_k[kb + db] = rb;
     }
 }
+#endif

@@ -33,6 +33,7 @@ extra=("matmul.comp -DREAD_TEXEL=1 -DLANE_FEATURES=1"
        "matmul.comp -DREAD_TEXEL=1 -DLANE_FEATURES=1 -DSILU=1"
        "kv_copy.comp -DPAIRS=8"
        "silu_mul.comp -DVEC4=1"
+       "rope.comp -DVEC4=1"
        "rmsnorm.comp -DVEC4=1"
        "rmsnorm.comp -DVEC4=1 -DSUBGROUP_ONLY=1")
 for e in "${extra[@]}"; do

@@ -85,6 +85,9 @@ final class Kernels {
     var siluVec4 = true
     /// rmsnorm.comp with vec4 activation accesses under the same condition (`LOOPVK_NORM_VEC4=0`: off).
     var normVec4 = true
+    /// rope.comp (and its fused K/V writes) with vec4 accesses where the layout is rotate-half and
+    /// every size and offset is a multiple of 4 (`LOOPVK_ROPE_VEC4=0`: off).
+    var ropeVec4 = true
     /// Greedy decode's head + argmax as one dispatch where it applies (see Fusion.swift).
     /// `LOOPVK_HEAD_ARGMAX=0` turns it off (A/B runs).
     var fusedHeadArgmax = true
@@ -108,6 +111,7 @@ final class Kernels {
         if ProcessInfo.processInfo.environment["LOOPVK_TEXEL_LANE_ROWS"] == "0" { texelAttentionLaneRows = false }
         if ProcessInfo.processInfo.environment["LOOPVK_SILU_VEC4"] == "0" { siluVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_NORM_VEC4"] == "0" { normVec4 = false }
+        if ProcessInfo.processInfo.environment["LOOPVK_ROPE_VEC4"] == "0" { ropeVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_HEAD_ARGMAX"] == "0" { fusedHeadArgmax = false }
         if ProcessInfo.processInfo.environment["LOOPVK_GATE_UP_SILU"] == "0" { fusedSilu = false }
         attentionSplits = context.info.kind == .cpu ? 1 : 16
@@ -446,19 +450,23 @@ final class Kernels {
         guard case let .rope(x, heads, headDim, table, positions, layout) = op else { return }
         let u = Self.u
         let t = try backend.weightF32(table.name)
-        let p = try pipeline("rope.comp", bindings: 6, push: 13, local: (32, 1))
         let width = backend.layout.kvWidth
         let xb = Binding(try backend.act(x.name))
+        let xStride = try backend.width(x.name)
         var ck = xb, vb = xb, cv = xb, vStride: UInt32 = 0, vCol: UInt32 = 0, extra = 0
         if let kv {
             ck = Binding(try backend.kvSlice(kv.slot, .k)); cv = Binding(try backend.kvSlice(kv.slot, .v))
             vb = Binding(try backend.act(kv.v.name)); vStride = u(try backend.width(kv.v.name)); vCol = u(kv.v.col)
             extra = width / headDim
         }
+        let vec4 = ropeVec4 && layout == .rotateHalf && headDim % 8 == 0 && [xStride, x.col, table.offset, width, Int(vStride), Int(vCol)].allSatisfy { $0 % 4 == 0 }
+        let p = try pipeline("rope.comp", kinds: Array(repeating: .storageBuffer, count: 6), push: 13, local: (32, 1), w: .f32, b: .f32,
+                             defines: ["VEC4": vec4 ? "1" : "0"])
         try cb.dispatch(p, [xb, Binding(t), Binding(backend.step), ck, vb, cv],
-                        push: [u(heads), u(headDim), u(try backend.width(x.name)), u(x.col), u(table.offset), u(positions), u(Int(layout.rawValue)),
+                        push: [u(heads), u(headDim), u(xStride), u(x.col), u(table.offset), u(positions), u(Int(layout.rawValue)),
                                kv == nil ? 0 : 1, u(heads - extra), u(width), u(backend.layout.maxContext), vStride, vCol],
-                        groups: (Self.groups(headDim / 2, 32), heads + extra, rows))
+                        groups: vec4 ? (Self.groups(headDim / 8 * (heads + (kv == nil ? 0 : width / headDim)), 32), rows, 1)
+                                     : (Self.groups(headDim / 2, 32), heads + extra, rows))
     }
 
     private func encodeKVWrite(_ src: ActRef, slot: Int, part: KVPart, second: (ActRef, KVPart)?, rows: Int,

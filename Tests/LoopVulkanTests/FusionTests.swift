@@ -247,26 +247,27 @@ struct FusionTests {
     /// RoPE over q and k side by side, then the k and v cache writes: one rope.comp dispatch
     /// that also stores the rotated k and copies v (GQA, both rotation layouts, prefill rows at
     /// a position). A k that is not the rope's last heads keeps rope and the kv pair apart.
-    @Test(arguments: [RopeLayout.rotateHalf, .interleaved])
-    func ropeThenKV(layout ropeLayout: RopeLayout) throws {
+    /// Column 0 (rotate-half) takes the vec4 kernel, column 1 the scalar one.
+    @Test(arguments: [RopeLayout.rotateHalf, .interleaved], [0, 1])
+    func ropeThenKV(layout ropeLayout: RopeLayout, col c0: Int) throws {
         var rng = SeededRandom(seed: 23)
         let heads = 4, kvHeads = 2, headDim = 16, rows = 3, pos0 = 5, context = 12
         let qW = heads * headDim, kvW = kvHeads * headDim
         let table = OpParityTests.ropeTable(positions: context, headDim: headDim, theta: 10000)
-        let cases: [(String, ActRef, Int)] = [("fused", ActRef("qkv", col: qW + 1), 1), ("apart", ActRef("qkv", col: 1), 2)]
+        let cases: [(String, ActRef, Int)] = [("fused", ActRef("qkv", col: qW + c0), 1), ("apart", ActRef("qkv", col: c0), 2)]
         for (name, kSrc, expected) in cases {
             let w = WeightStore(checkpoint: nil)
             w.add("rope", shape: [context, headDim / 2, 2], floats: table)
             let ops: [Op] = [
-                .rope(x: ActRef("qkv", col: 1), heads: heads + kvHeads, headDim: headDim, table: WeightRef("rope"), tablePositions: context, layout: ropeLayout),
+                .rope(x: ActRef("qkv", col: c0), heads: heads + kvHeads, headDim: headDim, table: WeightRef("rope"), tablePositions: context, layout: ropeLayout),
                 .kvWrite(src: kSrc, slot: 1, part: .k),
-                .kvWrite(src: ActRef("qkv", col: 1 + qW + kvW), slot: 1, part: .v),
+                .kvWrite(src: ActRef("qkv", col: c0 + qW + kvW), slot: 1, part: .v),
             ]
-            let layout = BackendLayout(activations: ["qkv": 1 + qW + 2 * kvW], kvSlots: 2, kvWidth: kvW, maxContext: context, maxRows: rows)
+            let layout = BackendLayout(activations: ["qkv": c0 + qW + 2 * kvW], kvSlots: 2, kvWidth: kvW, maxContext: context, maxRows: rows)
             let cpu = try CPUBackend(layout: layout, weights: w)
             let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w)
-            let qkv = rng.floats(rows * (1 + qW + 2 * kvW))
-            let key = "rope-kv-\(ropeLayout)-\(name)"
+            let qkv = rng.floats(rows * (c0 + qW + 2 * kvW))
+            let key = "rope-kv-\(ropeLayout)-\(c0)-\(name)"
             for b in [cpu as PlanBackend, gpu] {
                 try b.write("qkv", values: qkv)
                 try b.run(ops, section: SectionKey(key, rows: rows), tokens: [0, 0, 0], pos0: pos0)
