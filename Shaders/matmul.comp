@@ -18,6 +18,7 @@
 //   8 invocations computes 128 features x 8 rows without subgroup operations; see main() there.
 //   SILU 1: the stacked gate/up product, 64 gate and the 64 matching up features per workgroup,
 //   with H = silu(gate) * up stored too (see silu_store).
+//   OUT_VEC4 1: an invocation's 4 consecutive features go out as one vec4 (see store_lf).
 #include "common.glsl"
 
 #ifndef READ_TEXEL
@@ -95,10 +96,18 @@ void main() {
 
 #else
 
+#ifndef OUT_VEC4
+#define OUT_VEC4 0
+#endif
+
 layout(binding = 0) uniform usamplerBuffer X;      // x, f32 bits; x_col: element index in the view
 layout(binding = 1) uniform usamplerBuffer W;      // W; w_base: element index in the view
 layout(std430, binding = 2) readonly buffer Bs { uint B[]; };
+#if OUT_VEC4
+layout(std430, binding = 3) buffer Out { vec4 o[]; };
+#else
 layout(std430, binding = 3) buffer Out { float o[]; };
+#endif
 
 layout(push_constant) uniform P {
     uint in_f; uint x_stride; uint x_col; uint o_stride;
@@ -186,34 +195,60 @@ float out_sum(float v) {
     WLOAD(4 * k + 2, b[k] + t * 32u + 2u) WLOAD(4 * k + 3, b[k] + t * 32u + 3u)
 #define ACC4(A, i) A[i] += DOTR(i); A[i + 1] += DOTR(i + 1); A[i + 2] += DOTR(i + 2); A[i + 3] += DOTR(i + 3);
 #define ROW(r, A) { XROW(xr[r]) ACC4(A, 0) ACC4(A, 4) ACC4(A, 8) ACC4(A, 12) }
+#if OUT_VEC4
+// OUT_VEC4 1 (the output's stride, column, o0 and ocount, and H's, multiples of 4): an
+// invocation's 4 consecutive features of a block go out as one vec4 (a storage-buffer access
+// is a loop over the invocations on lavapipe).
+#define V4(A, i) vec4(A[i], A[(i) + 1], A[(i) + 2], A[(i) + 3])
+#define STORE4(r, A, i) store_lf(j0 + 32u * uint((i) / 4) + f0, r0 + uint(r), V4(A, i));
+vec4 bias4(uint i) { return vec4(LOAD_B(B, i), LOAD_B(B, i + 1u), LOAD_B(B, i + 2u), LOAD_B(B, i + 3u)); }
+#define VT vec4
+#define BIAS(i) bias4(i)
+#define OUT(i) o[(i) / 4u]
+#else
 #define STORE(r, A, i) store_lf(j0 + 32u * uint((i) / 4) + f0 + uint((i) % 4), r0 + uint(r), A[i]);
 #define STORE4(r, A, i) STORE(r, A, i) STORE(r, A, i + 1) STORE(r, A, i + 2) STORE(r, A, i + 3)
+#define VT float
+#define BIAS(i) LOAD_B(B, i)
+#define OUT(i) o[i]
+#endif
 #if SILU
 // Blocks 0, 1 are gate features j0 ..< j0 + 64, blocks 2, 3 the up features silu_dim further on:
 // store both and H[r, f] = silu(gate) * up.
+#if OUT_VEC4
+#define STORE_ROW(r, A) silu_store(j0 + f0, r0 + uint(r), V4(A, 0), V4(A, 8)); silu_store(j0 + 32u + f0, r0 + uint(r), V4(A, 4), V4(A, 12));
+layout(std430, binding = 4) writeonly buffer H { vec4 h[]; };
+#else
 #define STORE_SILU(r, A, i) silu_store(j0 + 32u * uint((i) / 4) + f0 + uint((i) % 4), r0 + uint(r), A[i], A[(i) + 8]);
 #define STORE_ROW(r, A) STORE_SILU(r, A, 0) STORE_SILU(r, A, 1) STORE_SILU(r, A, 2) STORE_SILU(r, A, 3) \
     STORE_SILU(r, A, 4) STORE_SILU(r, A, 5) STORE_SILU(r, A, 6) STORE_SILU(r, A, 7)
 layout(std430, binding = 4) writeonly buffer H { float h[]; };
+#endif
 
-void silu_store(uint f, uint r, float g, float u) {
+// Gate feature f (and with OUT_VEC4 the 3 after it) of row r.
+void silu_store(uint f, uint r, VT g, VT u) {
     if (f >= p.silu_dim || r >= p.rows) return;
-    if (p.has_bias != 0u) { g += LOAD_B(B, p.b_base + p.o0 + f); u += LOAD_B(B, p.b_base + p.o0 + p.silu_dim + f); }
+    if (p.has_bias != 0u) { g += BIAS(p.b_base + p.o0 + f); u += BIAS(p.b_base + p.o0 + p.silu_dim + f); }
     uint ob = r * p.o_stride + p.o_col + p.o0;
-    o[ob + f] = g;
-    o[ob + p.silu_dim + f] = u;
+    OUT(ob + f) = g;
+    OUT(ob + p.silu_dim + f) = u;
+#if OUT_VEC4
+    h[(r * p.h_stride + p.h_col + f) / 4u] = SILU_MUL(g, u);
+#else
     h[r * p.h_stride + p.h_col + f] = SILU_MUL(g, u);
+#endif
 }
 #else
 #define STORE_ROW(r, A) STORE4(r, A, 0) STORE4(r, A, 4) STORE4(r, A, 8) STORE4(r, A, 12)
 #endif
 
-void store_lf(uint f, uint r, float v) {
+// Feature f (and with OUT_VEC4 the 3 after it) of row r.
+void store_lf(uint f, uint r, VT v) {
     if (f >= p.ocount || r >= p.rows) return;
     uint of = p.o0 + f;
-    if (p.has_bias != 0u) v += LOAD_B(B, p.b_base + of);
+    if (p.has_bias != 0u) v += BIAS(p.b_base + of);
     uint oi = r * p.o_stride + p.o_col + of;
-    if (p.accumulate != 0u) o[oi] += v; else o[oi] = v;
+    if (p.accumulate != 0u) OUT(oi) += v; else OUT(oi) = v;
 }
 
 void main() {

@@ -77,6 +77,9 @@ final class Kernels {
     /// 1024 by 2816 x 1024, bf16): 88 GFLOP/s against 31 for the subgroup kernel at 8 x 8.
     /// `LOOPVK_TEXEL_WIDE=0` turns it off (A/B runs).
     var texelMatmulWide = true
+    /// The LANE_FEATURES kernels store vec4s where the output windows allow it (matmul.comp
+    /// OUT_VEC4; `LOOPVK_MATMUL_OUT_VEC4=0`: off).
+    var matmulOutVec4 = true
     /// Texel attention over several rows with one invocation per row (attention.comp LANE_ROWS)
     /// instead of one subgroup per row. `LOOPVK_TEXEL_LANE_ROWS=0` turns it off (A/B runs).
     var texelAttentionLaneRows = true
@@ -112,6 +115,7 @@ final class Kernels {
         if ProcessInfo.processInfo.environment["LOOPVK_SILU_VEC4"] == "0" { siluVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_NORM_VEC4"] == "0" { normVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_ROPE_VEC4"] == "0" { ropeVec4 = false }
+        if ProcessInfo.processInfo.environment["LOOPVK_MATMUL_OUT_VEC4"] == "0" { matmulOutVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_HEAD_ARGMAX"] == "0" { fusedHeadArgmax = false }
         if ProcessInfo.processInfo.environment["LOOPVK_GATE_UP_SILU"] == "0" { fusedSilu = false }
         attentionSplits = context.info.kind == .cpu ? 1 : 16
@@ -288,10 +292,15 @@ final class Kernels {
                     try cb.dispatch(p, bindings, push: push, groups: (Self.groups(n, texelRows), 1, 1))
                 }
             } else {
+                // LANE_FEATURES kernels store an invocation's 4 features of a block as one vec4
+                // where the output (and H) windows are whole vec4s.
+                let outVec4 = matmulOutVec4 && [oStride, out.col, o0, n].allSatisfy { $0 % 4 == 0 }
                 if let silu {
                     guard aligned else { return false }   // (nothing recorded yet: one chunk)
+                    let hStride = try backend.width(silu.h.name)
+                    let h4 = outVec4 && hStride % 4 == 0 && silu.h.col % 4 == 0
                     let p = try pipeline("matmul.comp", kinds: kinds + [.storageBuffer], push: 15, local: (8, 1), w: info.dtype, b: bdt,
-                                         defines: defines.merging(["LANE_FEATURES": "1", "SILU": "1"]) { $1 }, constants: [8, 8, 1, 32])
+                                         defines: defines.merging(["LANE_FEATURES": "1", "SILU": "1", "OUT_VEC4": h4 ? "1" : "0"]) { $1 }, constants: [8, 8, 1, 32])
                     try cb.dispatch(p, bindings + [Binding(try backend.act(silu.h.name))],
                                     push: push + [u(silu.dim), u(try backend.width(silu.h.name)), u(silu.h.col)],
                                     groups: (Self.groups(rows, 8), Self.groups(silu.dim, 64), 1))
@@ -299,7 +308,7 @@ final class Kernels {
                     // matmul.comp LANE_FEATURES: 128 features x 8 rows per 8-invocation workgroup,
                     // rows along x so that the workgroups reading one W slab run together.
                     let p = try pipeline("matmul.comp", kinds: kinds, push: 12, local: (8, 1), w: info.dtype, b: bdt,
-                                         defines: defines.merging(["LANE_FEATURES": "1"]) { $1 }, constants: [8, 8, 1, 32])
+                                         defines: defines.merging(["LANE_FEATURES": "1", "OUT_VEC4": outVec4 ? "1" : "0"]) { $1 }, constants: [8, 8, 1, 32])
                     try cb.dispatch(p, bindings, push: push, groups: (Self.groups(rows, 8), Self.groups(n, 128), 1))
                 } else {
                     let p = try pipeline("matmul.comp", kinds: kinds, push: 12, local: (texelLanes, 1), w: info.dtype, b: bdt,
