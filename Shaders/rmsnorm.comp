@@ -6,9 +6,10 @@
 // chain 1 (a fused pair of plan ops, see Fusion.swift): then out2 = out * inversesqrt(mean(out^2)
 //   + eps2) * w2, the next plain norm of the row just written (norm + residual + next norm in
 //   one dispatch). Each invocation reads back only the elements it wrote itself.
-// VEC4 1: activations move as vec4 (dim, strides and columns in units of 4 floats; the host
-// sets it when all are multiples of 4): on lavapipe each storage-buffer access is a
-// per-invocation loop, so a quarter as many is most of this shader's cost.
+// VEC4 1: activations move as vec4 and the weights 4 elements per load (dim, strides and
+// columns in units of 4 floats; the host sets it when all, and the weight bases, are multiples
+// of 4): on lavapipe each storage-buffer access is a per-invocation loop, so a quarter as many
+// is most of this shader's cost.
 #include "common.glsl"
 
 #ifndef VEC4
@@ -17,20 +18,32 @@
 #if VEC4
 #define T vec4
 #define SQ(v) dot(v, v)
-#define LOAD_T(B, i) vec4(LOAD_W(B, 4u * (i)), LOAD_W(B, 4u * (i) + 1u), LOAD_W(B, 4u * (i) + 2u), LOAD_W(B, 4u * (i) + 3u))
 const uint PER = 4u;
+// The weights' 4 elements of a vec4 in one load too: uvec4 (f32) or uvec2 (two 16-bit pairs).
+#if W_DTYPE == 0
+#define WT uvec4
+vec4 w4(uvec4 w) { return uintBitsToFloat(w); }
+#elif W_DTYPE == 1
+#define WT uvec2
+vec4 w4(uvec2 w) { return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)); }
+#else
+#define WT uvec2
+vec4 w4(uvec2 w) { return uintBitsToFloat(uvec4(w.x << 16u, w.x & 0xFFFF0000u, w.y << 16u, w.y & 0xFFFF0000u)); }
+#endif
+#define LOAD_T(B, i) w4(B[i])
 #else
 #define T float
 #define SQ(v) ((v) * (v))
+#define WT uint
 #define LOAD_T(B, i) LOAD_W(B, i)
 const uint PER = 1u;
 #endif
 
 layout(std430, binding = 0) readonly buffer X { T x[]; };
 layout(std430, binding = 1) readonly buffer A { T a[]; };
-layout(std430, binding = 2) readonly buffer Wt { uint W[]; };
+layout(std430, binding = 2) readonly buffer Wt { WT W[]; };
 layout(std430, binding = 3) buffer Out { T o[]; };
-layout(std430, binding = 4) readonly buffer Wt2 { uint W2[]; };
+layout(std430, binding = 4) readonly buffer Wt2 { WT W2[]; };
 layout(std430, binding = 5) buffer Out2 { T o2[]; };
 
 layout(push_constant) uniform P {
