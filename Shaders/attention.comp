@@ -13,7 +13,7 @@
 // split across its invocations, each with its own online softmax, merged at the end (split-KV
 // within the workgroup). On lavapipe storage-buffer loads run at ~1 GB/s, which made attention
 // over a long cache cost more than all the weights of a pass.
-// READ_TEXEL 1 and LANE_ROWS 1 (several rows, prefill): each invocation owns one row instead.
+// READ_TEXEL 1 and LANE_ROWS N (several rows, prefill): each invocation owns N rows instead.
 // SPLIT 1 (storage buffers, workgroup reductions: GPUs; decode): flash-decoding. The keys are
 // split across gl_NumWorkGroups.z workgroups per head, each writing its partial softmax state
 // to Out (a scratch buffer); attention_combine.comp merges them. A decode token on a long
@@ -70,28 +70,58 @@ void store4(uint oi, vec4 y) { o[oi] = y.x; o[oi + 1u] = y.y; o[oi + 2u] = y.z; 
 
 #if LANE_ROWS
 
-// Several rows (prefill): invocation t owns row gl_WorkGroupID.y * n + t with its own online
-// softmax over its keys 0 ..= its position; all invocations read the same key at a time, so
-// there is nothing to merge (no subgroup operation at all).
+// Several rows (prefill), LANE_ROWS per invocation: invocation t owns rows r0 + t + n * i of a
+// group of LANE_ROWS * n, each with its own online softmax over its keys 0 ..= its position.
+// All invocations read the same key at a time, so there is nothing to merge (no subgroup
+// operation at all), and each K and V texel fetched serves all of an invocation's rows (a row
+// stops at its own position: later keys only update the rows after it).
+#define RPL LANE_ROWS
 void main() {
     uint h = gl_WorkGroupID.x;
     uint n = gl_WorkGroupSize.x;
-    uint r0 = gl_WorkGroupID.y * n;
-    uint r = r0 + gl_LocalInvocationID.x;
-    uint rr = min(r, step_rows - 1u);            // rows past the end compute the last one, store nothing
+    uint r0 = gl_WorkGroupID.y * RPL * n + gl_LocalInvocationID.x;
     uint kvh = h / (p.heads / p.kv_heads);
-    uint len = step_pos0 + rr + 1u;
-    uint qb = p.q_base + rr * p.q_stride + p.q_col + h * p.head_dim;
     uint kb = p.k_base + kvh * p.head_dim;
     uint vb = p.v_base + kvh * p.head_dim;
-    vec4 qv[NT], acc[NT];
-    for (uint c = 0u; c < NT; c++) { qv[c] = LD4(Qt, qb + 4u * c) * p.scale; acc[c] = vec4(0.0); }
-    float m = -1.0 / 0.0;
-    float l = 0.0;
-    for (uint j = 0u; j < len; j++) key_step(qv, acc, m, l, kb + j * p.kv_width, vb + j * p.kv_width);
-    if (r >= step_rows) return;
-    uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
-    for (uint c = 0u; c < NT; c++) store4(ob + 4u * c, acc[c] / l);
+    vec4 q[RPL][NT], acc[RPL][NT];
+    float m[RPL], l[RPL];
+    uint len[RPL];
+    for (uint i = 0u; i < RPL; i++) {
+        uint rr = min(r0 + n * i, step_rows - 1u);   // past the end: the last row, stored nowhere
+        len[i] = step_pos0 + rr + 1u;
+        uint qb = p.q_base + rr * p.q_stride + p.q_col + h * p.head_dim;
+        for (uint c = 0u; c < NT; c++) { q[i][c] = LD4(Qt, qb + 4u * c) * p.scale; acc[i][c] = vec4(0.0); }
+        m[i] = -1.0 / 0.0;
+        l[i] = 0.0;
+    }
+    for (uint j = 0u; j < len[RPL - 1u]; j++) {
+        uint kj = kb + j * p.kv_width, vj = vb + j * p.kv_width;
+        float sc[RPL];
+        for (uint i = 0u; i < RPL; i++) sc[i] = 0.0;
+        for (uint c = 0u; c < NT; c++) {
+            vec4 k = LD4(Kt, kj + 4u * c);
+            for (uint i = 0u; i < RPL; i++) sc[i] += dot(q[i][c], k);
+        }
+        float cr[RPL], e[RPL];
+        for (uint i = 0u; i < RPL; i++) {
+            bool use = j < len[i];
+            float mn = use ? max(m[i], sc[i]) : m[i];
+            cr[i] = exp(m[i] - mn);
+            e[i] = use ? exp(sc[i] - mn) : 0.0;
+            l[i] = l[i] * cr[i] + e[i];
+            m[i] = mn;
+        }
+        for (uint c = 0u; c < NT; c++) {
+            vec4 v = LD4(Vt, vj + 4u * c);
+            for (uint i = 0u; i < RPL; i++) acc[i][c] = acc[i][c] * cr[i] + e[i] * v;
+        }
+    }
+    for (uint i = 0u; i < RPL; i++) {
+        uint r = r0 + n * i;
+        if (r >= step_rows) break;
+        uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
+        for (uint c = 0u; c < NT; c++) store4(ob + 4u * c, acc[i][c] / l[i]);
+    }
 }
 
 #else

@@ -27,6 +27,7 @@ done
 # Kernel variants behind other defines the host sets (see Kernels.swift), each for every dtype.
 extra=("matmul.comp -DREAD_TEXEL=1 -DLANE_FEATURES=1"
        "attention.comp -DREAD_TEXEL=1 -DLANE_ROWS=1 -DNT=16u"
+       "attention.comp -DREAD_TEXEL=1 -DLANE_ROWS=8 -DNT=16u"
        "attention.comp -DSPLIT=1"
        "matvec.comp -DREAD_TEXEL=1 -DARGMAX=1"
        "matvec.comp -DREAD_TEXEL=1 -DSILU=1"

@@ -83,6 +83,8 @@ final class Kernels {
     /// Texel attention over several rows with one invocation per row (attention.comp LANE_ROWS)
     /// instead of one subgroup per row. `LOOPVK_TEXEL_LANE_ROWS=0` turns it off (A/B runs).
     var texelAttentionLaneRows = true
+    /// The most rows per invocation there (`attentionRowsPerLane`; `LOOPVK_ATTENTION_ROWS_PER_LANE=N`).
+    var texelAttentionMaxRowsPerLane = 8
     /// silu_mul.comp with vec4 accesses where every size and offset is a multiple of 4.
     /// `LOOPVK_SILU_VEC4=0` turns it off (A/B runs and the scalar path's parity test).
     var siluVec4 = true
@@ -115,6 +117,7 @@ final class Kernels {
         if ProcessInfo.processInfo.environment["LOOPVK_SILU_VEC4"] == "0" { siluVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_NORM_VEC4"] == "0" { normVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_ROPE_VEC4"] == "0" { ropeVec4 = false }
+        if let v = ProcessInfo.processInfo.environment["LOOPVK_ATTENTION_ROWS_PER_LANE"], let n = Int(v), n >= 1, n <= 64 { texelAttentionMaxRowsPerLane = n }
         if ProcessInfo.processInfo.environment["LOOPVK_MATMUL_OUT_VEC4"] == "0" { matmulOutVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_HEAD_ARGMAX"] == "0" { fusedHeadArgmax = false }
         if ProcessInfo.processInfo.environment["LOOPVK_GATE_UP_SILU"] == "0" { fusedSilu = false }
@@ -442,16 +445,29 @@ final class Kernels {
               let (vb, vShift) = texelWindow(try backend.kvSlice(slot, .v), byteStart: 0, byteCount: kBytes),
               qShift % 16 == 0, kShift % 16 == 0, vShift % 16 == 0 else { return false }
         let kinds: [BindingKind] = [.uniformTexels, .uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer]
-        // One row: the keys split across the subgroup. Several rows: an invocation per row, 8
-        // rows per workgroup. Measured on ouro-bench (profile, 64-token prompt, 4 passes): the
-        // prefill's attention 38-42 ms with a subgroup per row, 22 ms with an invocation per row.
+        // One row: the keys split across the subgroup. Several rows: 8 invocations per
+        // workgroup, each owning `perLane` rows (see attentionRowsPerLane). Measured on ouro-bench
+        // (profile, 64-token prompt, 4 passes): the prefill's attention 38-42 ms with a subgroup
+        // per row, 22 ms with an invocation per row.
         let laneRows = rows > 1 && texelAttentionLaneRows
+        let perLane = laneRows ? Self.attentionRowsPerLane(rows: rows, headDim: headDim, cap: texelAttentionMaxRowsPerLane) : 0
         let p = try pipeline("attention.comp", kinds: kinds, push: 12, local: laneRows ? (8, 1) : reduceShape.local, w: .f32, b: .f32,
-                             defines: reduceShape.defines.merging(["READ_TEXEL": "1", "NT": "\(headDim / 4)u", "LANE_ROWS": laneRows ? "1" : "0"]) { $1 })
+                             defines: reduceShape.defines.merging(["READ_TEXEL": "1", "NT": "\(headDim / 4)u", "LANE_ROWS": "\(perLane)"]) { $1 })
         try cb.dispatch(p, [qb, kb, vb, Binding(try backend.act(out.name)), Binding(backend.step)],
                         push: push + [Self.u(qShift / 4), Self.u(kShift / 4), Self.u(vShift / 4)],
-                        groups: (heads, laneRows ? Self.groups(rows, 8) : rows, 1))
+                        groups: (heads, laneRows ? Self.groups(rows, 8 * perLane) : rows, 1))
         return true
+    }
+
+    /// Rows per invocation of the texel prefill attention (attention.comp LANE_ROWS): each K and
+    /// V fetch serves that many rows: the least power of 2 whose group of 8 invocations covers
+    /// `rows`, with at most 512 floats of q per invocation and at most `cap`. Measured on ouro-bench (profile, 64-token prompt, the
+    /// attention of one pass): 1 row 4.7-4.9 ms, 2 rows 3.6, 4 rows 3.3, 8 rows 3.0-3.1; a
+    /// 1500-token prefill 92.6 -> 123.1 tok/s from 1 to 8 rows.
+    static func attentionRowsPerLane(rows: Int, headDim: Int, cap: Int) -> Int {
+        var n = 1
+        while n < min(cap, 512 / max(headDim, 1)), 8 * n < rows { n *= 2 }
+        return n
     }
 
     /// rope.comp; with `kv`, also the K cache writes of its last K heads and the V copy.

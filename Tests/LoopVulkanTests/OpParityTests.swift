@@ -250,9 +250,11 @@ struct OpParityTests {
     /// a long sequence (>= 2048 positions), prefill rows and a single decode row; the
     /// workgroup and subgroup reductions on storage buffers, and the subgroup one reading q, K
     /// and V through texel views (a head_dim of 6 is not whole texels: storage buffers); on the
-    /// texel path one row splits its keys across the subgroup, several rows take one invocation
-    /// each (19 rows: three groups of 8, the last partial).
-    @Test(arguments: [(55, 55, 96, 40, 3), (16, 16, 128, 33, 1), (4, 2, 16, 9, 4), (16, 4, 64, 2100, 1), (3, 3, 16, 1, 1), (2, 1, 256, 19, 5), (3, 1, 6, 7, 2), (4, 2, 32, 50, 19)],
+    /// texel path one row splits its keys across the subgroup, several rows take 1, 2, 4 or 8
+    /// rows per invocation (`Kernels.attentionRowsPerLane`: 3, 4 and 5 rows take 1; 12 rows 2;
+    /// 19 rows 4, a partial group of 32; 63 rows 8; 17 rows at head_dim 256 are capped at 2).
+    @Test(arguments: [(55, 55, 96, 40, 3), (16, 16, 128, 33, 1), (4, 2, 16, 9, 4), (16, 4, 64, 2100, 1), (3, 3, 16, 1, 1), (2, 1, 256, 19, 5), (3, 1, 6, 7, 2), (4, 2, 32, 50, 19),
+                      (4, 2, 32, 40, 12), (2, 2, 64, 70, 63), (2, 1, 256, 30, 17)],
           [(false, ReadPath.storage), (true, .storage), (true, .texel)])
     func attention(shape: (Int, Int, Int, Int, Int), variant: (subgroup: Bool, path: ReadPath)) throws {
         let subgroup = variant.subgroup
