@@ -14,6 +14,7 @@
 // within the workgroup). On lavapipe storage-buffer loads run at ~1 GB/s, which made attention
 // over a long cache cost more than all the weights of a pass.
 // READ_TEXEL 1 and LANE_ROWS N (several rows, prefill): each invocation owns N rows instead.
+// READ_TEXEL 1 and LANE_HEADS 1 (one row, decode): each invocation owns a head and all its keys.
 // SPLIT 1 (storage buffers, workgroup reductions: GPUs; decode): flash-decoding. The keys are
 // split across gl_NumWorkGroups.z workgroups per head, each writing its partial softmax state
 // to Out (a scratch buffer); attention_combine.comp merges them. A decode token on a long
@@ -48,6 +49,9 @@ layout(binding = 2) uniform usamplerBuffer Vt;
 #define LD4(b, i) uintBitsToFloat(texelFetch(b, int((i) >> 2u)))
 #ifndef LANE_ROWS
 #define LANE_ROWS 0
+#endif
+#ifndef LANE_HEADS
+#define LANE_HEADS 0
 #endif
 #ifndef NT
 #define NT 16u                                      // texels per head (head_dim / 4), set by the host
@@ -122,6 +126,33 @@ void main() {
         uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
         for (uint c = 0u; c < NT; c++) store4(ob + 4u * c, acc[i][c] / l[i]);
     }
+}
+
+#elif LANE_HEADS
+
+// One row (decode), LANE_HEADS 1: invocation t owns query head gl_WorkGroupID.x * n + t and
+// walks all of its keys with its own online softmax, so the workgroup reads each key's K and V
+// for n heads side by side (one contiguous run of the cache row) instead of n positions 4 KB+
+// apart, and merges nothing. Measured on ouro-bench (16 heads, 2 workgroups on 2 cores): decode
+// after a 1500-token prompt 14.7-15.6 -> 18.6-19.8 tok/s.
+void main() {
+    uint n = gl_WorkGroupSize.x;
+    uint h = gl_WorkGroupID.x * n + gl_LocalInvocationID.x;
+    uint hh = min(h, p.heads - 1u);
+    uint r = gl_WorkGroupID.y;
+    uint kvh = hh / (p.heads / p.kv_heads);
+    uint len = step_pos0 + r + 1u;
+    uint qb = p.q_base + r * p.q_stride + p.q_col + hh * p.head_dim;
+    uint kb = p.k_base + kvh * p.head_dim;
+    uint vb = p.v_base + kvh * p.head_dim;
+    vec4 qv[NT], acc[NT];
+    for (uint c = 0u; c < NT; c++) { qv[c] = LD4(Qt, qb + 4u * c) * p.scale; acc[c] = vec4(0.0); }
+    float m = -1.0 / 0.0;
+    float l = 0.0;
+    for (uint j = 0u; j < len; j++) key_step(qv, acc, m, l, kb + j * p.kv_width, vb + j * p.kv_width);
+    if (h >= p.heads) return;
+    uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
+    for (uint c = 0u; c < NT; c++) store4(ob + 4u * c, acc[c] / l);
 }
 
 #else

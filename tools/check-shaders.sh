@@ -28,6 +28,7 @@ done
 extra=("matmul.comp -DREAD_TEXEL=1 -DLANE_FEATURES=1"
        "attention.comp -DREAD_TEXEL=1 -DLANE_ROWS=1 -DNT=16u"
        "attention.comp -DREAD_TEXEL=1 -DLANE_ROWS=8 -DNT=16u"
+       "attention.comp -DREAD_TEXEL=1 -DLANE_HEADS=1 -DNT=16u"
        "attention.comp -DSPLIT=1"
        "matvec.comp -DREAD_TEXEL=1 -DARGMAX=1"
        "matvec.comp -DREAD_TEXEL=1 -DSILU=1"

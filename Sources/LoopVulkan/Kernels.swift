@@ -85,6 +85,13 @@ final class Kernels {
     var texelAttentionLaneRows = true
     /// The most rows per invocation there (`attentionRowsPerLane`; `LOOPVK_ATTENTION_ROWS_PER_LANE=N`).
     var texelAttentionMaxRowsPerLane = 8
+    /// Texel attention of one row with one invocation per query head (attention.comp
+    /// LANE_HEADS) when ceil(heads / 8) workgroups are at least `deviceThreads`; otherwise one
+    /// subgroup per head splitting its keys. `LOOPVK_TEXEL_LANE_HEADS=0` turns it off.
+    var texelAttentionLaneHeads = true
+    /// The threads a CPU device runs workgroups on: lavapipe's LP_NUM_THREADS (0: the
+    /// submitting thread alone), else one per core.
+    var deviceThreads: Int
     /// silu_mul.comp with vec4 accesses where every size and offset is a multiple of 4.
     /// `LOOPVK_SILU_VEC4=0` turns it off (A/B runs and the scalar path's parity test).
     var siluVec4 = true
@@ -117,6 +124,8 @@ final class Kernels {
         if ProcessInfo.processInfo.environment["LOOPVK_SILU_VEC4"] == "0" { siluVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_NORM_VEC4"] == "0" { normVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_ROPE_VEC4"] == "0" { ropeVec4 = false }
+        if ProcessInfo.processInfo.environment["LOOPVK_TEXEL_LANE_HEADS"] == "0" { texelAttentionLaneHeads = false }
+        deviceThreads = max(1, Int(ProcessInfo.processInfo.environment["LP_NUM_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount)
         if let v = ProcessInfo.processInfo.environment["LOOPVK_ATTENTION_ROWS_PER_LANE"], let n = Int(v), n >= 1, n <= 64 { texelAttentionMaxRowsPerLane = n }
         if ProcessInfo.processInfo.environment["LOOPVK_MATMUL_OUT_VEC4"] == "0" { matmulOutVec4 = false }
         if ProcessInfo.processInfo.environment["LOOPVK_HEAD_ARGMAX"] == "0" { fusedHeadArgmax = false }
@@ -445,17 +454,20 @@ final class Kernels {
               let (vb, vShift) = texelWindow(try backend.kvSlice(slot, .v), byteStart: 0, byteCount: kBytes),
               qShift % 16 == 0, kShift % 16 == 0, vShift % 16 == 0 else { return false }
         let kinds: [BindingKind] = [.uniformTexels, .uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer]
-        // One row: the keys split across the subgroup. Several rows: 8 invocations per
+        // One row: the keys split across the subgroup, or (laneHeads) an invocation per head
+        // walking all of its keys. Several rows: 8 invocations per
         // workgroup, each owning `perLane` rows (see attentionRowsPerLane). Measured on ouro-bench
         // (profile, 64-token prompt, 4 passes): the prefill's attention 38-42 ms with a subgroup
         // per row, 22 ms with an invocation per row.
         let laneRows = rows > 1 && texelAttentionLaneRows
         let perLane = laneRows ? Self.attentionRowsPerLane(rows: rows, headDim: headDim, cap: texelAttentionMaxRowsPerLane) : 0
-        let p = try pipeline("attention.comp", kinds: kinds, push: 12, local: laneRows ? (8, 1) : reduceShape.local, w: .f32, b: .f32,
-                             defines: reduceShape.defines.merging(["READ_TEXEL": "1", "NT": "\(headDim / 4)u", "LANE_ROWS": "\(perLane)"]) { $1 })
+        // One row: one invocation per head where 8-head workgroups keep every device thread busy.
+        let laneHeads = rows == 1 && texelAttentionLaneHeads && Self.groups(heads, 8) >= deviceThreads
+        let p = try pipeline("attention.comp", kinds: kinds, push: 12, local: laneRows || laneHeads ? (8, 1) : reduceShape.local, w: .f32, b: .f32,
+                             defines: reduceShape.defines.merging(["READ_TEXEL": "1", "NT": "\(headDim / 4)u", "LANE_ROWS": "\(perLane)", "LANE_HEADS": laneHeads ? "1" : "0"]) { $1 })
         try cb.dispatch(p, [qb, kb, vb, Binding(try backend.act(out.name)), Binding(backend.step)],
                         push: push + [Self.u(qShift / 4), Self.u(kShift / 4), Self.u(vShift / 4)],
-                        groups: (heads, laneRows ? Self.groups(rows, 8 * perLane) : rows, 1))
+                        groups: laneHeads ? (Self.groups(heads, 8), rows, 1) : (heads, laneRows ? Self.groups(rows, 8 * perLane) : rows, 1))
         return true
     }
 

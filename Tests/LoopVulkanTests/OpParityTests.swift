@@ -270,7 +270,32 @@ struct OpParityTests {
                   inputs: ["k": rng.floats(context * kvW, 2), "v": rng.floats(context * kvW), "q": rng.floats(rows * heads * headDim, 2)],
                   setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
                   ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o"), heads: heads, kvHeads: kvHeads, headDim: headDim, scale: 1 / Float(headDim).squareRoot())],
-                  outputs: ["o"], threshold: 5e-4, readPath: variant.path, configure: Self.reduce(subgroup))
+                  outputs: ["o"], threshold: 5e-4, readPath: variant.path, configure: {
+                      Self.reduce(subgroup)($0)
+                      $0.kernels.texelAttentionLaneHeads = false
+                  })
+    }
+
+    /// One decode row on the texel path with an invocation per query head (attention.comp
+    /// LANE_HEADS): MHA and GQA, head counts that fill 8-head workgroups and ones that leave
+    /// invocations idle (3 and 12 heads), a 1-key and a 2100-key cache.
+    @Test(arguments: [(16, 16, 128, 33), (16, 4, 64, 2100), (3, 3, 16, 1), (12, 4, 32, 300), (2, 1, 256, 19)])
+    func attentionLaneHeads(shape: (Int, Int, Int, Int)) throws {
+        guard GPU.readPaths.contains(.texel) else { return }
+        let (heads, kvHeads, headDim, context) = shape
+        var rng = SeededRandom(seed: 31)
+        let kvW = kvHeads * headDim
+        _ = try check("attention-lane-heads-\(heads)-\(kvHeads)-\(headDim)-\(context)",
+                      acts: ["k": kvW, "v": kvW, "q": heads * headDim, "o": heads * headDim + 4], kvSlots: 2, kvWidth: kvW, maxContext: context,
+                      rows: 1, pos0: context - 1, weights: WeightStore(checkpoint: nil),
+                      inputs: ["k": rng.floats(context * kvW, 2), "v": rng.floats(context * kvW), "q": rng.floats(heads * headDim, 2)],
+                      setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
+                      ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o", col: 4), heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                       scale: 1 / Float(headDim).squareRoot())],
+                      outputs: ["o"], threshold: 5e-4, readPath: .texel, configure: {
+                          $0.kernels.texelAttentionLaneHeads = true
+                          $0.kernels.deviceThreads = 1
+                      })
     }
 
     /// Flash-decoding (attention.comp SPLIT + attention_combine.comp, storage path with
