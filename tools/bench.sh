@@ -20,8 +20,8 @@ synth ouro ouro-bench; cases+=("out/synth/ouro-bench 4 $std" "out/synth/ouro-ben
 if [ "${BENCH_BIG:-0}" = 1 ]; then synth ouro ouro-1.4b; cases+=("out/synth/ouro-1.4b 4 $std" "out/synth/ouro-1.4b 1 $std"); fi
 if [ "${BENCH_HUGE:-0}" = 1 ]; then synth huginn huginn-3.5b; cases+=("out/synth/huginn-3.5b 4 4 2 1 0" "out/synth/huginn-3.5b 32 4 2 1 0"); fi
 {
-  echo "| device | model | passes | prompt + decode | prefill tok/s | decode tok/s | GB/s | roofline fraction | vs CPU | dispatches/token |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
+  echo "| device | model | passes | prompt + decode | prefill tok/s | decode tok/s | prefill / decode | GB/s | roofline fraction | vs CPU | dispatches/token |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for c in "${cases[@]}"; do
     set -- $c
     json=$("$bin" bench --model "$1" --passes "$2" --prompt-tokens "$3" --decode-tokens "$4" --runs "$5" $([ "$6" = 0 ] && echo --no-cpu || echo --cpu-decode-tokens "$6") --warmup $(( $5 > 1 ? 1 : 0 )) --json)
@@ -29,8 +29,9 @@ if [ "${BENCH_HUGE:-0}" = 1 ]; then synth huginn huginn-3.5b; cases+=("out/synth
 import json, sys
 r = json.loads(sys.argv[1])
 vs = r.get("speedupVsCPU")
-print(f"| {r['device']} | {r['model']} | {r['passes']} | {r['promptTokens']} + {r['decodeTokens']} x {r['runs']} | {r['prefillTokensPerSecond']['median']:.1f} | "
-      f"{r['decodeTokensPerSecond']['median']:.2f} | {r['decodeGBPerSecond']:.2f} | {100*r['rooflineFraction']:.1f}% of {max(r['copyGBPerSecond'], r['readGBPerSecond']):.2f} GB/s (copy {r['copyGBPerSecond']:.2f}, reads {r['readGBPerSecond']:.2f}) | "
+pre, dec = r['prefillTokensPerSecond']['median'], r['decodeTokensPerSecond']['median']
+print(f"| {r['device']} | {r['model']} | {r['passes']} | {r['promptTokens']} + {r['decodeTokens']} x {r['runs']} | {pre:.1f} | "
+      f"{dec:.2f} | {pre / dec if dec > 0 else 0:.1f}x | {r['decodeGBPerSecond']:.2f} | {100*r['rooflineFraction']:.1f}% of {max(r['copyGBPerSecond'], r['readGBPerSecond']):.2f} GB/s (copy {r['copyGBPerSecond']:.2f}, reads {r['readGBPerSecond']:.2f}) | "
       f"{'%.2fx' % vs if vs else '-'} | {r['dispatchesPerToken']} |")
 PY
   done
