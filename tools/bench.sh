@@ -5,7 +5,8 @@
 # add the Ouro-1.4B shape, 2.9 GB, and BENCH_HUGE=1 the Huginn-3.5B shape, 7.1 GB, at 4 and 32
 # passes with a 4-token prompt, 2 decode tokens and one run: a 32-pass token reads ~100 GB;
 # no CPU reference there: its fp32 copy of the weights, 14 GB, does not fit beside the device's).
-# Set BENCH_RUNS / BENCH_DECODE to change the effort.
+# Set BENCH_RUNS / BENCH_DECODE to change the effort, BENCH_ONLY=NAME to run only the models whose
+# path contains NAME. Every case has one warm-up run (pipelines built, caches filled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-}
@@ -24,7 +25,8 @@ if [ "${BENCH_HUGE:-0}" = 1 ]; then synth huginn huginn-3.5b; cases+=("out/synth
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for c in "${cases[@]}"; do
     set -- $c
-    json=$("$bin" bench --model "$1" --passes "$2" --prompt-tokens "$3" --decode-tokens "$4" --runs "$5" $([ "$6" = 0 ] && echo --no-cpu || echo --cpu-decode-tokens "$6") --warmup $(( $5 > 1 ? 1 : 0 )) --json)
+    if [ -n "${BENCH_ONLY:-}" ] && [[ "$1" != *"$BENCH_ONLY"* ]]; then continue; fi
+    json=$("$bin" bench --model "$1" --passes "$2" --prompt-tokens "$3" --decode-tokens "$4" --runs "$5" $([ "$6" = 0 ] && echo --no-cpu || echo --cpu-decode-tokens "$6") --warmup 1 --json)
     python3 - "$json" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
