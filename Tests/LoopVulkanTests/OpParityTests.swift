@@ -276,26 +276,32 @@ struct OpParityTests {
                   })
     }
 
+    /// One decode row of attention at the last of `context` positions, q and the output at a
+    /// column offset, against the CPU (the decode-kernel tests below).
+    func checkDecodeAttention(_ name: String, shape: (Int, Int, Int, Int), seed: UInt64, readPath: ReadPath,
+                              configure: @escaping (VulkanBackend) -> Void) throws -> VulkanBackend {
+        let (heads, kvHeads, headDim, context) = shape
+        var rng = SeededRandom(seed: seed)
+        let kvW = kvHeads * headDim
+        return try check(name, acts: ["k": kvW, "v": kvW, "q": heads * headDim, "o": heads * headDim + 3], kvSlots: 2, kvWidth: kvW, maxContext: context,
+                         rows: 1, pos0: context - 1, weights: WeightStore(checkpoint: nil),
+                         inputs: ["k": rng.floats(context * kvW, 2), "v": rng.floats(context * kvW), "q": rng.floats(heads * headDim, 2)],
+                         setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
+                         ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o", col: 3), heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                          scale: 1 / Float(headDim).squareRoot())],
+                         outputs: ["o"], threshold: 5e-4, readPath: readPath, configure: configure)
+    }
+
     /// One decode row on the texel path with an invocation per query head (attention.comp
     /// LANE_HEADS): MHA and GQA, head counts that fill 8-head workgroups and ones that leave
     /// invocations idle (3 and 12 heads), a 1-key and a 2100-key cache.
     @Test(arguments: [(16, 16, 128, 33), (16, 4, 64, 2100), (3, 3, 16, 1), (12, 4, 32, 300), (2, 1, 256, 19)])
     func attentionLaneHeads(shape: (Int, Int, Int, Int)) throws {
         guard GPU.readPaths.contains(.texel) else { return }
-        let (heads, kvHeads, headDim, context) = shape
-        var rng = SeededRandom(seed: 31)
-        let kvW = kvHeads * headDim
-        _ = try check("attention-lane-heads-\(heads)-\(kvHeads)-\(headDim)-\(context)",
-                      acts: ["k": kvW, "v": kvW, "q": heads * headDim, "o": heads * headDim + 4], kvSlots: 2, kvWidth: kvW, maxContext: context,
-                      rows: 1, pos0: context - 1, weights: WeightStore(checkpoint: nil),
-                      inputs: ["k": rng.floats(context * kvW, 2), "v": rng.floats(context * kvW), "q": rng.floats(heads * headDim, 2)],
-                      setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
-                      ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o", col: 4), heads: heads, kvHeads: kvHeads, headDim: headDim,
-                                       scale: 1 / Float(headDim).squareRoot())],
-                      outputs: ["o"], threshold: 5e-4, readPath: .texel, configure: {
-                          $0.kernels.texelAttentionLaneHeads = true
-                          $0.kernels.deviceThreads = 1
-                      })
+        _ = try checkDecodeAttention("attention-lane-heads-\(shape)", shape: shape, seed: 31, readPath: .texel) {
+            $0.kernels.texelAttentionLaneHeads = true
+            $0.kernels.deviceThreads = 1
+        }
     }
 
     /// Flash-decoding (attention.comp SPLIT + attention_combine.comp, storage path with
@@ -304,20 +310,11 @@ struct OpParityTests {
     @Test(arguments: [(16, 4, 64, 2100), (16, 16, 128, 33), (3, 3, 16, 1), (2, 1, 256, 300), (4, 2, 32, 200)], [2, 5, 16])
     func attentionSplit(shape: (Int, Int, Int, Int), splits: Int) throws {
         guard GPU.readPaths.contains(.storage) else { return }
-        let (heads, kvHeads, headDim, context) = shape
-        var rng = SeededRandom(seed: 29)
-        let kvW = kvHeads * headDim
-        let name = "attention-split-\(heads)-\(kvHeads)-\(headDim)-\(context)-\(splits)"
-        let gpu = try check(name, acts: ["k": kvW, "v": kvW, "q": heads * headDim, "o": heads * headDim + 3], kvSlots: 2, kvWidth: kvW, maxContext: context,
-                            rows: 1, pos0: context - 1, weights: WeightStore(checkpoint: nil),
-                            inputs: ["k": rng.floats(context * kvW, 2), "v": rng.floats(context * kvW), "q": rng.floats(heads * headDim, 2)],
-                            setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
-                            ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o", col: 3), heads: heads, kvHeads: kvHeads, headDim: headDim,
-                                             scale: 1 / Float(headDim).squareRoot())],
-                            outputs: ["o"], threshold: 5e-4, readPath: .storage, configure: {
-                                $0.kernels.subgroupReduce = false
-                                $0.kernels.attentionSplits = splits
-                            })
+        let name = "attention-split-\(shape)-\(splits)"
+        let gpu = try checkDecodeAttention(name, shape: shape, seed: 29, readPath: .storage) {
+            $0.kernels.subgroupReduce = false
+            $0.kernels.attentionSplits = splits
+        }
         #expect(gpu.recordedCounts(SectionKey(name, rows: 1))?.dispatches == 2)
     }
 
