@@ -13,6 +13,8 @@ public final class VulkanBackend: PlanBackend {
 
     let arena: MemoryArena
     let hostArena: MemoryArena
+    /// Staging for `read`/`write` where activations are not mapped (see `StagingCache`).
+    let staging = StagingCache()
     let kernels: Kernels
     private var acts: [String: BufferSlice] = [:]
     private var kv: [BufferSlice] = []          // slot * 2 + part
@@ -73,16 +75,18 @@ public final class VulkanBackend: PlanBackend {
 
     /// `readPath`: nil takes `LOOPVK_READ_PATH` from the environment, else the device's
     /// preferred path (texel views on CPU devices, storage buffers on GPUs).
-    public init(context: VulkanContext, layout: BackendLayout, weights: WeightStore, readPath: ReadPath? = nil) throws {
+    /// `mapDeviceMemory` false leaves device memory unmapped even where the device could map
+    /// it, so every upload and read takes the staging path it takes on a discrete GPU (tests).
+    public init(context: VulkanContext, layout: BackendLayout, weights: WeightStore, readPath: ReadPath? = nil, mapDeviceMemory: Bool = true) throws {
         self.context = context
         self.layout = layout
         self.weights = weights
-        arena = MemoryArena(context: context, hostVisible: false)
+        arena = MemoryArena(context: context, hostVisible: false, map: mapDeviceMemory)
         hostArena = MemoryArena(context: context, hostVisible: true, blockSize: 1 << 20)
         kernels = Kernels(context: context, readPath: try ReadPath.resolve(readPath, for: context.info))
         let limit = context.info.maxStorageBufferRange
         // Activations prefer host-visible memory so reads need no staging copy.
-        let actArena = MemoryArena(context: context, hostVisible: false)
+        let actArena = MemoryArena(context: context, hostVisible: false, map: mapDeviceMemory)
         for (name, width) in layout.activations.sorted(by: { $0.key < $1.key }) {
             let bytes = layout.maxRows * width * 4
             if UInt64(bytes) > limit {
@@ -162,7 +166,7 @@ public final class VulkanBackend: PlanBackend {
         let w: (BufferSlice, DType, Int) = try weights.withBytes(name) { dtype, shape, raw in
             guard dtype.isFloat else { throw LoopError.wrongDType(tensor: name, found: dtype.rawValue) }
             let slice = try arena.allocate(raw.count)
-            try context.upload(raw, to: slice)
+            try context.upload(raw, to: slice, cache: staging)
             return (slice, dtype, shape.reduce(1, *))
         }
         weightSlices[name] = w
@@ -208,7 +212,7 @@ public final class VulkanBackend: PlanBackend {
                             }
                         }
                     }
-                    try context.upload(UnsafeRawBufferPointer(rebasing: dst[0..<(nb * blockBytes)]), to: slice, at: b0 * blockBytes)
+                    try context.upload(UnsafeRawBufferPointer(rebasing: dst[0..<(nb * blockBytes)]), to: slice, at: b0 * blockBytes, cache: staging)
                 }
                 b0 += nb
             }
@@ -232,7 +236,7 @@ public final class VulkanBackend: PlanBackend {
         if let s = weightSlices[key] { return s.slice }
         let f = try weights.floats(name)
         let s = try arena.allocate(f.count * 4)
-        try f.withUnsafeBytes { try context.upload($0, to: s) }
+        try f.withUnsafeBytes { try context.upload($0, to: s, cache: staging) }
         weightSlices[key] = (s, .f32, f.count)
         return s
     }
@@ -329,7 +333,7 @@ public final class VulkanBackend: PlanBackend {
         let w = try width(act)
         guard rows <= layout.maxRows else { throw LoopError.invalidArgument("read of \(rows) rows > \(layout.maxRows)") }
         var out = [Float](repeating: 0, count: rows * w)
-        try out.withUnsafeMutableBytes { try context.download(try self.act(act), into: $0) }
+        try out.withUnsafeMutableBytes { try context.download(try self.act(act), into: $0, cache: staging) }
         return out
     }
 
@@ -338,13 +342,13 @@ public final class VulkanBackend: PlanBackend {
         guard values.count % w == 0, values.count / w <= layout.maxRows else {
             throw LoopError.invalidArgument("write of \(values.count) values into \(act) (width \(w))")
         }
-        try values.withUnsafeBytes { try context.upload($0, to: try self.act(act)) }
+        try values.withUnsafeBytes { try context.upload($0, to: try self.act(act), cache: staging) }
     }
 
     public func readKV(slot: Int, part: KVPart, rows: Int) throws -> [Float] {
         guard rows <= layout.maxContext else { throw LoopError.invalidArgument("KV read of \(rows) rows > \(layout.maxContext)") }
         var out = [Float](repeating: 0, count: rows * layout.kvWidth)
-        try out.withUnsafeMutableBytes { try context.download(try kvSlice(slot, part), into: $0) }
+        try out.withUnsafeMutableBytes { try context.download(try kvSlice(slot, part), into: $0, cache: staging) }
         return out
     }
 }

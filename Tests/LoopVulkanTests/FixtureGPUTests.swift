@@ -1,7 +1,7 @@
 import Foundation
 import LoopCore
 import LoopTestSupport
-import LoopVulkan
+@testable import LoopVulkan
 import Testing
 
 /// The golden fixtures (official implementations' outputs per pass) on the Vulkan backend,
@@ -14,6 +14,21 @@ struct FixtureGPUTests {
             try VulkanBackend(context: GPU.context!, layout: BackendLayout(plan: plan, maxRows: 32, maxContext: 64), weights: weights, readPath: path)
         }
         print(cmp.report)
+        #expect(!cmp.stats.isEmpty)
+        GPU.expectNoValidationMessages()
+    }
+
+    /// The same with device memory left unmapped: every weight upload, fill, activation write
+    /// and read goes through a staging copy, as on a discrete GPU whose device memory the host
+    /// cannot map (lavapipe maps everything otherwise, so this is the only run of that path).
+    @Test(arguments: ["ouro-tiny-bf16", "huginn-tiny-fp32"], GPU.readPaths)
+    func unmappedDeviceMemoryMatchesGoldens(fixture: String, path: ReadPath) throws {
+        let cmp = try checkFixture(name: fixture) { plan, weights in
+            let vb = try VulkanBackend(context: GPU.context!, layout: BackendLayout(plan: plan, maxRows: 32, maxContext: 64), weights: weights,
+                                       readPath: path, mapDeviceMemory: false)
+            #expect(!(try vb.act(plan.stateAct)).isHostVisible)
+            return vb
+        }
         #expect(!cmp.stats.isEmpty)
         GPU.expectNoValidationMessages()
     }

@@ -10,7 +10,9 @@ final class MemoryBlock {
     let mapped: UnsafeMutableRawPointer?
     var used: UInt64 = 0
 
-    init(context: VulkanContext, size: UInt64, hostVisible: Bool) throws {
+    /// `map`: map the memory when the chosen type is host-visible (false: leave device memory
+    /// unmapped, so transfers take the staging path they take on a discrete GPU).
+    init(context: VulkanContext, size: UInt64, hostVisible: Bool, map: Bool = true) throws {
         self.context = context
         let device = context.device
         var bci = VkBufferCreateInfo()
@@ -47,7 +49,7 @@ final class MemoryBlock {
         try vkCheck(vkBindBufferMemory(device, buf, mem, 0), "vkBindBufferMemory")
         var ptr: UnsafeMutableRawPointer?
         let coherent = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT.rawValue | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT.rawValue
-        if chosenFlags & coherent == coherent {
+        if chosenFlags & coherent == coherent && (map || hostVisible) {
             try vkCheck(vkMapMemory(device, mem, 0, VkDeviceSize(VK_WHOLE_SIZE), 0, &ptr), "vkMapMemory")
         }
         self.memory = mem
@@ -85,17 +87,30 @@ public struct BufferSlice {
     public var isHostVisible: Bool { block.mapped != nil }
 }
 
+/// A host-visible staging buffer reused by the small transfers of one owner (a backend's
+/// per-token reads and writes), so that none of them allocates memory where device memory is
+/// not mapped (discrete GPUs).
+public final class StagingCache {
+    static let bytes = 1 << 20
+    var block: MemoryBlock?
+    let lock = NSLock()
+    public init() {}
+}
+
 /// Sub-allocates tensors from large blocks (bump allocation; freed together with the arena).
 public final class MemoryArena {
     let context: VulkanContext
     let hostVisible: Bool
+    let map: Bool
     let blockSize: UInt64
     private(set) var blocks: [MemoryBlock] = []
     public private(set) var allocatedBytes: UInt64 = 0
 
-    public init(context: VulkanContext, hostVisible: Bool = false, blockSize: UInt64 = 32 << 20) {
+    /// `map`: see `MemoryBlock.init` (device memory only; host-visible arenas are always mapped).
+    public init(context: VulkanContext, hostVisible: Bool = false, blockSize: UInt64 = 32 << 20, map: Bool = true) {
         self.context = context
         self.hostVisible = hostVisible
+        self.map = map
         self.blockSize = blockSize
     }
 
@@ -112,7 +127,7 @@ public final class MemoryArena {
                 return BufferSlice(block: b, offset: start, size: size)
             }
         }
-        let b = try MemoryBlock(context: context, size: max(blockSize, (size + align - 1) / align * align), hostVisible: hostVisible)
+        let b = try MemoryBlock(context: context, size: max(blockSize, (size + align - 1) / align * align), hostVisible: hostVisible, map: map)
         blocks.append(b)
         b.used = size
         allocatedBytes += size
@@ -179,8 +194,9 @@ extension VulkanContext {
         try submitLocked(cbs)
     }
 
-    /// Copies host bytes into a slice (directly when mapped, else through a staging buffer).
-    public func upload(_ src: UnsafeRawBufferPointer, to dst: BufferSlice, at offset: Int = 0) throws {
+    /// Copies host bytes into a slice (directly when mapped, else through a staging buffer:
+    /// `cache`'s for small transfers).
+    public func upload(_ src: UnsafeRawBufferPointer, to dst: BufferSlice, at offset: Int = 0, cache: StagingCache? = nil) throws {
         precondition(UInt64(offset + src.count) <= dst.size, "upload past the end of a buffer slice")
         guard src.count > 0 else { return }
         if let p = dst.mapped {
@@ -189,32 +205,46 @@ extension VulkanContext {
         }
         let chunk = 64 << 20
         var done = 0
-        let staging = try MemoryBlock(context: self, size: UInt64(min(chunk, src.count)), hostVisible: true)
-        while done < src.count {
-            let n = min(chunk, src.count - done)
-            staging.mapped!.copyMemory(from: src.baseAddress! + done, byteCount: n)
-            try oneShot { cb in
-                var region = VkBufferCopy(srcOffset: 0, dstOffset: dst.offset + UInt64(offset + done), size: UInt64(n))
-                vkCmdCopyBuffer(cb, staging.buffer, dst.buffer, 1, &region)
+        try withStaging(min(chunk, src.count), cache: cache) { staging in
+            while done < src.count {
+                let n = min(chunk, src.count - done)
+                staging.mapped!.copyMemory(from: src.baseAddress! + done, byteCount: n)
+                try oneShot { cb in
+                    var region = VkBufferCopy(srcOffset: 0, dstOffset: dst.offset + UInt64(offset + done), size: UInt64(n))
+                    vkCmdCopyBuffer(cb, staging.buffer, dst.buffer, 1, &region)
+                }
+                done += n
             }
-            done += n
         }
     }
 
+    /// Runs `body` with a host-visible staging buffer of at least `bytes`: `cache`'s reused one
+    /// up to `StagingCache.bytes`, else a temporary one.
+    func withStaging(_ bytes: Int, cache: StagingCache?, _ body: (MemoryBlock) throws -> Void) throws {
+        guard let cache, bytes <= StagingCache.bytes else {
+            try body(try MemoryBlock(context: self, size: UInt64(bytes), hostVisible: true))
+            return
+        }
+        cache.lock.lock(); defer { cache.lock.unlock() }
+        if cache.block == nil { cache.block = try MemoryBlock(context: self, size: UInt64(StagingCache.bytes), hostVisible: true) }
+        try body(cache.block!)
+    }
+
     /// Copies bytes of a slice back to the host.
-    public func download(_ src: BufferSlice, offset: Int = 0, into dst: UnsafeMutableRawBufferPointer) throws {
+    public func download(_ src: BufferSlice, offset: Int = 0, into dst: UnsafeMutableRawBufferPointer, cache: StagingCache? = nil) throws {
         guard dst.count > 0 else { return }
         precondition(UInt64(offset + dst.count) <= src.size, "download past the end of a buffer slice")
         if let p = src.mapped {
             dst.baseAddress!.copyMemory(from: p + offset, byteCount: dst.count)
             return
         }
-        let staging = try MemoryBlock(context: self, size: UInt64(dst.count), hostVisible: true)
-        try oneShot { cb in
-            var region = VkBufferCopy(srcOffset: src.offset + UInt64(offset), dstOffset: 0, size: UInt64(dst.count))
-            vkCmdCopyBuffer(cb, src.buffer, staging.buffer, 1, &region)
+        try withStaging(dst.count, cache: cache) { staging in
+            try oneShot { cb in
+                var region = VkBufferCopy(srcOffset: src.offset + UInt64(offset), dstOffset: 0, size: UInt64(dst.count))
+                vkCmdCopyBuffer(cb, src.buffer, staging.buffer, 1, &region)
+            }
+            dst.baseAddress!.copyMemory(from: staging.mapped!, byteCount: dst.count)
         }
-        dst.baseAddress!.copyMemory(from: staging.mapped!, byteCount: dst.count)
     }
 }
 
