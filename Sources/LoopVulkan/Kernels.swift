@@ -314,7 +314,7 @@ final class Kernels {
                     let p = try pipeline("matmul.comp", kinds: kinds + [.storageBuffer], push: 15, local: (8, 1), w: info.dtype, b: bdt,
                                          defines: defines.merging(["LANE_FEATURES": "1", "SILU": "1", "OUT_VEC4": h4 ? "1" : "0"]) { $1 }, constants: [8, 8, 1, 32])
                     try cb.dispatch(p, bindings + [Binding(try backend.act(silu.h.name))],
-                                    push: push + [u(silu.dim), u(try backend.width(silu.h.name)), u(silu.h.col)],
+                                    push: push + [u(silu.dim), u(hStride), u(silu.h.col)],
                                     groups: (Self.groups(rows, 8), Self.groups(silu.dim, 64), 1))
                 } else if block == 32, aligned, texelMatmulWide {
                     // matmul.comp LANE_FEATURES: 128 features x 8 rows per 8-invocation workgroup,
@@ -455,10 +455,10 @@ final class Kernels {
               qShift % 16 == 0, kShift % 16 == 0, vShift % 16 == 0 else { return false }
         let kinds: [BindingKind] = [.uniformTexels, .uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer]
         // One row: the keys split across the subgroup, or (laneHeads) an invocation per head
-        // walking all of its keys. Several rows: 8 invocations per
-        // workgroup, each owning `perLane` rows (see attentionRowsPerLane). Measured on ouro-bench
-        // (profile, 64-token prompt, 4 passes): the prefill's attention 38-42 ms with a subgroup
-        // per row, 22 ms with an invocation per row.
+        // walking all of its keys. Several rows: 8 invocations per workgroup, each owning
+        // `perLane` rows (see attentionRowsPerLane). Measured on ouro-bench (profile, 64-token
+        // prompt, 4 passes): the prefill's attention 38-42 ms with a subgroup per row, 22 ms with
+        // an invocation per row.
         let laneRows = rows > 1 && texelAttentionLaneRows
         let perLane = laneRows ? Self.attentionRowsPerLane(rows: rows, headDim: headDim, cap: texelAttentionMaxRowsPerLane) : 0
         // One row: one invocation per head where 8-head workgroups keep every device thread busy.
@@ -471,11 +471,11 @@ final class Kernels {
         return true
     }
 
-    /// Rows per invocation of the texel prefill attention (attention.comp LANE_ROWS): each K and
-    /// V fetch serves that many rows: the least power of 2 whose group of 8 invocations covers
-    /// `rows`, with at most 512 floats of q per invocation and at most `cap`. Measured on ouro-bench (profile, 64-token prompt, the
-    /// attention of one pass): 1 row 4.7-4.9 ms, 2 rows 3.6, 4 rows 3.3, 8 rows 3.0-3.1; a
-    /// 1500-token prefill 92.6 -> 123.1 tok/s from 1 to 8 rows.
+    /// Rows per invocation of the texel prefill attention (attention.comp LANE_ROWS), each K and
+    /// V fetch serving that many rows: the least power of 2 whose group of 8 invocations covers
+    /// `rows`, with at most 512 floats of q per invocation and at most `cap`. Measured on
+    /// ouro-bench (profile, 64-token prompt, the attention of one pass): 1 row 4.7-4.9 ms, 2 rows
+    /// 3.6, 4 rows 3.3, 8 rows 3.0-3.1; a 1500-token prefill 92.6 -> 123.1 tok/s from 1 to 8.
     static func attentionRowsPerLane(rows: Int, headDim: Int, cap: Int) -> Int {
         var n = 1
         while n < min(cap, 512 / max(headDim, 1)), 8 * n < rows { n *= 2 }
@@ -502,7 +502,7 @@ final class Kernels {
         try cb.dispatch(p, [xb, Binding(t), Binding(backend.step), ck, vb, cv],
                         push: [u(heads), u(headDim), u(xStride), u(x.col), u(table.offset), u(positions), u(Int(layout.rawValue)),
                                kv == nil ? 0 : 1, u(heads - extra), u(width), u(backend.layout.maxContext), vStride, vCol],
-                        groups: vec4 ? (Self.groups(headDim / 8 * (heads + (kv == nil ? 0 : width / headDim)), 32), rows, 1)
+                        groups: vec4 ? (Self.groups(headDim / 8 * (heads + extra), 32), rows, 1)
                                      : (Self.groups(headDim / 2, 32), heads + extra, rows))
     }
 
