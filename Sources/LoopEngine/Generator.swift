@@ -69,6 +69,13 @@ public final class Generator {
     /// ("pass3-pruned"), so it never shares a recorded command buffer with decode's.
     let prefillCold: [([Op], String)]
     let prefillWarm: [([Op], String)]
+    /// Greedy decode with a static exit policy on Vulkan decodes up to this many tokens per
+    /// submission (`VulkanBackend.runGreedyChain`), so a small model pays the host's round trip
+    /// once per chain instead of once per token; stop tokens and strings are checked after each
+    /// chain, and the tokens computed past a stop are dropped (a chain is at most as long as
+    /// the tokens accepted before it, so that costs at most 2x on a short answer). 1 = a
+    /// submission per token (`LOOPVK_CHAIN=N` sets it).
+    public var chainTokens = max(1, min(VulkanBackend.maxChain, Int(ProcessInfo.processInfo.environment["LOOPVK_CHAIN"] ?? "") ?? 8))
     /// false: prefill with every op of every pass (the tests that check the pruning; for A/B
     /// runs `LOOPVK_PRUNE_PREFILL=0`).
     public var prunePrefill = ProcessInfo.processInfo.environment["LOOPVK_PRUNE_PREFILL"] != "0"
@@ -288,6 +295,25 @@ public final class Generator {
         return (nil, try backend.read(model.plan.logitsAct, rows: 1), used)
     }
 
+    /// Greedy tokens from `token` in one submission (see `chainTokens`), or nil where a chain
+    /// does not apply: not greedy, an exit policy that looks between passes, a warm start, the
+    /// CPU reference, profiling. Returns the choices and the passes each used.
+    func chainStep(_ token: Int, count: Int, options: GenerationOptions, greedy: Bool) throws -> (ids: [Int], passes: Int)? {
+        guard greedy, count >= 2, !options.warmStart, let vb = backend as? VulkanBackend, vb.profileMode == nil else { return nil }
+        var policy = options.exit
+        let total = passes.count
+        if case .fixed(let k) = policy, k >= total { policy = .none }
+        guard policy.isStatic, !(kvPolicy == .reference && model.info.modelType == "ouro") else { return nil }
+        var used = total
+        if case .fixed(let k) = policy { used = k }
+        var parts: [(ops: [Op], section: SectionKey)] = [(prelude, SectionKey("prelude", rows: 1))]
+        for t in 0..<used { parts.append((passes[t], SectionKey("pass\(t)", rows: 1))) }
+        parts.append((kvFill(afterPasses: used), SectionKey("kvfill\(used)", rows: 1)))
+        parts.append((headArgmax, SectionKey("head-argmax", rows: 1)))
+        let ids = try vb.runGreedyChain(parts.filter { !$0.ops.isEmpty }, argmax: ActRef(Model.argmaxAct), token: Int32(token), pos0: position, count: count)
+        return (ids.map { Int($0) }, used)
+    }
+
     /// Generates from `prompt` ids. `onToken(id, passes)` is called as each token is chosen.
     public func generate(prompt: [Int], options: GenerationOptions, onToken: (Int, Int) throws -> Bool = { _, _ in true }) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw LoopError.invalidArgument("the prompt is empty") }
@@ -321,8 +347,25 @@ public final class Generator {
         var token = prompt[prompt.count - 1]
         var history = prompt
         let tDecode = DispatchTime.now().uptimeNanoseconds
-        while result.ids.count < options.maxTokens {
+        decoding: while result.ids.count < options.maxTokens {
             if position >= context { result.stopReason = "context-full"; break }
+            // Chains grow with the tokens accepted so far (1, 1, 2, 4, 8, ...): a short answer that
+            // stops early wastes at most as many tokens as it kept.
+            let n = min(chainTokens, max(1, result.ids.count), options.maxTokens - result.ids.count, context - position)
+            if let chain = try chainStep(token, count: n, options: options, greedy: greedy) {
+                let start = position
+                for (i, id) in chain.ids.enumerated() {
+                    position = start + i + 1
+                    hasState = true
+                    result.ids.append(id)
+                    result.passes.append(chain.passes)
+                    history.append(id)
+                    token = id
+                    if !(try onToken(id, chain.passes)) { result.stopReason = "stop-string"; break decoding }
+                    if !options.ignoreEOS && options.stopTokens.contains(id) { result.stopReason = "eos"; break decoding }
+                }
+                continue
+            }
             let (next, logits, used) = try step(token, options: options, greedy: greedy)
             let id = next ?? sampler.next(logits!, history: history)
             result.ids.append(id)

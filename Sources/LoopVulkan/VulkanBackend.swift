@@ -19,6 +19,8 @@ public final class VulkanBackend: PlanBackend {
     private var acts: [String: BufferSlice] = [:]
     private var kv: [BufferSlice] = []          // slot * 2 + part
     let step: BufferSlice
+    /// The ids a greedy chain chose (`runGreedyChain`).
+    let chainResults: BufferSlice
     private var weightSlices: [String: (slice: BufferSlice, dtype: DType, count: Int)] = [:]
     private var sections: [SectionKey: RecordedCommands] = [:]
     private let dummy: BufferSlice
@@ -107,6 +109,7 @@ public final class VulkanBackend: PlanBackend {
         }
         actArenaKeep = actArena
         step = try hostArena.allocate(16 + 4 * max(layout.maxRows, 1))
+        chainResults = try hostArena.allocate(4 * Self.maxChain)
         dummy = try hostArena.allocate(16)
         try context.fill(dummy, byteCount: 16)
     }
@@ -322,6 +325,43 @@ public final class VulkanBackend: PlanBackend {
         var header: [UInt32] = [UInt32(pos0), UInt32(rows), 0, 0] + tokens.map { UInt32(bitPattern: $0) }
         try header.withUnsafeMutableBytes { try context.upload(UnsafeRawBufferPointer($0), to: step) }
         try submit(cbs, pos0: pos0, rows: rows)
+    }
+
+    /// The most tokens `runGreedyChain` decodes in one submission.
+    public static let maxChain = 64
+
+    /// Greedy decode of `count` tokens in ONE submission: `parts` (one token's sections, the last
+    /// leaving the greedy choice in `argmax`) run `count` times, each time followed by
+    /// advance.comp, which appends the choice to a result list, makes it the next token and
+    /// moves pos0 on. The chain starts from `token` at `pos0`; returns the `count` choices. On a
+    /// small model the host's round trip per submission is a large share of a token.
+    public func runGreedyChain(_ parts: [(ops: [Op], section: SectionKey)], argmax: ActRef, token: Int32, pos0: Int, count: Int) throws -> [Int32] {
+        guard count >= 1, count <= Self.maxChain else { throw LoopError.invalidArgument("a greedy chain has 1...\(Self.maxChain) tokens, got \(count)") }
+        guard pos0 >= 0, pos0 + count <= layout.maxContext else {
+            throw LoopError.invalidArgument("positions \(pos0)..<\(pos0 + count) exceed the context of \(layout.maxContext) tokens")
+        }
+        for p in parts where p.section.rows != 1 { throw LoopError.invalidArgument("section \(p.section) in a greedy chain: one row per token") }
+        guard profileMode == nil else { throw LoopError.invalidArgument("a greedy chain is not profiled (its sections repeat in one submission)") }
+        let cbs = try parts.map { (try recorded($0.ops, $0.section), $0.section) }
+        let key = SectionKey("advance(\(argmax))", rows: 1)
+        let advance: RecordedCommands
+        if let c = sections[key] {
+            advance = c
+        } else {
+            let cb = try context.record(profile: nil, capacity: 0)
+            let p = try kernels.pipeline("advance.comp", bindings: 3, push: 1, local: (1, 1))
+            try cb.dispatch(p, [Binding(try act(argmax.name)), Binding(step), Binding(chainResults)], push: [UInt32(argmax.col)], groups: (1, 1, 1))
+            try cb.end()
+            sections[key] = cb
+            advance = cb
+        }
+        var header: [UInt32] = [UInt32(pos0), 1, 0, 0, UInt32(bitPattern: token)]
+        try header.withUnsafeMutableBytes { try context.upload(UnsafeRawBufferPointer($0), to: step) }
+        let one = cbs + [(advance, key)]
+        try submit(Array((0..<count).map { _ in one }.joined()), pos0: pos0, rows: 1)
+        var ids = [Int32](repeating: 0, count: count)
+        try ids.withUnsafeMutableBytes { try context.download(chainResults, into: $0, cache: staging) }
+        return ids
     }
 
     /// Dispatches and barriers recorded per section (for reports).

@@ -71,6 +71,51 @@ let backendChoices: [BackendChoice] = {
         }
     }
 
+    /// Greedy decode in chains (several tokens per submission, `VulkanBackend.runGreedyChain`)
+    /// gives the ids, pass counts and last logits of a submission per token: three families, no
+    /// exit policy and fixed:2, a token budget that is not whole chains (1, 1, 2, 4, 8, 5), and a
+    /// stop token met inside a chain; with the validation layer on and silent.
+    @Test func greedyChainsEqualOneTokenPerSubmission() throws {
+        guard backendChoices.count > 1 else { return }
+        VulkanContext.validationOverride = true
+        defer { VulkanContext.validationOverride = nil }
+        for fixture in ["ouro-tiny-fp32", "huginn-tiny-fp32", "loopus-tiny-qwen3-fp32"] {
+            for exit in [ExitPolicy.none, .fixed(2)] {
+                var stop: Int?
+                for stopping in [false, true] {
+                    var runs: [(ids: [Int], passes: [Int], reason: String, logits: [Float])] = []
+                    for chain in [1, 8] {
+                        let model = try Model(directory: fixtureURL(fixture), backend: .vulkan(device: nil), maxContext: 64, maxRows: 16)
+                        let gen = Generator(model: model)
+                        gen.chainTokens = chain
+                        var o = GenerationOptions()
+                        o.maxTokens = 21
+                        o.exit = exit
+                        o.ignoreEOS = !stopping
+                        if stopping, let stop { o.stopTokens = [stop] }
+                        let r = try gen.generate(prompt: [5, 9, 17, 3, 8], options: o)
+                        runs.append((r.ids, r.passes, r.stopReason, try model.backend.read(model.plan.logitsAct, rows: 1)))
+                    }
+                    let what = "\(fixture) \(exit) stop \(stop.map(String.init) ?? "-")"
+                    #expect(runs[0].ids == runs[1].ids, "\(what)")
+                    #expect(runs[0].passes == runs[1].passes, "\(what)")
+                    #expect(runs[0].reason == runs[1].reason, "\(what)")
+                    if !stopping {
+                        #expect(runs[0].ids.count == 21)
+                        let sameLogits = runs[0].logits == runs[1].logits
+                        #expect(sameLogits, "\(what): the last token's logits differ")
+                        // Stop at the 12th token's id (inside the chain of 8 that starts at token 9).
+                        stop = runs[0].ids[11]
+                    } else {
+                        #expect(runs[0].reason == "eos" && runs[0].ids.count <= 12, "\(what)")
+                    }
+                }
+            }
+        }
+        let messages = ValidationLog.all
+        #expect(messages.count == 0, "validation messages: \(messages.prefix(2))")
+    }
+
     @Test func sameSeedSameTokensOnBothBackends() throws {
         var results: [[Int]] = []
         for fixture in ["ouro-tiny-fp32", "huginn-tiny-fp32", "loopus-tiny-qwen3-fp32"] {

@@ -23,9 +23,10 @@ import Testing
     }
 
     /// Each shader in Shaders/ is the GPU side of a plan op and has a CPU twin (the op list);
-    /// attention_combine is attention's second kernel when it is split (flash-decoding).
+    /// attention_combine is attention's second kernel when it is split (flash-decoding); advance
+    /// moves a greedy chain (several tokens per submission) on to its next token.
     @Test func everyShaderIsAnOp() throws {
-        let opShaders: Set<String> = ["embedding", "rmsnorm", "layernorm", "matvec", "matmul", "rope", "kv_write", "attention",
+        let opShaders: Set<String> = ["embedding", "rmsnorm", "layernorm", "matvec", "matmul", "rope", "kv_write", "attention", "advance",
                                       "attention_combine", "silu_mul", "unary", "binary", "copy", "argmax", "softmax", "kv_copy", "exit_decide"]
         let files = Set(ShaderSource.names.filter { $0.hasSuffix(".comp") }.map { String($0.dropLast(5)) })
         #expect(files == opShaders)

@@ -78,8 +78,13 @@ public final class VulkanContext: @unchecked Sendable {
     let beginConditionalRendering: PFN_vkCmdBeginConditionalRenderingEXT?
     let endConditionalRendering: PFN_vkCmdEndConditionalRenderingEXT?
 
-    /// True when validation should be on: `LOOPVK_VALIDATION=1`, or running under tests.
+    /// Set by tests that open devices through `Model` and want the validation layer on them
+    /// (nil: `LOOPVK_VALIDATION` decides).
+    nonisolated(unsafe) public static var validationOverride: Bool?
+
+    /// True when validation should be on: `validationOverride`, else `LOOPVK_VALIDATION=1`.
     public static var validationRequested: Bool {
+        if let v = validationOverride { return v }
         let env = ProcessInfo.processInfo.environment
         if let v = env["LOOPVK_VALIDATION"] { return v != "0" }
         return false

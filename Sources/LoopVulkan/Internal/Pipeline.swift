@@ -204,6 +204,9 @@ public final class RecordedCommands {
         VulkanObjects.created("recording")
         var bi = VkCommandBufferBeginInfo()
         bi.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO
+        // A greedy chain (VulkanBackend.runGreedyChain) lists a token's sections once per token
+        // in one submission.
+        bi.flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT.rawValue
         try vkCheck(vkBeginCommandBuffer(commandBuffer, &bi), "vkBeginCommandBuffer")
         if self.profile != nil {
             let pool = try TimestampPool(context: context, capacity: capacity)
