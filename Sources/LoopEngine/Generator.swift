@@ -244,13 +244,9 @@ public final class Generator {
         if case .fixed(let k) = policy, k >= total { policy = .none }
         let computeAll = kvPolicy == .reference && model.info.modelType == "ouro"
 
-        if policy.isStatic && !computeAll {
-            if case .fixed(let k) = policy { used = k }
-            var parts: [([Op], String)] = [(pre, preName)]
-            for t in 0..<used { parts.append((passes[t], "pass\(t)")) }
-            parts.append((kvFill(afterPasses: used), "kvfill\(used)"))
-            parts.append((headOps, headName))
-            try chain(parts, tok, pos)
+        if let k = staticPasses(options) {
+            used = k
+            try chain(staticSections((pre, preName), head: (headOps, headName), passes: k), tok, pos)
         } else if case .qExit(let q) = policy, !computeAll, options.deviceExit, canDecideOnDevice {
             used = try stepDecidingOnDevice((pre, preName), head: (headOps, headName), threshold: q, minPasses: options.minPasses, tok: tok, pos: pos)
         } else {
@@ -299,19 +295,29 @@ public final class Generator {
     /// does not apply: not greedy, an exit policy that looks between passes, a warm start, the
     /// CPU reference, profiling. Returns the choices and the passes each used.
     func chainStep(_ token: Int, count: Int, options: GenerationOptions, greedy: Bool) throws -> (ids: [Int], passes: Int)? {
-        guard greedy, count >= 2, !options.warmStart, let vb = backend as? VulkanBackend, vb.profileMode == nil else { return nil }
-        var policy = options.exit
-        let total = passes.count
-        if case .fixed(let k) = policy, k >= total { policy = .none }
-        guard policy.isStatic, !(kvPolicy == .reference && model.info.modelType == "ouro") else { return nil }
-        var used = total
-        if case .fixed(let k) = policy { used = k }
-        var parts: [(ops: [Op], section: SectionKey)] = [(prelude, SectionKey("prelude", rows: 1))]
-        for t in 0..<used { parts.append((passes[t], SectionKey("pass\(t)", rows: 1))) }
-        parts.append((kvFill(afterPasses: used), SectionKey("kvfill\(used)", rows: 1)))
-        parts.append((headArgmax, SectionKey("head-argmax", rows: 1)))
-        let ids = try vb.runGreedyChain(parts.filter { !$0.ops.isEmpty }, argmax: ActRef(Model.argmaxAct), token: Int32(token), pos0: position, count: count)
+        guard greedy, count >= 2, !options.warmStart, let vb = backend as? VulkanBackend, vb.profileMode == nil,
+              let used = staticPasses(options) else { return nil }
+        let parts = staticSections((prelude, "prelude"), head: (headArgmax, "head-argmax"), passes: used)
+            .filter { !$0.0.isEmpty }.map { (ops: $0.0, section: SectionKey($0.1, rows: 1)) }
+        let ids = try vb.runGreedyChain(parts, argmax: ActRef(Model.argmaxAct), token: Int32(token), pos0: position, count: count)
         return (ids.map { Int($0) }, used)
+    }
+
+    /// The passes every token runs under a policy fixed in advance (none, fixed:k), or nil when
+    /// the policy decides between passes (or Ouro's reference KV computes them all).
+    func staticPasses(_ options: GenerationOptions) -> Int? {
+        guard !(kvPolicy == .reference && model.info.modelType == "ouro") else { return nil }
+        switch options.exit {
+        case .none: return passes.count
+        case .fixed(let k): return min(k, passes.count)
+        default: return nil
+        }
+    }
+
+    /// One token's sections when it runs its first `k` passes: the prelude, the passes, the KV
+    /// fill of the passes it skips, the head.
+    func staticSections(_ pre: ([Op], String), head: ([Op], String), passes k: Int) -> [([Op], String)] {
+        [pre] + (0..<k).map { (passes[$0], "pass\($0)") } + [(kvFill(afterPasses: k), "kvfill\(k)"), head]
     }
 
     /// Generates from `prompt` ids. `onToken(id, passes)` is called as each token is chosen.
