@@ -321,10 +321,14 @@ public final class VulkanBackend: PlanBackend {
             throw LoopError.invalidArgument("positions \(pos0)..<\(pos0 + rows) exceed the context of \(layout.maxContext) tokens")
         }
         let cbs = try parts.map { (try recorded($0.ops, $0.section), $0.section) }
-        // Step state: pos0, rows, then token ids.
-        var header: [UInt32] = [UInt32(pos0), UInt32(rows), 0, 0] + tokens.map { UInt32(bitPattern: $0) }
-        try header.withUnsafeMutableBytes { try context.upload(UnsafeRawBufferPointer($0), to: step) }
+        try setStep(pos0: pos0, tokens: tokens)
         try submit(cbs, pos0: pos0, rows: rows)
+    }
+
+    /// The step state the shaders read: pos0, rows, the chain index (0), padding, token ids.
+    private func setStep(pos0: Int, tokens: [Int32]) throws {
+        var header: [UInt32] = [UInt32(pos0), UInt32(tokens.count), 0, 0] + tokens.map { UInt32(bitPattern: $0) }
+        try header.withUnsafeMutableBytes { try context.upload(UnsafeRawBufferPointer($0), to: step) }
     }
 
     /// The most tokens `runGreedyChain` decodes in one submission.
@@ -355,8 +359,7 @@ public final class VulkanBackend: PlanBackend {
             sections[key] = cb
             advance = cb
         }
-        var header: [UInt32] = [UInt32(pos0), 1, 0, 0, UInt32(bitPattern: token)]
-        try header.withUnsafeMutableBytes { try context.upload(UnsafeRawBufferPointer($0), to: step) }
+        try setStep(pos0: pos0, tokens: [token])
         let one = cbs + [(advance, key)]
         try submit(Array((0..<count).map { _ in one }.joined()), pos0: pos0, rows: 1)
         var ids = [Int32](repeating: 0, count: count)
