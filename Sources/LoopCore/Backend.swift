@@ -115,20 +115,56 @@ public struct SectionKey: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(name)x\(rows)" + (condition.map { "?\($0)" } ?? "") }
 }
 
+/// A section to run: its ops and the key it is recorded (and replayed) under.
+public typealias Section = (ops: [Op], section: SectionKey)
+
+/// What a backend can do beyond running sections one after another; the decode driver asks
+/// for these instead of looking at the backend's type.
+public struct BackendCapabilities: Sendable, Equatable {
+    /// `runGreedyChain` decodes up to this many greedy tokens in one call (0: not supported,
+    /// or not now, e.g. while profiling).
+    public var greedyChain: Int
+    /// Sections with a `condition` run (or not) on a value the device computed, without a
+    /// host round trip between them.
+    public var conditionalSections: Bool
+    public init(greedyChain: Int, conditionalSections: Bool) {
+        self.greedyChain = greedyChain; self.conditionalSections = conditionalSections
+    }
+}
+
 /// The one protocol through which the engine talks to a backend (CPU reference or Vulkan).
 public protocol PlanBackend: AnyObject {
     /// Human-readable backend/device name.
     var name: String { get }
+    /// The kernel configuration it runs with (the CPU reference reads only the engine-level
+    /// keys: chain, prune, device-exit).
+    var config: KernelConfig { get }
+    var capabilities: BackendCapabilities { get }
     /// Runs `ops` over `tokens.count` rows whose positions start at `pos0`. `tokens` are the
     /// input ids of the rows (read by `embed`). Ops of one `section` must be the same each time
     /// the section is run with the same row count (they may be recorded once and replayed).
     func run(_ ops: [Op], section: SectionKey, tokens: [Int32], pos0: Int) throws
+    /// Runs sections back to back over the same rows (one submission where the backend can).
+    func runSections(_ parts: [Section], tokens: [Int32], pos0: Int) throws
+    /// Greedy decode of `count` tokens from `token` at `pos0`: `parts` (one token's sections,
+    /// the last leaving the greedy choice in `argmax`) run `count` times, each choice becoming
+    /// the next token. Returns the choices. Only where `capabilities.greedyChain >= count`.
+    func runGreedyChain(_ parts: [Section], argmax: ActRef, token: Int32, pos0: Int, count: Int) throws -> [Int32]
     /// Reads the first `rows` rows of an activation (rows * width values).
     func read(_ act: String, rows: Int) throws -> [Float]
     /// Overwrites the first rows of an activation (values.count / width rows).
     func write(_ act: String, values: [Float]) throws
     /// Reads rows 0 ..< rows of one KV slot's K or V cache.
     func readKV(slot: Int, part: KVPart, rows: Int) throws -> [Float]
+}
+
+extension PlanBackend {
+    public func runSections(_ parts: [Section], tokens: [Int32], pos0: Int) throws {
+        for p in parts { try run(p.ops, section: p.section, tokens: tokens, pos0: pos0) }
+    }
+    public func runGreedyChain(_ parts: [Section], argmax: ActRef, token: Int32, pos0: Int, count: Int) throws -> [Int32] {
+        throw LoopError.unsupported("\(name) does not decode greedy chains")
+    }
 }
 
 /// Sizes a backend allocates for: activations for `maxRows` rows, KV for `maxContext` rows.

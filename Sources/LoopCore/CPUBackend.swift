@@ -12,12 +12,18 @@ public final class CPUBackend: PlanBackend {
     public let layout: BackendLayout
     public let weights: WeightStore
     public var name: String { "cpu-reference" }
+    public var config: KernelConfig
+    /// Sections run one after another; conditional ones check their flag first.
+    public var capabilities: BackendCapabilities { BackendCapabilities(greedyChain: 0, conditionalSections: true) }
 
     private var acts: [String: UnsafeMutableBufferPointer<Float>] = [:]
     private let kv: UnsafeMutablePointer<Float>
     private let kvCount: Int
 
-    public init(layout: BackendLayout, weights: WeightStore) throws {
+    /// `kernels`: nil = the defaults with `LOOPVK_KERNELS` applied (only chain, prune and
+    /// device-exit mean anything here).
+    public init(layout: BackendLayout, weights: WeightStore, kernels: KernelConfig? = nil) throws {
+        config = try kernels ?? KernelConfig.resolve(for: .cpuReference, deviceName: "cpu-reference", check: false)
         guard layout.maxRows > 0 else { throw LoopError.invalidArgument("backend layout: maxRows must be positive, got \(layout.maxRows)") }
         guard layout.maxContext > 0 else { throw LoopError.invalidArgument("backend layout: maxContext must be positive, got \(layout.maxContext)") }
         guard layout.kvSlots >= 0, layout.kvWidth >= 0 else {

@@ -76,7 +76,7 @@ public enum Bench {
     /// `OUTxINxNxROWS` multiplies ROWS rows at once (the prefill product) and also prints GFLOP/s.
     public static func readBandwidth(context: VulkanContext, repeats: Int = 5) throws -> Double {
         var inF = 1024, outF = 32768, count = 1, rows = 1
-        if let v = ProcessInfo.processInfo.environment["LOOPVK_PROBE"] {
+        if let v = LoopEnvironment.probe {
             let a = v.split(separator: "x").compactMap { Int($0) }
             if a.count >= 3, a.allSatisfy({ $0 >= 1 }) { outF = a[0]; inF = a[1]; count = a[2] }
             if a.count == 4, a[3] >= 1 { rows = a[3] }

@@ -4,9 +4,14 @@ import LoopVulkan
 
 /// Entry points of the engine that need no model.
 public enum Engine {
-    /// Descriptions of the Vulkan devices, one block per device.
-    public static func devices() throws -> [String] {
-        try VulkanContext.listDevices().map(\.description)
+    /// Descriptions of the Vulkan devices, one block per device, each with the kernel
+    /// configuration the device gets (its defaults, `LOOPVK_KERNELS`, then `kernels`).
+    public static func devices(kernels: String? = nil) throws -> [String] {
+        try VulkanContext.listDevices().map { d in
+            let config: String
+            do { config = try KernelConfig.resolve(for: d.traits, deviceName: d.name, override: kernels).description } catch { config = "unusable: \(error)" }
+            return d.description + "\n    kernels: " + config
+        }
     }
 
     /// Checkpoints whose weights are smaller than this run lavapipe without worker threads.

@@ -42,8 +42,15 @@ public enum ExitPolicy: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Parses `POLICY[:THRESHOLD]` for a model family. Errors name the accepted policies.
-    public static func parse(_ text: String, modelType: String) throws -> ExitPolicy {
+    /// Parses `POLICY[:THRESHOLD]` for a model that offers `rules` (its `ModelInfo.exitRules`;
+    /// `modelType` names it in errors). Errors name the accepted policies.
+    public static func parse(_ text: String, rules: Set<ExitRuleFamily>, modelType: String) throws -> ExitPolicy {
+        func offered(_ rule: ExitRuleFamily, _ what: String) throws {
+            guard rules.contains(rule) else {
+                let has = rules.isEmpty ? "only none and fixed:K" : "none, fixed:K, " + rules.map(\.policies).sorted().joined(separator: ", ")
+                throw LoopError.invalidArgument("--exit \(what) needs \(rule.modelName) model; this one (\(modelType)) offers \(has)")
+            }
+        }
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         let name = parts.first?.lowercased() ?? ""
         var value: Float?
@@ -61,10 +68,10 @@ public enum ExitPolicy: Sendable, Equatable, CustomStringConvertible {
             guard let v = value, v >= 1, v == v.rounded() else { throw LoopError.invalidArgument("--exit fixed:K needs a pass count K >= 1") }
             return .fixed(Int(v))
         case "q-exit", "qexit", "q":
-            guard modelType == "ouro" else { throw LoopError.invalidArgument("--exit q-exit needs an Ouro model (this is \(modelType))") }
+            try offered(.qExit, "q-exit")
             return .qExit(try unit(value ?? 0.5))
         case "threshold", "cdf", "convergence":
-            guard modelType == "lds" else { throw LoopError.invalidArgument("--exit \(name) needs a LoopUS model (this is \(modelType))") }
+            try offered(.loopusHalting, name)
             let s = HaltingStrategy(rawValue: name)!
             if s == .convergence {
                 let e = value ?? 0.01
@@ -74,7 +81,7 @@ public enum ExitPolicy: Sendable, Equatable, CustomStringConvertible {
             return .loopus(s, threshold: try unit(value ?? 0.9))
         default:
             if let c = HuginnCriterion(rawValue: name) {
-                guard modelType == "huginn_raven" else { throw LoopError.invalidArgument("--exit \(name) needs a Huginn model (this is \(modelType))") }
+                try offered(.huginnCriteria, name)
                 let t = value ?? c.autoThreshold
                 guard t > 0 else { throw LoopError.invalidArgument("--exit \(text): the threshold must be positive") }
                 return .huginn(c, threshold: t)
@@ -97,6 +104,20 @@ public enum ExitPolicy: Sendable, Equatable, CustomStringConvertible {
     /// True when the pass count does not depend on what the passes compute.
     var isStatic: Bool {
         switch self { case .none, .fixed: return true; default: return false }
+    }
+}
+
+extension ExitRuleFamily {
+    /// The `--exit` policies of the rule, for messages.
+    var policies: String {
+        switch self {
+        case .qExit: return "q-exit:Q"
+        case .huginnCriteria: return ExitPolicy.HuginnCriterion.allCases.map(\.rawValue).joined(separator: ", ")
+        case .loopusHalting: return "threshold:Q, cdf:Q, convergence:EPS"
+        }
+    }
+    var modelName: String {
+        switch self { case .qExit: return "an Ouro"; case .huginnCriteria: return "a Huginn"; case .loopusHalting: return "a LoopUS" }
     }
 }
 

@@ -1,6 +1,5 @@
 import Foundation
 import LoopCore
-import LoopVulkan
 
 /// What the KV slots of passes a token skipped hold for later tokens.
 public enum KVPolicy: String, Sendable, CaseIterable {
@@ -26,14 +25,9 @@ public struct GenerationOptions: Sendable {
     /// Huginn: start each token's recurrence from the previous token's final state.
     public var warmStart = false
     /// Ouro Q-exit: take the exit decision on the device (Op.exitDecide and conditional
-    /// sections, VK_EXT_conditional_rendering: one submission per token) where the backend can,
-    /// instead of reading the gate on the host after every pass. On by default where the device
-    /// can (`LOOPVK_DEVICE_EXIT=0` turns it off). Measured on lavapipe, Q-exit 0.5, 300 tokens:
-    /// bundled model without lavapipe's worker pool (the CLI's default for small models) 1853
-    /// -> 2150 tok/s; ouro-bench 49.6/54.1 -> 55.6/52.3 (within noise); with the pool, on the
-    /// bundled model, the per-dispatch condition checks cost what the saved round trips gain
-    /// (463.5 tok/s either way). Not yet measured on a GPU.
-    public var deviceExit = ProcessInfo.processInfo.environment["LOOPVK_DEVICE_EXIT"] != "0"
+    /// sections: one submission per token) where the backend can, instead of reading the gate
+    /// on the host after every pass. nil = the backend configuration's `device-exit`.
+    public var deviceExit: Bool?
     public init() {}
 }
 
@@ -69,16 +63,15 @@ public final class Generator {
     /// ("pass3-pruned"), so it never shares a recorded command buffer with decode's.
     let prefillCold: [([Op], String)]
     let prefillWarm: [([Op], String)]
-    /// Greedy decode with a static exit policy on Vulkan decodes up to this many tokens per
-    /// submission (`VulkanBackend.runGreedyChain`), so a small model pays the host's round trip
-    /// once per chain instead of once per token; stop tokens and strings are checked after each
-    /// chain, and the tokens computed past a stop are dropped (a chain is at most as long as
-    /// the tokens accepted before it, so that costs at most 2x on a short answer). 1 = a
-    /// submission per token (`LOOPVK_CHAIN=N` sets it).
-    public var chainTokens = max(1, min(VulkanBackend.maxChain, Int(ProcessInfo.processInfo.environment["LOOPVK_CHAIN"] ?? "") ?? 8))
-    /// false: prefill with every op of every pass (the tests that check the pruning; for A/B
-    /// runs `LOOPVK_PRUNE_PREFILL=0`).
-    public var prunePrefill = ProcessInfo.processInfo.environment["LOOPVK_PRUNE_PREFILL"] != "0"
+    /// Greedy decode with a static exit policy decodes up to this many tokens per call where
+    /// the backend can (`PlanBackend.runGreedyChain`), so a small model pays the host's round
+    /// trip once per chain instead of once per token; stop tokens and strings are checked after
+    /// each chain, and the tokens computed past a stop are dropped (a chain is at most as long
+    /// as the tokens accepted before it, so that costs at most 2x on a short answer). 1 = one
+    /// call per token. Default: the backend configuration's `chain`.
+    public var chainTokens: Int
+    /// false: prefill with every op of every pass. Default: the configuration's `prune`.
+    public var prunePrefill: Bool
     /// kvSlots[t] = the K slots written by pass t, in layer order.
     let passSlots: [[Int]]
     private var position = 0
@@ -87,6 +80,8 @@ public final class Generator {
     public init(model: Model, kv: KVPolicy = .latest) {
         self.model = model
         self.kvPolicy = kv
+        chainTokens = max(1, min(KernelConfig.maxChain, model.backend.config.chain))
+        prunePrefill = model.backend.config.prune
         let plan = model.plan
         passSlots = plan.passes.map { ops in ops.compactMap { op -> Int? in
             if case let .kvWrite(_, slot, .k) = op { return slot } else { return nil }
@@ -152,8 +147,7 @@ public final class Generator {
     /// layout has the control row) and the backend can skip sections on a device value.
     var canDecideOnDevice: Bool {
         guard model.plan.exitSignal == .ouroGateLogit, model.plan.exitAct != nil, model.layout.activations[ExitControl.act] != nil else { return false }
-        if let vb = backend as? VulkanBackend { return vb.context.info.conditionalRendering }
-        return true
+        return backend.capabilities.conditionalSections
     }
 
     /// The device-side Q-exit decision after pass `t` (see `Op.exitDecide`).
@@ -200,7 +194,7 @@ public final class Generator {
         try chain([(ops, name)], tokens, pos0)
     }
 
-    /// Runs sections back to back: one submission on Vulkan, one after another elsewhere.
+    /// Runs sections back to back (one submission where the backend can).
     func chain(_ parts: [([Op], String)], _ tokens: [Int32], _ pos0: Int) throws {
         try chain(parts.map { ($0.0, $0.1, nil) }, tokens, pos0)
     }
@@ -208,11 +202,7 @@ public final class Generator {
     /// The same with conditional sections (run only when their `ExitControl` flag is set).
     func chain(_ parts: [([Op], String, Int?)], _ tokens: [Int32], _ pos0: Int) throws {
         let list = parts.filter { !$0.0.isEmpty }.map { (ops: $0.0, section: SectionKey($0.1, rows: tokens.count, condition: $0.2)) }
-        if let vb = backend as? VulkanBackend {
-            try vb.runChained(list, tokens: tokens, pos0: pos0)
-        } else {
-            for p in list { try backend.run(p.ops, section: p.section, tokens: tokens, pos0: pos0) }
-        }
+        try backend.runSections(list, tokens: tokens, pos0: pos0)
     }
 
     /// Prefill: every pass for every row (KV of all passes), in chunks of the backend's rows.
@@ -242,12 +232,12 @@ public final class Generator {
 
         var policy = options.exit
         if case .fixed(let k) = policy, k >= total { policy = .none }
-        let computeAll = kvPolicy == .reference && model.info.modelType == "ouro"
+        let computeAll = computesAllPasses
 
         if let k = staticPasses(options) {
             used = k
             try chain(staticSections((pre, preName), head: (headOps, headName), passes: k), tok, pos)
-        } else if case .qExit(let q) = policy, !computeAll, options.deviceExit, canDecideOnDevice {
+        } else if case .qExit(let q) = policy, !computeAll, options.deviceExit ?? backend.config.deviceExit, canDecideOnDevice {
             used = try stepDecidingOnDevice((pre, preName), head: (headOps, headName), threshold: q, minPasses: options.minPasses, tok: tok, pos: pos)
         } else {
             var tracker = ExitTracker(policy: policy, totalPasses: total, minPasses: options.minPasses, qEvalInterval: model.info.qEvalInterval ?? 1)
@@ -293,26 +283,29 @@ public final class Generator {
 
     /// Greedy tokens from `token` in one submission (see `chainTokens`), or nil where a chain
     /// does not apply: not greedy, an exit policy that looks between passes, a warm start, the
-    /// CPU reference, profiling. Returns the choices and the passes each used.
+    /// backend cannot chain (the CPU reference, profiling). Returns the choices and the passes each used.
     func chainStep(_ token: Int, count: Int, options: GenerationOptions, greedy: Bool) throws -> (ids: [Int], passes: Int)? {
-        guard greedy, count >= 2, !options.warmStart, let vb = backend as? VulkanBackend, vb.profileMode == nil,
+        guard greedy, count >= 2, !options.warmStart, backend.capabilities.greedyChain >= count,
               let used = staticPasses(options) else { return nil }
         let parts = staticSections((prelude, "prelude"), head: (headArgmax, "head-argmax"), passes: used)
             .filter { !$0.0.isEmpty }.map { (ops: $0.0, section: SectionKey($0.1, rows: 1)) }
-        let ids = try vb.runGreedyChain(parts, argmax: ActRef(Model.argmaxAct), token: Int32(token), pos0: position, count: count)
+        let ids = try backend.runGreedyChain(parts, argmax: ActRef(Model.argmaxAct), token: Int32(token), pos0: position, count: count)
         return (ids.map { Int($0) }, used)
     }
 
     /// The passes every token runs under a policy fixed in advance (none, fixed:k), or nil when
     /// the policy decides between passes (or Ouro's reference KV computes them all).
     func staticPasses(_ options: GenerationOptions) -> Int? {
-        guard !(kvPolicy == .reference && model.info.modelType == "ouro") else { return nil }
+        guard !computesAllPasses else { return nil }
         switch options.exit {
         case .none: return passes.count
         case .fixed(let k): return min(k, passes.count)
         default: return nil
         }
     }
+
+    /// The reference KV policy of a family whose official code computes every pass (Ouro).
+    var computesAllPasses: Bool { kvPolicy == .reference && model.info.referenceComputesAllPasses }
 
     /// One token's sections when it runs its first `k` passes: the prelude, the passes, the KV
     /// fill of the passes it skips, the head.

@@ -16,6 +16,8 @@ public final class Model {
     public let plan: LoopPlan
     public let info: ModelInfo
     public let backend: PlanBackend
+    /// The backend when it is a Vulkan device (profiling, bench and device reports use it).
+    public let vulkan: VulkanBackend?
     public let layout: BackendLayout
     /// Every tensor the plan names (checkpoint, computed, stacked).
     public let weights: WeightStore
@@ -26,8 +28,10 @@ public final class Model {
 
     /// Opens `directory`. `passes`: nil = config default. `maxContext`: cap on positions (KV
     /// cache rows), default min(config limit, 4096). `maxRows`: rows per call (prefill chunk).
+    /// `kernels`: overrides of the device's kernel configuration in `KernelConfig`'s syntax
+    /// (`read=storage,splits=8`, `gpu`), applied after `LOOPVK_KERNELS`.
     public init(directory: URL, passes: Int? = nil, backend choice: BackendChoice = .vulkan(device: nil),
-                maxContext: Int? = nil, maxRows: Int = 256, progress: ((Double) -> Void)? = nil) throws {
+                maxContext: Int? = nil, maxRows: Int = 256, kernels: String? = nil, progress: ((Double) -> Void)? = nil) throws {
         checkpoint = try Checkpoint(directory: directory)
         guard maxRows >= 1 else { throw LoopError.invalidArgument("rows per call must be positive") }
         if let m = maxContext, m < 1 { throw LoopError.invalidArgument("context length must be positive, got \(m)") }
@@ -42,20 +46,24 @@ public final class Model {
         self.weights = weights
         switch choice {
         case .cpu:
-            backend = try CPUBackend(layout: layout, weights: weights)
+            let config = try KernelConfig.resolve(for: .cpuReference, deviceName: "cpu-reference", override: kernels, check: false)
+            backend = try CPUBackend(layout: layout, weights: weights, kernels: config)
+            vulkan = nil
             progress?(1)
         case .vulkan(let name):
             let ctx = try VulkanContext(deviceName: name)
-            try Self.checkFits(plan: plan, layout: layout, weights: weights, context: ctx)
-            let vb = try VulkanBackend(context: ctx, layout: layout, weights: weights)
+            let config = try KernelConfig.resolve(for: ctx.info.traits, deviceName: ctx.info.name, override: kernels)
+            try Self.checkFits(plan: plan, layout: layout, weights: weights, context: ctx, config: config)
+            let vb = try VulkanBackend(context: ctx, layout: layout, weights: weights, kernels: config)
             try vb.preload(plan.allOps) { done, total in progress?(total == 0 ? 1 : Double(done) / Double(total)) }
             backend = vb
+            vulkan = vb
         }
     }
 
     /// Refuses, before allocating, a model that cannot fit in the device's memory.
-    static func checkFits(plan: LoopPlan, layout: BackendLayout, weights: WeightStore, context: VulkanContext) throws {
-        let bytes = try VulkanBackend.weightBytes(plan.allOps, weights: weights, context: context)
+    static func checkFits(plan: LoopPlan, layout: BackendLayout, weights: WeightStore, context: VulkanContext, config: KernelConfig) throws {
+        let bytes = try VulkanBackend.weightBytes(plan.allOps, weights: weights, context: context, kernels: config)
         let acts = UInt64(layout.activations.values.reduce(0, +) * layout.maxRows * 4)
         let kv = UInt64(layout.kvSlots * 2 * layout.maxContext * layout.kvWidth * 4)
         let need = bytes + acts + kv
@@ -68,6 +76,4 @@ public final class Model {
             throw LoopError.invalidArgument("the model needs \(gib(need)) of device memory (weights \(gib(bytes)), activations \(gib(acts)), KV cache \(gib(kv))) but \(context.info.name) has \(gib(have)); try a shorter --context or --cpu")
         }
     }
-
-    public var vulkan: VulkanBackend? { backend as? VulkanBackend }
 }

@@ -1,7 +1,7 @@
 /// The chat formats of the looped-model families, rendered natively (no Jinja interpreter).
 ///
 /// A checkpoint's `tokenizer_config.json` carries its chat template as Jinja source;
-/// ``detect(chatTemplateString:modelType:)`` recognises which of these formats it is, and
+/// ``detect(chatTemplateString:fallback:)`` recognises which of these formats it is, and
 /// ``init(named:)`` picks one by name (for a `--template` option).
 public enum ChatTemplate: String, Sendable, CaseIterable {
     /// ChatML (Ouro, Qwen3/LoopUS): `<|im_start|>{role}\n{content}<|im_end|>\n` per message;
@@ -33,9 +33,10 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
     /// The Jinja source from `tokenizer_config.json` is recognised by its markers: `<|im_start|>`
     /// means ChatML (``chatmlThink`` when it also mentions `<think>`), `<|begin_header|>` means
     /// Huginn. Without a template, or with one that has neither marker, the family's documented
-    /// format is used: `ouro`, `lds` and `qwen3` -> ``chatml``, `huginn_raven` -> ``huginn``.
+    /// format is used: `fallback`, a template name the model's family declares
+    /// (`ModelInfo.chatTemplate`: Ouro, LoopUS and Qwen3 ``chatml``, Huginn ``huginn``).
     /// - Throws: ``TokenizerError/unknownChatTemplate(_:)`` when neither source decides.
-    public static func detect(chatTemplateString: String?, modelType: String) throws -> ChatTemplate {
+    public static func detect(chatTemplateString: String?, fallback: String?) throws -> ChatTemplate {
         if let source = chatTemplateString {
             if source.contains("<|im_start|>") {
                 return source.contains("<think>") ? .chatmlThink : .chatml
@@ -44,16 +45,12 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
                 return .huginn
             }
         }
-        switch modelType.lowercased() {
-        case "ouro", "lds", "qwen3", "qwen2": return .chatml
-        case "huginn_raven": return .huginn
-        default:
-            let what = chatTemplateString == nil
-                ? "no chat_template in tokenizer_config.json"
-                : "the chat_template in tokenizer_config.json is not a known format"
-            throw TokenizerError.unknownChatTemplate(
-                "cannot tell the chat template: \(what) and model type \"\(modelType)\" has no default (pass a template name: \(ChatTemplate.allCases.map(\.name).joined(separator: ", ")))")
-        }
+        if let fallback, let t = ChatTemplate.allCases.first(where: { $0.name == fallback }) { return t }
+        let what = chatTemplateString == nil
+            ? "no chat_template in tokenizer_config.json"
+            : "the chat_template in tokenizer_config.json is not a known format"
+        throw TokenizerError.unknownChatTemplate(
+            "cannot tell the chat template: \(what) and the model's family has no default (pass a template name: \(ChatTemplate.allCases.map(\.name).joined(separator: ", ")))")
     }
 
     /// Writes a conversation as the model expects to read it.

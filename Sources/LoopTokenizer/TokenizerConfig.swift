@@ -112,31 +112,19 @@ func parseJSONObject(_ data: Data, source: String) throws -> JSONObject {
     return object
 }
 
-/// The token strings each family's reference stops generation on (those present in the
-/// tokenizer are used).
-private func familyStopTokens(modelType: String) -> [String] {
-    switch modelType.lowercased() {
-    case "ouro": return ["<|endoftext|>", "<|im_end|>"]
-    case "huginn_raven": return ["<|begin_text|>", "<|end_text|>", "<|end_turn|>"]
-    case "lds", "qwen3", "qwen2": return ["<|im_end|>", "<|endoftext|>"]
-    default: return []
-    }
-}
-
 /// The ids that end generation for a checkpoint: the union of
 /// * `eos_token_id` of `generation_config.json` (an integer or a list), when the file exists,
 /// * the `eos_token` of `tokenizer_config.json`,
-/// * the family's documented stop tokens (Ouro: `<|endoftext|>`, `<|im_end|>`; Huginn-0125:
-///   `<|begin_text|>`, `<|end_text|>`, `<|end_turn|>`; LoopUS: `<|im_end|>`, `<|endoftext|>`),
+/// * the family's documented stop tokens (`ModelInfo.stopTokens`, declared by each family),
 ///   each when the tokenizer has it.
 ///
 /// - Parameters:
 ///   - generationConfigURL: generation_config.json; nil, or a file that does not exist, adds nothing.
 ///   - tokenizerConfig: the checkpoint's tokenizer_config.json, if any.
-///   - modelType: `model_type` from config.json (`ouro`, `huginn_raven`, `lds`).
+///   - familyStops: the family's stop token strings.
 /// - Throws: ``TokenizerError`` when generation_config.json exists but cannot be read or parsed.
 public func stopTokenIDs(
-    generationConfigURL: URL?, tokenizerConfig: TokenizerConfig?, tokenizer: Tokenizer, modelType: String
+    generationConfigURL: URL?, tokenizerConfig: TokenizerConfig?, tokenizer: Tokenizer, familyStops: [String]
 ) throws -> Set<Int> {
     var ids = Set<Int>()
     if let url = generationConfigURL, FileManager.default.fileExists(atPath: url.path) {
@@ -162,7 +150,7 @@ public func stopTokenIDs(
     if let eos = tokenizerConfig?.eosToken, let id = tokenizer.id(for: eos) {
         ids.insert(id)
     }
-    for token in familyStopTokens(modelType: modelType) {
+    for token in familyStops {
         if let id = tokenizer.id(for: token) {
             ids.insert(id)
         }

@@ -5,7 +5,7 @@ import LoopCore
 /// computes together. On lavapipe every dispatch costs ~35-40 µs of thread-pool wake-up
 /// whatever its size (see DESIGN.md), so a looped model's ~80 small dispatches per pass are a
 /// large share of a decode token. The plan (and the CPU reference) keeps the separate ops; only
-/// the Vulkan recording fuses them, and `LOOPVK_FUSION=0` turns it off. Each fused shape has a
+/// the Vulkan recording fuses them, and the configuration's `fusion=off` turns it off. Each fused shape has a
 /// parity test against the CPU running the separate ops (FusionTests).
 ///
 /// Tried and dropped: siluMul computed inside the down GEMV's input loads (one dispatch per
@@ -50,11 +50,8 @@ enum Step {
     /// The profile label: the op kinds joined with "+".
     var label: String { ops.map(\.kindName).joined(separator: "+") }
 
-    /// Whether `LOOPVK_FUSION` (default on) allows fusing.
-    static var enabledByEnvironment: Bool { ProcessInfo.processInfo.environment["LOOPVK_FUSION"] != "0" }
-
     /// Groups consecutive ops into steps, fusing the shapes above. `kvWidth`: the KV cache row.
-    static func fuse(_ ops: [Op], kvWidth: Int, enabled: Bool = enabledByEnvironment) -> [Step] {
+    static func fuse(_ ops: [Op], kvWidth: Int, enabled: Bool) -> [Step] {
         guard enabled else { return ops.map { .op($0) } }
         var steps: [Step] = []
         var i = 0

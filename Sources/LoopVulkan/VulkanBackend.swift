@@ -60,32 +60,35 @@ public final class VulkanBackend: PlanBackend {
     public private(set) var dispatchesSubmitted = 0
     public func clearProfile() { gpuIntervals.removeAll(); hostPhases.removeAll(); dispatchesSubmitted = 0 }
 
-    /// Whether recording fuses consecutive ops into one dispatch (see Fusion.swift); default
-    /// from `LOOPVK_FUSION` (on unless "0"). Changing it drops the recorded sections.
-    public var fusion = Step.enabledByEnvironment {
-        didSet { if oldValue != fusion { sections.removeAll() } }
+    /// Every kernel choice this backend records with (see KernelConfig). Changing it drops the
+    /// recorded sections, so the next run records with the new choices.
+    public var config: KernelConfig {
+        get { kernels.config }
+        set { if newValue != kernels.config { kernels.config = newValue; sections.removeAll() } }
     }
 
     /// How recording groups `ops` into dispatch steps: each step's profile label (op kinds
     /// joined by "+" when fused) and the plan ops it computes.
     public func steps(_ ops: [Op]) -> [(label: String, ops: [Op])] {
-        Step.fuse(ops, kvWidth: layout.kvWidth, enabled: fusion).map { ($0.label, $0.ops) }
+        Step.fuse(ops, kvWidth: layout.kvWidth, enabled: config.fusion).map { ($0.label, $0.ops) }
     }
 
-    /// How the decode GEMV reads weights and its input vector on this device.
+    /// How products read weights and activations on this device.
     public var readPath: ReadPath { kernels.readPath }
 
-    /// `readPath`: nil takes `LOOPVK_READ_PATH` from the environment, else the device's
-    /// preferred path (texel views on CPU devices, storage buffers on GPUs).
-    /// `mapDeviceMemory` false leaves device memory unmapped even where the device could map
-    /// it, so every upload and read takes the staging path it takes on a discrete GPU (tests).
-    public init(context: VulkanContext, layout: BackendLayout, weights: WeightStore, readPath: ReadPath? = nil, mapDeviceMemory: Bool = true) throws {
+    /// `kernels`: nil = the device's configuration (`KernelConfig.resolve`: its defaults and
+    /// `LOOPVK_KERNELS`). With `mapMemory` off, device memory stays unmapped even where the
+    /// device could map it, so every upload and read takes a discrete GPU's staging path.
+    public init(context: VulkanContext, layout: BackendLayout, weights: WeightStore, kernels config: KernelConfig? = nil) throws {
+        let config = try config ?? KernelConfig.resolve(for: context.info.traits, deviceName: context.info.name)
+        try config.validate(for: context.info.traits, deviceName: context.info.name)
+        let mapDeviceMemory = config.mapMemory
         self.context = context
         self.layout = layout
         self.weights = weights
         arena = MemoryArena(context: context, hostVisible: false, map: mapDeviceMemory)
         hostArena = MemoryArena(context: context, hostVisible: true, blockSize: 1 << 20)
-        kernels = Kernels(context: context, readPath: try ReadPath.resolve(readPath, for: context.info))
+        kernels = Kernels(context: context, config: config)
         let limit = context.info.maxStorageBufferRange
         // Activations prefer host-visible memory so reads need no staging copy.
         let actArena = MemoryArena(context: context, hostVisible: false, map: mapDeviceMemory)
@@ -138,8 +141,8 @@ public final class VulkanBackend: PlanBackend {
     /// Device bytes the weights of `ops` will take on `context` before any is uploaded: every
     /// copy the read path makes (on the texel path a linear's interleaved copy, padded to whole
     /// blocks, and a tied embedding's second, plain copy for the lookup).
-    public static func weightBytes(_ ops: [Op], weights: WeightStore, context: VulkanContext, readPath: ReadPath? = nil) throws -> UInt64 {
-        let kernels = Kernels(context: context, readPath: try ReadPath.resolve(readPath, for: context.info))
+    public static func weightBytes(_ ops: [Op], weights: WeightStore, context: VulkanContext, kernels config: KernelConfig) throws -> UInt64 {
+        let kernels = Kernels(context: context, config: config)
         return try weightCopies(ops, kernels: kernels, weights: weights).reduce(0) { $0 + UInt64(try $1.bytes(weights)) }
     }
 
@@ -263,8 +266,16 @@ public final class VulkanBackend: PlanBackend {
 
     // MARK: PlanBackend
 
+    /// Greedy chains where the configuration allows them (not while profiling: a chain's
+    /// sections repeat in one submission); conditional sections where the device has
+    /// VK_EXT_conditional_rendering.
+    public var capabilities: BackendCapabilities {
+        BackendCapabilities(greedyChain: profileMode == nil && config.chain > 1 ? config.chain : 0,
+                            conditionalSections: context.info.conditionalRendering)
+    }
+
     public func run(_ ops: [Op], section: SectionKey, tokens: [Int32], pos0: Int) throws {
-        try runChained([(ops, section)], tokens: tokens, pos0: pos0)
+        try runSections([(ops, section)], tokens: tokens, pos0: pos0)
     }
 
     /// The section's command buffer, recorded now if it has not been yet.
@@ -276,7 +287,7 @@ public final class VulkanBackend: PlanBackend {
         var tracker = HazardTracker()
         // A conditional section (exit decided on the device) runs only if its control flag is set.
         if let c = section.condition { try cb.beginCondition(try act(ExitControl.act), byteOffset: 4 * c) }
-        for step in Step.fuse(ops, kvWidth: layout.kvWidth, enabled: fusion) { try kernels.encode(step, rows: section.rows, into: cb, backend: self, tracker: &tracker) }
+        for step in Step.fuse(ops, kvWidth: layout.kvWidth, enabled: config.fusion) { try kernels.encode(step, rows: section.rows, into: cb, backend: self, tracker: &tracker) }
         if section.condition != nil { cb.endCondition() }
         try cb.end()
         sections[section] = cb
@@ -309,7 +320,7 @@ public final class VulkanBackend: PlanBackend {
 
     /// Runs several recorded-or-new sections back to back in ONE submission (all passes of a
     /// token when no exit policy needs to look between them).
-    public func runChained(_ parts: [(ops: [Op], section: SectionKey)], tokens: [Int32], pos0: Int) throws {
+    public func runSections(_ parts: [Section], tokens: [Int32], pos0: Int) throws {
         let rows = tokens.count
         guard rows > 0, rows <= layout.maxRows else {
             throw LoopError.invalidArgument("a call must have 1...\(layout.maxRows) rows, got \(rows)")
@@ -332,14 +343,14 @@ public final class VulkanBackend: PlanBackend {
     }
 
     /// The most tokens `runGreedyChain` decodes in one submission.
-    public static let maxChain = 64
+    public static let maxChain = KernelConfig.maxChain
 
     /// Greedy decode of `count` tokens in ONE submission: `parts` (one token's sections, the last
     /// leaving the greedy choice in `argmax`) run `count` times, each time followed by
     /// advance.comp, which appends the choice to a result list, makes it the next token and
     /// moves pos0 on. The chain starts from `token` at `pos0`; returns the `count` choices. On a
     /// small model the host's round trip per submission is a large share of a token.
-    public func runGreedyChain(_ parts: [(ops: [Op], section: SectionKey)], argmax: ActRef, token: Int32, pos0: Int, count: Int) throws -> [Int32] {
+    public func runGreedyChain(_ parts: [Section], argmax: ActRef, token: Int32, pos0: Int, count: Int) throws -> [Int32] {
         guard count >= 1, count <= Self.maxChain else { throw LoopError.invalidArgument("a greedy chain has 1...\(Self.maxChain) tokens, got \(count)") }
         guard pos0 >= 0, pos0 + count <= layout.maxContext else {
             throw LoopError.invalidArgument("positions \(pos0)..<\(pos0 + count) exceed the context of \(layout.maxContext) tokens")
@@ -353,8 +364,7 @@ public final class VulkanBackend: PlanBackend {
             advance = c
         } else {
             let cb = try context.record(profile: nil, capacity: 0)
-            let p = try kernels.pipeline("advance.comp", bindings: 3, push: 1, local: (1, 1))
-            try cb.dispatch(p, [Binding(try act(argmax.name)), Binding(step), Binding(chainResults)], push: [UInt32(argmax.col)], groups: (1, 1, 1))
+            try kernels.encodeAdvance(argmax: argmax, results: chainResults, into: cb, backend: self)
             try cb.end()
             sections[key] = cb
             advance = cb

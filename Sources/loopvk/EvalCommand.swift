@@ -21,7 +21,7 @@ struct Eval: ParsableCommand {
         let model = try modelOptions.load(quiet: json)
         let dir = modelOptions.modelURL
         let tokenizer = try loadTokenizer(dir)
-        let policy = try exit.map { try ExitPolicy.parse($0, modelType: model.info.modelType) } ?? .none
+        let policy = try exit.map { try ExitPolicy.parse($0, rules: model.info.exitRules, modelType: model.info.modelType) } ?? .none
         let tokConfig = try? TokenizerConfig(contentsOf: dir.appendingPathComponent("tokenizer_config.json"))
         let stops = try stopTokens(model: model, directory: dir, tokenizer: tokenizer, tokenizerConfig: tokConfig)
         let bar = ProgressBar(label: "evaluating", enabled: !json)

@@ -21,6 +21,10 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Context length to allocate (positions; default min(model limit, 4096)).")
     var context: Int?
 
+    @Option(help: ArgumentHelp("Kernel choices: presets and key=value pairs, e.g. gpu,kv=f32 or read=storage,splits=8,fusion=off (after LOOPVK_KERNELS; `loopvk devices` prints the result).",
+                               discussion: "Keys: " + KernelConfig.keys.map { "\($0.key)=\($0.values)" }.joined(separator: ", ") + ". Presets: " + KernelConfig.presets.joined(separator: ", ") + "."))
+    var kernels: String?
+
     @Option(help: "Load GLSL from this folder instead of the copies built into the binary (kernel work).")
     var shaderDir: String?
 
@@ -32,7 +36,7 @@ struct ModelOptions: ParsableArguments {
         let inline = !cpu && Engine.tuneCPUDeviceThreads(forCheckpoint: modelURL)
         let bar = ProgressBar(label: "loading weights", enabled: !quiet)
         defer { bar.finish() }
-        let model = try Model(directory: modelURL, passes: passes, backend: backend, maxContext: context, maxRows: maxRows) { bar.update($0) }
+        let model = try Model(directory: modelURL, passes: passes, backend: backend, maxContext: context, maxRows: maxRows, kernels: kernels) { bar.update($0) }
         if inline, !quiet, model.vulkan?.context.info.kind == .cpu {
             bar.finish()
             printErr("small model: LP_NUM_THREADS=0, lavapipe runs each dispatch on the submitting thread (set LP_NUM_THREADS to override)")
@@ -141,7 +145,7 @@ final class ProgressBar {
 /// the family's documented stops.
 func stopTokens(model: Model, directory dir: URL, tokenizer: Tokenizer, tokenizerConfig: TokenizerConfig?) throws -> Set<Int> {
     try stopTokenIDs(generationConfigURL: dir.appendingPathComponent("generation_config.json"),
-                     tokenizerConfig: tokenizerConfig, tokenizer: tokenizer, modelType: model.info.modelType)
+                     tokenizerConfig: tokenizerConfig, tokenizer: tokenizer, familyStops: model.info.stopTokens)
         .union(model.info.eosTokenIds)
 }
 

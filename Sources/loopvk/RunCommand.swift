@@ -50,7 +50,7 @@ struct Run: ParsableCommand {
         if chat {
             chatRender = { text in
                 let t = try template.map { try ChatTemplate(named: $0) }
-                    ?? ChatTemplate.detect(chatTemplateString: tokConfig?.chatTemplate, modelType: model.info.modelType)
+                    ?? ChatTemplate.detect(chatTemplateString: tokConfig?.chatTemplate, fallback: model.info.chatTemplate)
                 var messages: [(role: String, content: String)] = []
                 if let system { messages.append((role: "system", content: system)) }
                 messages.append((role: "user", content: text))
@@ -68,8 +68,8 @@ struct Run: ParsableCommand {
         options.warmStart = warmStart
         options.stopStrings = stop
         if let exit {
-            options.exit = try ExitPolicy.parse(exit, modelType: model.info.modelType)
-        } else if model.info.modelType == "ouro", let q = model.info.earlyExitThreshold, q < 1 {
+            options.exit = try ExitPolicy.parse(exit, rules: model.info.exitRules, modelType: model.info.modelType)
+        } else if model.info.exitRules.contains(.qExit), let q = model.info.earlyExitThreshold, q < 1 {
             options.exit = .qExit(q)     // the reference's default output is already the Q-exit rule
         }
         // Without a tokenizer (or with an unreadable generation_config.json) config.json's ids remain.

@@ -18,7 +18,7 @@ import Testing
     /// A model whose KV cache cannot fit is refused before anything is allocated, with numbers.
     @Test(.enabled(if: backendChoices.count > 1)) func modelThatDoesNotFitIsRefused() throws {
         var preset = try Synth.preset(family: "ouro", name: "ouro-small")
-        guard case .ouro(var d, let passes) = preset.model else { return }
+        guard case .ouro(var d, let passes) = preset.model else { Issue.record("ouro-small is not an Ouro preset"); return }
         // KV: 16 slots x 2 x 2^18 positions x 1024 x 4 bytes = 34 GiB, more than any device here
         // (a CPU device is held to 3/4 of the host's memory).
         d.maxPositions = 1 << 18

@@ -75,8 +75,7 @@ let backendChoices: [BackendChoice] = {
     /// gives the ids, pass counts and last logits of a submission per token: three families, no
     /// exit policy and fixed:2, a token budget that is not whole chains (1, 1, 2, 4, 8, 5), and a
     /// stop token met inside a chain; with the validation layer on and silent.
-    @Test func greedyChainsEqualOneTokenPerSubmission() throws {
-        guard backendChoices.count > 1 else { return }
+    @Test(.enabled(if: backendChoices.count > 1)) func greedyChainsEqualOneTokenPerSubmission() throws {
         VulkanContext.validationOverride = true
         defer { VulkanContext.validationOverride = nil }
         for fixture in ["ouro-tiny-fp32", "huginn-tiny-fp32", "loopus-tiny-qwen3-fp32"] {
@@ -196,9 +195,13 @@ let backendChoices: [BackendChoice] = {
         var o = GenerationOptions()
         o.sampling.topP = 0
         #expect(throws: LoopError.self) { try gen.generate(prompt: [5], options: o) }
-        #expect(throws: LoopError.self) { try ExitPolicy.parse("q-exit:2", modelType: "ouro") }
-        #expect(throws: LoopError.self) { try ExitPolicy.parse("kl", modelType: "ouro") }
-        #expect(throws: LoopError.self) { try ExitPolicy.parse("bogus", modelType: "ouro") }
+        let rules = model.info.exitRules
+        #expect(rules == [.qExit])
+        #expect(try ExitPolicy.parse("q-exit:0.7", rules: rules, modelType: "ouro") == .qExit(0.7))
+        #expect(throws: LoopError.self) { try ExitPolicy.parse("q-exit:2", rules: rules, modelType: "ouro") }
+        #expect(throws: LoopError.self) { try ExitPolicy.parse("kl", rules: rules, modelType: "ouro") }
+        #expect(throws: LoopError.self) { try ExitPolicy.parse("q-exit", rules: [.huginnCriteria], modelType: "huginn_raven") }
+        #expect(throws: LoopError.self) { try ExitPolicy.parse("bogus", rules: rules, modelType: "ouro") }
         #expect(throws: LoopError.self) { try Model(directory: Paths.defaultModel, passes: 0, backend: .cpu) }
     }
 }

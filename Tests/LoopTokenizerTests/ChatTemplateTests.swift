@@ -56,19 +56,19 @@ struct ChatTemplateTests {
         let qwen = "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}{%- endfor %}"
         let thinking = qwen + "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}"
         let huginn = "{{ bos_token }}{% for message in messages %}{{ '<|begin_header|>' + message['role'] + '<|end_header|>\\n\\n' + message['content'] + '<|end_turn|>' }}{% endfor %}"
-        #expect(try ChatTemplate.detect(chatTemplateString: qwen, modelType: "huginn_raven") == .chatml)  // markers win
-        #expect(try ChatTemplate.detect(chatTemplateString: thinking, modelType: "ouro") == .chatmlThink)
-        #expect(try ChatTemplate.detect(chatTemplateString: huginn, modelType: "ouro") == .huginn)
-        #expect(try ChatTemplate.detect(chatTemplateString: nil, modelType: "ouro") == .chatml)
-        #expect(try ChatTemplate.detect(chatTemplateString: nil, modelType: "lds") == .chatml)
-        #expect(try ChatTemplate.detect(chatTemplateString: nil, modelType: "qwen3") == .chatml)
-        #expect(try ChatTemplate.detect(chatTemplateString: nil, modelType: "huginn_raven") == .huginn)
-        #expect(try ChatTemplate.detect(chatTemplateString: "{{ messages }}", modelType: "ouro") == .chatml)
+        #expect(try ChatTemplate.detect(chatTemplateString: qwen, fallback: "huginn") == .chatml)  // markers win
+        #expect(try ChatTemplate.detect(chatTemplateString: thinking, fallback: "chatml") == .chatmlThink)
+        #expect(try ChatTemplate.detect(chatTemplateString: huginn, fallback: "chatml") == .huginn)
+        #expect(try ChatTemplate.detect(chatTemplateString: nil, fallback: "chatml") == .chatml)
+        #expect(try ChatTemplate.detect(chatTemplateString: nil, fallback: "chatml") == .chatml)
+        #expect(try ChatTemplate.detect(chatTemplateString: nil, fallback: "chatml") == .chatml)
+        #expect(try ChatTemplate.detect(chatTemplateString: nil, fallback: "huginn") == .huginn)
+        #expect(try ChatTemplate.detect(chatTemplateString: "{{ messages }}", fallback: "chatml") == .chatml)
         let error = #expect(throws: TokenizerError.self) {
-            try ChatTemplate.detect(chatTemplateString: "[INST] {{ messages }} [/INST]", modelType: "llama")
+            try ChatTemplate.detect(chatTemplateString: "[INST] {{ messages }} [/INST]", fallback: nil)
         }
         #expect(error?.description.contains("llama") == true)
-        #expect(throws: TokenizerError.self) { try ChatTemplate.detect(chatTemplateString: nil, modelType: "gpt2") }
+        #expect(throws: TokenizerError.self) { try ChatTemplate.detect(chatTemplateString: nil, fallback: nil) }
     }
 
     @Test func tokenizerConfigVariants() throws {
@@ -85,7 +85,7 @@ struct ChatTemplateTests {
         #expect(config.addEOSToken == nil)
         #expect(config.chatTemplate == "<|begin_header|>{{ x }}")
         #expect(config.namedChatTemplates == ["tool_use": "tools", "default": "<|begin_header|>{{ x }}"])
-        #expect(try ChatTemplate.detect(chatTemplateString: config.chatTemplate, modelType: "huginn_raven") == .huginn)
+        #expect(try ChatTemplate.detect(chatTemplateString: config.chatTemplate, fallback: "huginn") == .huginn)
 
         let firstOnly = try TokenizerConfig(data: Data(#"{"chat_template": [{"name": "a", "template": "A"}, {"name": "b", "template": "B"}]}"#.utf8))
         #expect(firstOnly.chatTemplate == "A")
@@ -106,22 +106,22 @@ struct ChatTemplateTests {
         try Data(#"{"eos_token_id": [595, 7], "bos_token_id": 594}"#.utf8).write(to: generation)
         let huginnStops = try stopTokenIDs(
             generationConfigURL: generation, tokenizerConfig: TokenizerConfig(eosToken: "<|end_text|>"),
-            tokenizer: huginnTokenizer, modelType: "huginn_raven")
+            tokenizer: huginnTokenizer, familyStops: ["<|begin_text|>", "<|end_text|>", "<|end_turn|>"])
         #expect(huginnStops == [594, 595, 598, 7])
 
         // Ouro / LoopUS on a ChatML tokenizer; no generation config.
         let chatml = try Fixtures.tokenizer("bytelevel-bpe")
         let missing = directory.appendingPathComponent("absent.json")
-        #expect(try stopTokenIDs(generationConfigURL: missing, tokenizerConfig: nil, tokenizer: chatml, modelType: "ouro") == [0, 2])
-        #expect(try stopTokenIDs(generationConfigURL: nil, tokenizerConfig: nil, tokenizer: chatml, modelType: "lds") == [0, 2])
+        #expect(try stopTokenIDs(generationConfigURL: missing, tokenizerConfig: nil, tokenizer: chatml, familyStops: ["<|endoftext|>", "<|im_end|>"]) == [0, 2])
+        #expect(try stopTokenIDs(generationConfigURL: nil, tokenizerConfig: nil, tokenizer: chatml, familyStops: ["<|im_end|>", "<|endoftext|>"]) == [0, 2])
         // A family token the tokenizer lacks is skipped.
-        #expect(try stopTokenIDs(generationConfigURL: nil, tokenizerConfig: nil, tokenizer: huginnTokenizer, modelType: "lds") == [])
+        #expect(try stopTokenIDs(generationConfigURL: nil, tokenizerConfig: nil, tokenizer: huginnTokenizer, familyStops: ["<|im_end|>", "<|endoftext|>"]) == [])
 
         try Data(#"{"eos_token_id": 2}"#.utf8).write(to: generation)
-        #expect(try stopTokenIDs(generationConfigURL: generation, tokenizerConfig: nil, tokenizer: chatml, modelType: "unknown") == [2])
+        #expect(try stopTokenIDs(generationConfigURL: generation, tokenizerConfig: nil, tokenizer: chatml, familyStops: []) == [2])
         try Data(#"{"eos_token_id": "x"}"#.utf8).write(to: generation)
         #expect(throws: TokenizerError.self) {
-            try stopTokenIDs(generationConfigURL: generation, tokenizerConfig: nil, tokenizer: chatml, modelType: "ouro")
+            try stopTokenIDs(generationConfigURL: generation, tokenizerConfig: nil, tokenizer: chatml, familyStops: ["<|endoftext|>", "<|im_end|>"])
         }
     }
 }

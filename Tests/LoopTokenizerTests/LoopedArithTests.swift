@@ -46,10 +46,10 @@ struct LoopedArithTests {
 
         let stops = try stopTokenIDs(
             generationConfigURL: Fixtures.loopedArith.appendingPathComponent("generation_config.json"),
-            tokenizerConfig: config, tokenizer: tokenizer, modelType: "ouro")
+            tokenizerConfig: config, tokenizer: tokenizer, familyStops: ["<|endoftext|>", "<|im_end|>"])
         #expect(stops == [0, 2])  // <|endoftext|> (generation config, tokenizer config, family), <|im_end|> (family)
 
-        #expect(try ChatTemplate.detect(chatTemplateString: config.chatTemplate, modelType: "ouro") == .chatml)
+        #expect(try ChatTemplate.detect(chatTemplateString: config.chatTemplate, fallback: "chatml") == .chatml)
         let chat = ChatTemplate.chatml.render(messages: [(role: "user", content: "Q: 6 plus 3 A:")], addGenerationPrompt: true)
         let ids = tokenizer.encode(chat)
         #expect(ids.first == 1)  // <|im_start|>

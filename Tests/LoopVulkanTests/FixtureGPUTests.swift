@@ -11,7 +11,7 @@ struct FixtureGPUTests {
     @Test(arguments: ["ouro-tiny-fp32", "ouro-tiny-bf16", "huginn-tiny-fp32", "loopus-tiny-qwen3-fp32"], GPU.readPaths)
     func vulkanMatchesGoldens(fixture: String, path: ReadPath) throws {
         let cmp = try checkFixture(name: fixture) { plan, weights in
-            try VulkanBackend(context: GPU.context!, layout: BackendLayout(plan: plan, maxRows: 32, maxContext: 64), weights: weights, readPath: path)
+            try VulkanBackend(context: GPU.context!, layout: BackendLayout(plan: plan, maxRows: 32, maxContext: 64), weights: weights, kernels: GPU.kernels(read: path))
         }
         print(cmp.report)
         #expect(!cmp.stats.isEmpty)
@@ -25,7 +25,7 @@ struct FixtureGPUTests {
     func unmappedDeviceMemoryMatchesGoldens(fixture: String, path: ReadPath) throws {
         let cmp = try checkFixture(name: fixture) { plan, weights in
             let vb = try VulkanBackend(context: GPU.context!, layout: BackendLayout(plan: plan, maxRows: 32, maxContext: 64), weights: weights,
-                                       readPath: path, mapDeviceMemory: false)
+                                       kernels: GPU.kernels(read: path, "memory=unmapped"))
             #expect(!(try vb.act(plan.stateAct)).isHostVisible)
             return vb
         }

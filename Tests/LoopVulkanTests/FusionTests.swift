@@ -7,13 +7,12 @@ import LoopCore
 /// prefill read it), not also the row-major one.
 @Suite(.serialized, .enabled(if: GPU.available))
 struct WeightCopyTests {
-    @Test func texelLinearUploadsOnlyTheInterleavedCopy() throws {
-        guard GPU.readPaths.contains(.texel) else { return }
+    @Test(.enabled(if: GPU.hasTexelPath)) func texelLinearUploadsOnlyTheInterleavedCopy() throws {
         var rng = SeededRandom(seed: 25)
         let w = WeightStore(checkpoint: nil)
         addWeight(w, "W", .bf16, [64, 32], rng.floats(64 * 32))
         let layout = BackendLayout(activations: ["x": 32, "y": 64], kvSlots: 0, kvWidth: 1, maxContext: 4, maxRows: 4)
-        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w, readPath: .texel)
+        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w, kernels: GPU.kernels(read: .texel))
         let op = Op.linear(x: ActRef("x"), weight: WeightRef("W"), bias: nil, out: ActRef("y"), inFeatures: 32, outFeatures: 64, accumulate: false)
         try gpu.preload([op])
         for rows in [1, 4] { try gpu.run([op], section: SectionKey("linear", rows: rows), tokens: [Int32](repeating: 0, count: rows), pos0: 0) }
@@ -34,9 +33,9 @@ struct WeightCopyTests {
             let w = WeightStore(checkpoint: nil)
             addWeight(w, "emb", .bf16, [vocab, dim], rng.floats(vocab * dim))
             addWeight(w, "W", .bf16, [40, dim], rng.floats(40 * dim))
-            let predicted = try VulkanBackend.weightBytes(ops, weights: w, context: GPU.context!, readPath: path)
+            let predicted = try VulkanBackend.weightBytes(ops, weights: w, context: GPU.context!, kernels: GPU.kernels(read: path))
             let layout = BackendLayout(activations: ["x": dim, "y": 40, "logits": vocab], kvSlots: 0, kvWidth: 1, maxContext: 4, maxRows: 1)
-            let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w, readPath: path)
+            let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w, kernels: GPU.kernels(read: path))
             try gpu.preload(ops)
             #expect(gpu.uploadedWeightBytes == predicted, "\(path)")
             let expected = path == .texel ? (vocab + 96 + 64) * dim * 2 : (vocab + 40) * dim * 2
@@ -81,8 +80,8 @@ struct FusionTests {
                 let gpu = try parity.check(name, acts: ["o": dim, "a": dim, "h": dim + hCol, "xn": dim + xCol], rows: rows, weights: w,
                                            inputs: ["o": rng.floats(rows * dim, 2), "a": rng.floats(rows * dim), "h": rng.floats(rows * (dim + hCol)), "xn": rng.floats(rows * (dim + xCol))],
                                            ops: ops, outputs: ["h", "xn"], threshold: 1e-7, configure: { gpu in
-                                               gpu.kernels.subgroupReduce = subgroup
-                                               gpu.fusion = fused
+                                               gpu.config.reduce = subgroup ? .subgroup : .shared
+                                               gpu.config.fusion = fused
                                            })
                 #expect(dispatches(gpu, name, rows: rows) == (fused && dt1 == dt2 ? 1 : 2), "\(name)")
             }
@@ -120,8 +119,8 @@ struct FusionTests {
                 addWeight(w, "W", dtype, [vocab, inF], wv)
                 addWeight(w, "b", .f32, [vocab], bias)
                 let cpu = try CPUBackend(layout: layout, weights: w)
-                let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w, readPath: path)
-                gpu.fusion = fused
+                let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w, kernels: GPU.kernels(read: path))
+                gpu.config.fusion = fused
                 for (replay, sign) in [Float(1), -1, 1].enumerated() {
                     for b in [cpu as PlanBackend, gpu] {
                         try b.write("x", values: u.map { $0 * sign })
@@ -150,9 +149,8 @@ struct FusionTests {
     /// ops, with and without a bias; an unaligned x column keeps decode fused (the matvec's
     /// scalar x loads) and runs prefill apart, as does fusion off; an H column that is not a
     /// whole vec4 takes the prefill kernel's scalar stores.
-    @Test(arguments: [DType.bf16, .f32])
+    @Test(.enabled(if: GPU.hasTexelPath), arguments: [DType.bf16, .f32])
     func gateUpSilu(dtype: DType) throws {
-        guard GPU.readPaths.contains(.texel) else { return }
         var rng = SeededRandom(seed: 30)
         for (dim, inF, xCol, rows, biased, hCol) in [(96, 64, 0, 1, false, 4), (96, 64, 0, 13, false, 4), (64, 40, 0, 9, true, 4), (64, 40, 2, 1, false, 4),
                                                      (64, 40, 2, 5, false, 4), (96, 64, 0, 13, true, 2)] {
@@ -166,7 +164,7 @@ struct FusionTests {
                 let name = "gate-up-silu-\(dtype)-\(dim)-\(inF)-\(xCol)-\(rows)-\(biased)-\(hCol)-\(fused)"
                 let gpu = try parity.check(name, acts: ["x": inF + xCol, "gu": 2 * dim, "h": dim + hCol], rows: rows, weights: w,
                                            inputs: ["x": rng.floats(rows * (inF + xCol), 2), "gu": rng.floats(rows * 2 * dim), "h": rng.floats(rows * (dim + hCol))],
-                                           ops: ops, outputs: ["gu", "h"], threshold: 5e-4, readPath: .texel, configure: { $0.fusion = fused })
+                                           ops: ops, outputs: ["gu", "h"], threshold: 5e-4, readPath: .texel, configure: { $0.config.fusion = fused })
                 let together = fused && (xCol == 0 || rows == 1)
                 #expect(dispatches(gpu, name, rows: rows) == (together ? 1 : 2), "\(name)")
             }
@@ -184,7 +182,7 @@ struct FusionTests {
         let w = WeightStore(checkpoint: nil)
         let cpu = try CPUBackend(layout: layout, weights: w)
         let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w)
-        gpu.fusion = fused
+        gpu.config.fusion = fused
         // Slots 0 and 1 hold data; 0 goes to 2...7, 1 to 8...10; slot 11 stays as it was.
         let copies: [Op] = (2...7).map { .kvCopy(from: 0, to: $0) } + (8...10).map { .kvCopy(from: 1, to: $0) }
         for b in [cpu as PlanBackend, gpu] {
@@ -288,7 +286,7 @@ struct FusionTests {
     /// CPUOps.exitDecide): alone on a given gate logit, and fused with the gate's one-output
     /// linear (bf16 weight, bias). The control rows (flags, passes used, Π(1 − λ)) match, and
     /// a section conditional on a flag runs exactly when the flag is set.
-    @Test(arguments: [true, false])
+    @Test(.enabled(if: GPU.hasConditionalSections), arguments: [true, false])
     func exitDecision(fusedGate: Bool) throws {
         var rng = SeededRandom(seed: 26)
         let dim = 40, passes = 4
@@ -300,7 +298,6 @@ struct FusionTests {
             let layout = BackendLayout(activations: ["x": dim, "exit": 1, ExitControl.act: width, "y": 1], kvSlots: 0, kvWidth: 1, maxContext: 4, maxRows: 1)
             let cpu = try CPUBackend(layout: layout, weights: w)
             let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w)
-            guard gpu.context.info.conditionalRendering else { return }
             let xs = (0..<passes).map { _ in rng.floats(dim, 2) }
             var rows: [[Float]] = []
             for b in [cpu as PlanBackend, gpu] {

@@ -16,6 +16,19 @@ enum GPU {
         ReadPath.allCases.filter { $0 == .storage || context?.info.uniformTexelBuffers == true }
     }
 
+    /// The test device's kernel configuration (its defaults and LOOPVK_KERNELS), with `read`
+    /// and then `spec` applied.
+    static func kernels(read: ReadPath? = nil, _ spec: String = "") throws -> KernelConfig {
+        let info = context!.info
+        var c = try KernelConfig.resolve(for: info.traits, deviceName: info.name)
+        if let read { c.read = read }
+        return try c.applying(spec, device: info.traits)
+    }
+
+    static var hasTexelPath: Bool { readPaths.contains(.texel) }
+    /// VK_EXT_conditional_rendering (exit decisions on the device).
+    static var hasConditionalSections: Bool { context?.info.conditionalRendering == true }
+
     /// Fails the current test if the validation layer reported anything since `reset`.
     static func expectNoValidationMessages(sourceLocation: SourceLocation = #_sourceLocation) {
         let msgs = ValidationLog.all

@@ -18,7 +18,7 @@ struct OpParityTests {
         let maxRows = max(rows, setupRows)
         let layout = BackendLayout(activations: acts, kvSlots: kvSlots, kvWidth: kvWidth, maxContext: max(maxContext, pos0 + maxRows), maxRows: maxRows)
         let cpu = try CPUBackend(layout: layout, weights: weights)
-        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: weights, readPath: readPath)
+        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: weights, kernels: GPU.kernels(read: readPath))
         if let readPath { #expect(gpu.readPath == readPath, sourceLocation: sourceLocation) }
         configure(gpu)
         for backend in [cpu as PlanBackend, gpu] {
@@ -43,7 +43,7 @@ struct OpParityTests {
     static let dtypes: [DType] = [.f32, .f16, .bf16]
     /// Both row-reduction variants: workgroup (shared memory + barrier) and one subgroup only.
     static let reductions: [Bool] = [false, true]
-    static func reduce(_ subgroup: Bool) -> (VulkanBackend) -> Void { { $0.kernels.subgroupReduce = subgroup } }
+    static func reduce(_ subgroup: Bool) -> (VulkanBackend) -> Void { { $0.config.reduce = subgroup ? .subgroup : .shared } }
 
     @Test(arguments: dtypes)
     func embedding(dtype: DType) throws {
@@ -128,9 +128,8 @@ struct OpParityTests {
     /// The texel path with views limited to a few rows: W splits into many views (dispatches),
     /// rows and x that do not fit one view fall back to the storage path. Interleaved blocks of
     /// 2 rows (so a block fits the small views) and row-major rows (interleave 0).
-    @Test(arguments: dtypes, [512, 1024, 4096])
+    @Test(.enabled(if: GPU.hasTexelPath), arguments: dtypes, [512, 1024, 4096])
     func linearSplitsOverTexelViews(dtype: DType, viewBytes: Int) throws {
-        guard GPU.readPaths.contains(.texel) else { return }
         var rng = SeededRandom(seed: 14)
         for interleave in [0, 2] {
             for (inF, outF, xCol) in [(96, 37, 0), (257, 30, 1), (128, 45, 4), (200, 9, 0)] {
@@ -143,8 +142,8 @@ struct OpParityTests {
                                         ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W", offset: off), bias: WeightRef("b"),
                                                       out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: true)],
                                         outputs: ["y"], threshold: 5e-4, readPath: .texel, configure: {
-                                            $0.kernels.maxTexelBytes = viewBytes
-                                            $0.kernels.texelInterleave = interleave
+                                            $0.config.texelViewBytes = viewBytes
+                                            $0.config.interleave = interleave
                                         })
                     // Rows per view: whole interleaved blocks where the rows are whole texels
                     // and the window starts on a whole row, else whole rows.
@@ -163,10 +162,9 @@ struct OpParityTests {
     /// (rows per workgroup; 0 = row-major weights) with one or two subgroups of invocations,
     /// and for row-major weights the features per workgroup (the specialization constant ROWS)
     /// with and without the shared-memory reduction that GPUs compile in.
-    @Test(arguments: [(32, 1, false, 32), (8, 1, false, 8), (16, 2, true, 16), (5, 1, false, 3),
+    @Test(.enabled(if: GPU.hasTexelPath), arguments: [(32, 1, false, 32), (8, 1, false, 8), (16, 2, true, 16), (5, 1, false, 3),
                       (1, 1, false, 0), (7, 1, false, 0), (32, 1, false, 0), (8, 2, true, 0), (5, 1, true, 0)])
     func linearTexelBlockShapes(rowsPerGroup: Int, subgroups: Int, reduce: Bool, interleave: Int) throws {
-        guard GPU.readPaths.contains(.texel) else { return }
         var rng = SeededRandom(seed: 15)
         let lanes = GPU.context!.info.subgroupSize * subgroups
         for dtype in [DType.bf16, .f16, .f32] {
@@ -179,10 +177,10 @@ struct OpParityTests {
                               ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W", offset: off), bias: WeightRef("b"),
                                             out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: true)],
                               outputs: ["y"], threshold: 5e-4, readPath: .texel, configure: {
-                                  $0.kernels.texelRows = rowsPerGroup
-                                  $0.kernels.texelLanes = lanes
-                                  $0.kernels.texelWorkgroupReduce = reduce
-                                  $0.kernels.texelInterleave = interleave
+                                  $0.config.texelRows = rowsPerGroup
+                                  $0.config.lanes = lanes
+                                  $0.config.reduce = (reduce) ? .shared : .subgroup
+                                  $0.config.interleave = interleave
                               })
             }
         }
@@ -190,13 +188,11 @@ struct OpParityTests {
 
     /// Texel-path prefill block shapes (matmul.comp READ_TEXEL): features x rows per workgroup,
     /// edges in both directions, the scalar branch, two subgroups with the shared-memory sum,
-    /// over row-major (interleave 0) and interleaved weights (blocks of 32, 8 and 3 rows); `wide`:
-    /// the LANE_FEATURES kernel where it applies (interleave 32, aligned shapes), including
-    /// partial 128-feature and 8-row workgroups.
-    @Test(arguments: [(1, 1, 1, 32, false), (3, 5, 1, 3, false), (8, 8, 1, 32, false), (8, 8, 1, 0, false), (16, 4, 1, 8, false),
-                      (4, 16, 2, 32, false), (3, 5, 1, 0, false), (8, 8, 1, 32, true), (8, 8, 1, 0, true)])
-    func linearTexelMatmulShapes(features: Int, rowsPerGroup: Int, subgroups: Int, interleave: Int, wide: Bool) throws {
-        guard GPU.readPaths.contains(.texel) else { return }
+    /// over row-major (interleave 0) and interleaved weights (blocks of 32, 8 and 3 rows). With
+    /// interleave 32 the aligned shapes take the LANE_FEATURES kernel (including partial
+    /// 128-feature and 8-row workgroups), the unaligned ones the subgroup kernel.
+    @Test(.enabled(if: GPU.hasTexelPath), arguments: [(1, 1, 1, 32), (3, 5, 1, 3), (8, 8, 1, 32), (8, 8, 1, 0), (16, 4, 1, 8), (4, 16, 2, 32), (3, 5, 1, 0)])
+    func linearTexelMatmulShapes(features: Int, rowsPerGroup: Int, subgroups: Int, interleave: Int) throws {
         var rng = SeededRandom(seed: 16)
         let lanes = GPU.context!.info.subgroupSize * subgroups
         for dtype in [DType.bf16, .f16, .f32] {
@@ -204,17 +200,15 @@ struct OpParityTests {
                 let w = WeightStore(checkpoint: nil)
                 addWeight(w, "W", dtype, [outF, inF], rng.floats(outF * inF, 0.2))
                 addWeight(w, "b", dtype, [outF], rng.floats(outF))
-                _ = try check("linear-mm-\(features)x\(rowsPerGroup)-\(lanes)-\(interleave)-\(wide)-\(dtype)-\(rows)x\(inF)x\(outF)", acts: ["x": inF + xCol, "y": outF],
+                _ = try check("linear-mm-\(features)x\(rowsPerGroup)-\(lanes)-\(interleave)-\(dtype)-\(rows)x\(inF)x\(outF)", acts: ["x": inF + xCol, "y": outF],
                               rows: rows, weights: w, inputs: ["x": rng.floats(rows * (inF + xCol)), "y": rng.floats(rows * outF)],
                               ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W"), bias: WeightRef("b"),
                                             out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: true)],
                               outputs: ["y"], threshold: 5e-4, readPath: .texel, configure: {
-                                  $0.kernels.texelMatmulFeatures = features
-                                  $0.kernels.texelMatmulRows = rowsPerGroup
-                                  $0.kernels.texelMatmulWide = wide
-                                  $0.kernels.texelLanes = lanes
-                                  $0.kernels.texelWorkgroupReduce = subgroups > 1
-                                  $0.kernels.texelInterleave = interleave
+                                  $0.config.matmulTile = (features, rowsPerGroup)
+                                  $0.config.lanes = lanes
+                                  $0.config.reduce = (subgroups > 1) ? .shared : .subgroup
+                                  $0.config.interleave = interleave
                               })
             }
         }
@@ -232,17 +226,23 @@ struct OpParityTests {
         return t
     }
 
+    /// Rotate-half rope over whole vec4s takes rope.comp's VEC4 kernel (checked in the
+    /// pipelines recorded); odd head sizes, an unaligned column and the interleaved layout the
+    /// scalar one.
     @Test(arguments: [RopeLayout.rotateHalf, .interleaved])
     func rope(layout: RopeLayout) throws {
         var rng = SeededRandom(seed: 6)
-        for (heads, hd) in [(3, 16), (5, 96), (2, 10)] {
+        for (heads, hd, col) in [(3, 16, 4), (5, 96, 4), (2, 10, 4), (3, 16, 1)] {
             let rows = 6, positions = 300
             let w = WeightStore(checkpoint: nil)
             w.add("rope", shape: [positions, hd / 2, 2], floats: Self.ropeTable(positions: positions, headDim: hd, theta: 10000))
-            _ = try check("rope-\(layout)-\(heads)x\(hd)", acts: ["q": heads * hd + 4], maxContext: positions, rows: rows, pos0: 250, weights: w,
-                      inputs: ["q": rng.floats(rows * (heads * hd + 4))],
-                      ops: [.rope(x: ActRef("q", col: 4), heads: heads, headDim: hd, table: WeightRef("rope"), tablePositions: positions, layout: layout)],
-                      outputs: ["q"], threshold: 1e-7)
+            let gpu = try check("rope-\(layout)-\(heads)x\(hd)-\(col)", acts: ["q": heads * hd + 4], kvWidth: 4, maxContext: positions, rows: rows, pos0: 250,
+                                weights: w, inputs: ["q": rng.floats(rows * (heads * hd + 4))],
+                                ops: [.rope(x: ActRef("q", col: col), heads: heads, headDim: hd, table: WeightRef("rope"), tablePositions: positions, layout: layout)],
+                                outputs: ["q"], threshold: 1e-7)
+            let vec4 = layout == .rotateHalf && hd % 8 == 0 && col % 4 == 0 && (heads * hd + 4) % 4 == 0
+            let keys = gpu.kernels.pipelineKeys.filter { $0.hasPrefix("rope.comp") }
+            #expect(keys.count == 1 && keys[0].contains("VEC4=\(vec4 ? 1 : 0)"), "\(heads)x\(hd) at column \(col): \(keys)")
         }
     }
 
@@ -255,10 +255,9 @@ struct OpParityTests {
     /// 19 rows 4, a partial group of 32; 63 rows 8; 17 rows at head_dim 256 are capped at 2).
     @Test(arguments: [(55, 55, 96, 40, 3), (16, 16, 128, 33, 1), (4, 2, 16, 9, 4), (16, 4, 64, 2100, 1), (3, 3, 16, 1, 1), (2, 1, 256, 19, 5), (3, 1, 6, 7, 2), (4, 2, 32, 50, 19),
                       (4, 2, 32, 40, 12), (2, 2, 64, 70, 63), (2, 1, 256, 30, 17)],
-          [(false, ReadPath.storage), (true, .storage), (true, .texel)])
+          [(false, ReadPath.storage), (true, .storage), (true, .texel)].filter { GPU.readPaths.contains($0.1) })
     func attention(shape: (Int, Int, Int, Int, Int), variant: (subgroup: Bool, path: ReadPath)) throws {
         let subgroup = variant.subgroup
-        guard GPU.readPaths.contains(variant.path) else { return }
         let (heads, kvHeads, headDim, context, rows) = shape
         var rng = SeededRandom(seed: 7)
         let kvW = kvHeads * headDim
@@ -272,7 +271,7 @@ struct OpParityTests {
                   ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o"), heads: heads, kvHeads: kvHeads, headDim: headDim, scale: 1 / Float(headDim).squareRoot())],
                   outputs: ["o"], threshold: 5e-4, readPath: variant.path, configure: {
                       Self.reduce(subgroup)($0)
-                      $0.kernels.texelAttentionLaneHeads = false
+                      $0.config.laneHeads = false
                   })
     }
 
@@ -295,12 +294,11 @@ struct OpParityTests {
     /// One decode row on the texel path with an invocation per query head (attention.comp
     /// LANE_HEADS): MHA and GQA, head counts that fill 8-head workgroups and ones that leave
     /// invocations idle (3 and 12 heads), a 1-key and a 2100-key cache.
-    @Test(arguments: [(16, 16, 128, 33), (16, 4, 64, 2100), (3, 3, 16, 1), (12, 4, 32, 300), (2, 1, 256, 19)])
+    @Test(.enabled(if: GPU.hasTexelPath), arguments: [(16, 16, 128, 33), (16, 4, 64, 2100), (3, 3, 16, 1), (12, 4, 32, 300), (2, 1, 256, 19)])
     func attentionLaneHeads(shape: (Int, Int, Int, Int)) throws {
-        guard GPU.readPaths.contains(.texel) else { return }
         _ = try checkDecodeAttention("attention-lane-heads-\(shape)", shape: shape, seed: 31, readPath: .texel) {
-            $0.kernels.texelAttentionLaneHeads = true
-            $0.kernels.deviceThreads = 1
+            $0.config.laneHeads = true
+            $0.config.threads = 1
         }
     }
 
@@ -309,11 +307,10 @@ struct OpParityTests {
     /// the keys unevenly, splits left empty (a 1-key cache, 16 splits of 33 keys), MHA and GQA.
     @Test(arguments: [(16, 4, 64, 2100), (16, 16, 128, 33), (3, 3, 16, 1), (2, 1, 256, 300), (4, 2, 32, 200)], [2, 5, 16])
     func attentionSplit(shape: (Int, Int, Int, Int), splits: Int) throws {
-        guard GPU.readPaths.contains(.storage) else { return }
         let name = "attention-split-\(shape)-\(splits)"
         let gpu = try checkDecodeAttention(name, shape: shape, seed: 29, readPath: .storage) {
-            $0.kernels.subgroupReduce = false
-            $0.kernels.attentionSplits = splits
+            $0.config.reduce = false ? .subgroup : .shared
+            $0.config.splits = splits
         }
         #expect(gpu.recordedCounts(SectionKey(name, rows: 1))?.dispatches == 2)
     }

@@ -61,8 +61,8 @@ struct LargeTensorTests {
         let w = WeightStore(checkpoint: nil)
         addWeight(w, "big", .bf16, [outF, inF], rng.floats(outF * inF, 0.05))
         let layout = BackendLayout(activations: ["x": inF, "y": outF, "e": inF, "z": outF], kvSlots: 0, kvWidth: 1, maxContext: 8, maxRows: 2)
-        let gpu = try VulkanBackend(context: ctx, layout: layout, weights: w, readPath: path)
-        if let viewBytes { gpu.kernels.maxTexelBytes = viewBytes }
+        let gpu = try VulkanBackend(context: ctx, layout: layout, weights: w, kernels: GPU.kernels(read: path))
+        if let viewBytes { gpu.config.texelViewBytes = viewBytes }
         let x = rng.floats(2 * inF)
         let tokens: [Int32] = [Int32(outF - 3), 11]
         let ops: [Op] = [.linear(x: ActRef("x"), weight: WeightRef("big"), bias: nil, out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: false),
@@ -104,24 +104,54 @@ struct LargeTensorTests {
     static let reference = Reference()
 }
 
-/// Which read path the decode GEMV takes: per device kind, forced by argument or environment.
-@Suite struct ReadPathTests {
-    static func device(_ kind: DeviceInfo.Kind, texel: Bool = true) -> DeviceInfo {
-        DeviceInfo(index: 0, name: "test device", kind: kind, apiVersion: "1.3.0", driverVersion: "0", driverName: "test", heaps: [],
-                   subgroupSize: 32, subgroupShuffle: true, maxStorageBufferRange: 1 << 27, minStorageBufferOffsetAlignment: 16, maxComputeSharedMemory: 32768,
-                   storageBuffer16Bit: true, shaderFloat16: true, timestampPeriod: 1, maxTexelBufferElements: 1 << 27,
-                   minTexelBufferOffsetAlignment: 16, uniformTexelBuffers: texel)
+/// The kernel configuration: defaults per device kind, the override syntax, presets, errors.
+@Suite struct KernelConfigTests {
+    static func device(_ kind: DeviceTraits.Kind, texel: Bool = true, subgroup: Int = 8) -> DeviceTraits {
+        DeviceTraits(kind: kind, subgroupSize: subgroup, subgroupShuffle: true, uniformTexelBuffers: texel, conditionalSections: true, threads: 2)
     }
 
-    @Test func choice() throws {
-        #expect(try ReadPath.resolve(nil, for: Self.device(.cpu), environment: [:]) == .texel)
-        #expect(try ReadPath.resolve(nil, for: Self.device(.cpu, texel: false), environment: [:]) == .storage)
-        #expect(try ReadPath.resolve(nil, for: Self.device(.discrete), environment: [:]) == .storage)
-        #expect(try ReadPath.resolve(nil, for: Self.device(.integrated), environment: [:]) == .storage)
-        #expect(try ReadPath.resolve(nil, for: Self.device(.discrete), environment: ["LOOPVK_READ_PATH": "texel"]) == .texel)
-        #expect(try ReadPath.resolve(nil, for: Self.device(.cpu), environment: ["LOOPVK_READ_PATH": "Storage"]) == .storage)
-        #expect(try ReadPath.resolve(.storage, for: Self.device(.cpu), environment: ["LOOPVK_READ_PATH": "texel"]) == .storage)
-        #expect(throws: VulkanError.self) { try ReadPath.resolve(nil, for: Self.device(.cpu), environment: ["LOOPVK_READ_PATH": "ssbo"]) }
-        #expect(throws: VulkanError.self) { try ReadPath.resolve(.texel, for: Self.device(.discrete, texel: false), environment: [:]) }
+    @Test func defaultsFollowTheDevice() throws {
+        let cpu = KernelConfig.defaults(for: Self.device(.cpu))
+        #expect(cpu.read == .texel && cpu.reduce == .subgroup && cpu.splits == 1 && cpu.mapMemory && cpu.lanes == 8)
+        #expect(KernelConfig.defaults(for: Self.device(.cpu, texel: false)).read == .storage)
+        #expect(KernelConfig.defaults(for: Self.device(.cpu, subgroup: 1)).reduce == .shared)
+        let gpu = KernelConfig.defaults(for: Self.device(.gpu, subgroup: 32))
+        #expect(gpu.read == .storage && gpu.reduce == .shared && gpu.splits == 16 && gpu.lanes == 32 && gpu.kv == .f32)
+    }
+
+    @Test func overridesAndPresets() throws {
+        let d = Self.device(.cpu)
+        let base = KernelConfig.defaults(for: d)
+        let c = try base.applying("read=storage, splits=8,fusion=off,chain=1,prune=0,matmul-tile=16x4,kv=f32", device: d)
+        #expect(c.read == .storage && c.splits == 8 && !c.fusion && c.chain == 1 && !c.prune && c.matmulTile == (16, 4))
+        let g = try base.applying("gpu", device: d)
+        #expect(g.read == .storage && g.reduce == .shared && g.splits == 16 && !g.mapMemory)
+        // Later items win; a preset resets what came before it.
+        #expect(try base.applying("gpu,read=texel", device: d).read == .texel)
+        #expect(try base.applying("read=storage,default", device: d).read == .texel)
+        // The description parses back to the same configuration.
+        for config in [base, g, c] { #expect(try base.applying(config.description, device: d) == config) }
+        // The environment comes first, the explicit override after it.
+        let env = [LoopEnvironment.kernelsKey: "gpu,splits=4"]
+        let r = try KernelConfig.resolve(for: d, deviceName: "t", override: "splits=2", environment: env)
+        #expect(r.read == .storage && r.splits == 2)
+        #expect(try KernelConfig.resolve(for: d, deviceName: "t", environment: [:]) == base)
+    }
+
+    @Test func errorsNameTheValidChoices() throws {
+        let d = Self.device(.cpu)
+        let base = KernelConfig.defaults(for: d)
+        func message(_ spec: String) -> String {
+            do { _ = try base.applying(spec, device: d); return "" } catch { return "\(error)" }
+        }
+        #expect(message("read=ssbo").contains("storage|texel"))
+        #expect(message("bogus=1").contains("unknown key \"bogus\"") && message("bogus=1").contains("splits="))
+        #expect(message("laptop").contains("unknown preset") && message("laptop").contains("gpu"))
+        #expect(message("splits=0").contains("1..1024"))
+        #expect(message("chain=65").contains("1..64"))
+        #expect(message("fusion=maybe").contains("on|off"))
+        #expect(throws: LoopError.self) { try KernelConfig.resolve(for: Self.device(.gpu, texel: false), deviceName: "t", override: "read=texel", environment: [:]) }
+        #expect(throws: LoopError.self) { try KernelConfig.resolve(for: Self.device(.cpu, subgroup: 1), deviceName: "t", override: "reduce=subgroup", environment: [:]) }
+        #expect(throws: LoopError.self) { try KernelConfig.resolve(for: d, deviceName: "t", environment: [LoopEnvironment.kernelsKey: "read=nope"]) }
     }
 }

@@ -49,7 +49,9 @@ public struct HuginnConfig: Codable, Sendable {
 /// Pass r: cat = [x, e]; x = adapter(cat); core blocks j (slot P + C*r + j).
 /// Head: y = ln_f(x); coda blocks (slots P + C*T + j); y = ln_f(y); logits = y · wteᵀ.
 /// Block(x): x = norm_2(attn(norm_1(x)) + x); x = norm_4(mlp(norm_3(x)) + x).
-public enum Huginn {
+public enum Huginn: LoopFamily {
+    public static let modelTypes = ["huginn_raven"]
+
     /// Default Huginn plan (one KV slot per block application, the reference's "full" cache).
     public static func plan(checkpoint: Checkpoint, passes: Int?, maxContext: Int? = nil) throws -> (LoopPlan, ModelInfo) {
         try plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext, compressSlots: nil)
@@ -172,10 +174,13 @@ public enum Huginn {
                             prelude: prelude, passes: passOps, head: head, stateAct: "x", logitsAct: "logits",
                             exitAct: nil, exitSignal: .none)
         plan.concatenated = a.concatenated
-        let info = ModelInfo(modelType: "huginn_raven", defaultPasses: defaultPasses, passes: passCount, maxContext: context,
+        var info = ModelInfo(modelType: "huginn_raven", defaultPasses: defaultPasses, passes: passCount, maxContext: context,
                              hidden: hd, vocab: vocab,
                              eosTokenIds: ConfigDecoding.eosIds([cfg.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),
                              bosTokenId: cfg.bosTokenId?.ids.first)
+        info.exitRules = [.huginnCriteria]
+        info.stopTokens = ["<|begin_text|>", "<|end_text|>", "<|end_turn|>"]
+        info.chatTemplate = "huginn"
         return (plan, info)
     }
 

@@ -79,7 +79,9 @@ public struct LlamaConfig: Codable, Sendable {
 
 /// Plain Llama / Qwen3 checkpoints: the degenerate loop (one pass of all layers by default, no
 /// transition). Qwen3 layers carry per-head q_norm / k_norm before RoPE.
-public enum Llama {
+public enum Llama: LoopFamily {
+    public static let modelTypes = ["llama", "qwen3"]
+
     public static func plan(checkpoint: Checkpoint, passes: Int?, maxContext: Int? = nil) throws -> (LoopPlan, ModelInfo) {
         let cfg = try ConfigDecoding.decode(LlamaConfig.self, from: checkpoint.configData)
         let type = cfg.modelType ?? "llama"
@@ -118,6 +120,10 @@ public enum Llama {
                              vocab: d.vocab, eosTokenIds: ConfigDecoding.eosIds([cfg.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),
                              bosTokenId: cfg.bosTokenId?.ids.first)
         info.baseModelType = nil
+        if type == "qwen3" {
+            info.stopTokens = ["<|im_end|>", "<|endoftext|>"]
+            info.chatTemplate = "chatml"
+        }
         return (plan, info)
     }
 

@@ -30,7 +30,9 @@ public struct LoopUSConfig: Codable, Sendable {
 ///   u = delta_proj(dt_input_proj(d)) + bias; a = exp(softplus(u) · (−exp(A_log)));
 ///   h = h + a · d; q = sigmoid(q_head.1(LayerNorm_q_head.0(h))) for every row (exit act).
 /// Head: y = decoder layers(copy of h) (slots E + R*T + j); y = norm(y); logits = lm_head(y).
-public enum LoopUS {
+public enum LoopUS: LoopFamily {
+    public static let modelTypes = ["lds"]
+
     public static func plan(checkpoint: Checkpoint, passes: Int?, maxContext: Int? = nil) throws -> (LoopPlan, ModelInfo) {
         let cfg = try ConfigDecoding.decode(LoopUSConfig.self, from: checkpoint.configData)
         let base = cfg.baseConfigDict
@@ -125,6 +127,9 @@ public enum LoopUS {
                              maxContext: context, hidden: H, vocab: d.vocab,
                              eosTokenIds: ConfigDecoding.eosIds([base.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),
                              bosTokenId: base.bosTokenId?.ids.first)
+        info.exitRules = [.loopusHalting]
+        info.stopTokens = ["<|im_end|>", "<|endoftext|>"]
+        info.chatTemplate = "chatml"
         info.qThreshold = Float(qThreshold)
         info.qEvalInterval = interval
         info.haltingStrategy = strategy

@@ -26,6 +26,16 @@ public struct ModelInfo: Sendable {
     /// End-of-sequence ids from config.json and generation_config.json (in that order, no repeats).
     public var eosTokenIds: [Int]
     public var bosTokenId: Int?
+    /// The exit rules the family offers besides none and fixed:K (ExitPolicy.parse checks them).
+    public var exitRules: Set<ExitRuleFamily> = []
+    /// Token strings the family's reference stops generation on (used where the tokenizer has them).
+    public var stopTokens: [String] = []
+    /// The chat format to use when tokenizer_config.json has no recognisable template
+    /// (`ChatTemplate` names: "chatml", "huginn"); nil = none.
+    public var chatTemplate: String?
+    /// Under the `reference` KV policy the official code computes every pass and only chooses
+    /// which pass's state reaches the head (Ouro), instead of skipping the remaining passes.
+    public var referenceComputesAllPasses = false
 
     public init(modelType: String, baseModelType: String? = nil, defaultPasses: Int, passes: Int, maxContext: Int,
                 hidden: Int, vocab: Int, eosTokenIds: [Int] = [], bosTokenId: Int? = nil) {
@@ -33,6 +43,16 @@ public struct ModelInfo: Sendable {
         self.passes = passes; self.maxContext = maxContext; self.hidden = hidden; self.vocab = vocab
         self.eosTokenIds = eosTokenIds; self.bosTokenId = bosTokenId
     }
+}
+
+/// Families of exit rules a model may offer (see ExitPolicy).
+public enum ExitRuleFamily: String, Sendable, CaseIterable {
+    /// Ouro's gate: the first pass whose exit CDF reaches q.
+    case qExit = "q-exit"
+    /// Huginn's zero-shot criteria (kl, minp-kl, entropy-diff, latent-diff, cosine, argmax-stability).
+    case huginnCriteria = "huginn"
+    /// LoopUS's confidence head or state change (threshold, cdf, convergence).
+    case loopusHalting = "loopus"
 }
 
 /// LoopUS halting strategies (`halting_strategy` in config.json).
@@ -45,8 +65,21 @@ public enum HaltingStrategy: String, Sendable, Codable {
     case convergence
 }
 
+/// A model family: one file each in Families/ (config decoding, tensor checks, the loop plan,
+/// the exit rules, tokenizer and chat defaults it declares in `ModelInfo`), registered in
+/// `ModelFamily.all`. Its synthetic presets are in SynthPresets.swift.
+public protocol LoopFamily {
+    /// The config.json `model_type` values the family reads.
+    static var modelTypes: [String] { get }
+    /// Builds the loop plan of a checkpoint. `passes`: nil = the config's default.
+    static func plan(checkpoint: Checkpoint, passes: Int?, maxContext: Int?) throws -> (LoopPlan, ModelInfo)
+}
+
 /// Entry point: config.json `model_type` -> the family's config decoder and plan builder.
 public enum ModelFamily {
+    /// The families the engine reads, by `model_type`.
+    public static let all: [any LoopFamily.Type] = [Ouro.self, Huginn.self, LoopUS.self, Llama.self]
+
     /// The most passes a plan may be built with.
     public static let maxPasses = 256
 
@@ -56,13 +89,10 @@ public enum ModelFamily {
         guard let type = checkpoint.config["model_type"] as? String else {
             throw LoopError.invalidConfig("model_type is missing or not a string")
         }
-        switch type {
-        case "ouro": return try Ouro.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
-        case "huginn_raven": return try Huginn.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
-        case "lds": return try LoopUS.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
-        case "llama", "qwen3": return try Llama.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
-        default: throw LoopError.unknownModelType(SafeTensorsFile.printable(type))
+        guard let family = all.first(where: { $0.modelTypes.contains(type) }) else {
+            throw LoopError.unknownModelType(SafeTensorsFile.printable(type))
         }
+        return try family.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
     }
 
     /// Resolves the pass count: nil -> `defaultPasses`; otherwise 1...maxPasses.

@@ -37,7 +37,9 @@ public struct OuroConfig: Codable, Sendable {
 ///   h += input_layernorm_2(attn(input_layernorm(h)))
 ///   h += post_attention_layernorm_2(mlp(post_attention_layernorm(h)))
 /// then h = model.norm(h) and exit = early_exit_gate(h) (one logit per row). Head = lm_head(h).
-public enum Ouro {
+public enum Ouro: LoopFamily {
+    public static let modelTypes = ["ouro"]
+
     public static func plan(checkpoint: Checkpoint, passes: Int?, maxContext: Int? = nil) throws -> (LoopPlan, ModelInfo) {
         let cfg = try ConfigDecoding.decode(OuroConfig.self, from: checkpoint.configData)
         let d = try cfg.base.dims()
@@ -104,6 +106,10 @@ public enum Ouro {
                              hidden: hd, vocab: d.vocab,
                              eosTokenIds: ConfigDecoding.eosIds([cfg.base.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),
                              bosTokenId: cfg.base.bosTokenId?.ids.first)
+        info.exitRules = [.qExit]
+        info.stopTokens = ["<|endoftext|>", "<|im_end|>"]
+        info.chatTemplate = "chatml"
+        info.referenceComputesAllPasses = true
         info.earlyExitThreshold = threshold ?? 1.0  // OuroConfig default
         info.earlyExitStep = cfg.earlyExitStep
         return (plan, info)

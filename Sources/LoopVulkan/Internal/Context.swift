@@ -1,5 +1,6 @@
 import CVulkan
 import Foundation
+import LoopCore
 
 /// What `loopvk devices` prints about a physical device.
 public struct DeviceInfo: Sendable, CustomStringConvertible {
@@ -33,6 +34,13 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
     /// Storage buffers one compute shader may bind (the smallest of the per-stage, per-set and
     /// per-stage-resources limits).
     public var maxStorageBuffersPerStage: Int = 4
+
+    /// What the kernel configuration's defaults depend on (see KernelConfig.defaults).
+    public var traits: DeviceTraits {
+        DeviceTraits(kind: kind == .cpu ? .cpu : .gpu, subgroupSize: subgroupSize, subgroupShuffle: subgroupShuffle,
+                     uniformTexelBuffers: uniformTexelBuffers, conditionalSections: conditionalRendering,
+                     threads: kind == .cpu ? DeviceTraits.cpuDeviceThreads() : 1)
+    }
 
     var rank: Int {
         switch kind { case .discrete: return 0; case .integrated: return 1; case .virtual: return 2; case .cpu: return 3; case .other: return 4 }
@@ -85,9 +93,7 @@ public final class VulkanContext: @unchecked Sendable {
     /// True when validation should be on: `validationOverride`, else `LOOPVK_VALIDATION=1`.
     public static var validationRequested: Bool {
         if let v = validationOverride { return v }
-        let env = ProcessInfo.processInfo.environment
-        if let v = env["LOOPVK_VALIDATION"] { return v != "0" }
-        return false
+        return LoopEnvironment.validation ?? false
     }
 
     /// Lists the physical devices (creates and destroys a bare instance).
@@ -119,7 +125,7 @@ public final class VulkanContext: @unchecked Sendable {
 
         let devices = try Self.enumerate(inst)
         guard !devices.isEmpty else { throw VulkanError("vkEnumeratePhysicalDevices", message: "no Vulkan device found (install a driver, e.g. mesa-vulkan-drivers for lavapipe, or use --cpu)") }
-        let want = deviceName ?? ProcessInfo.processInfo.environment["LOOPVK_DEVICE"]
+        let want = deviceName ?? LoopEnvironment.device
         let chosen: (VkPhysicalDevice, DeviceInfo)
         if let want, !want.isEmpty {
             if let idx = Int(want), devices.indices.contains(idx) {

@@ -1,4 +1,5 @@
 import Foundation
+import LoopCore
 
 /// Process-wide counts of live Vulkan object owners (contexts, memory blocks, pipelines,
 /// recordings, timestamp pools), device memory held, and dispatches recorded / executed — for
@@ -32,7 +33,7 @@ public enum VulkanObjects {
     /// (how many dispatches a test suite ran under the validation layer).
     static func registerExitReport() {
         lock.lock(); defer { lock.unlock() }
-        guard !reportRegistered, ProcessInfo.processInfo.environment["LOOPVK_DISPATCH_REPORT"] != nil else { return }
+        guard !reportRegistered, LoopEnvironment.dispatchReport else { return }
         reportRegistered = true
         atexit {
             let line = "loopvk: \(VulkanObjects.dispatchesRecordedTotal) dispatches recorded, \(VulkanObjects.dispatchesExecutedTotal) executed, \(ValidationLog.count) validation messages\n"

@@ -285,10 +285,16 @@ public final class RecordedCommands {
 
     /// Records one dispatch: binds `p`, its buffers (as storage buffers or texel views, as the
     /// pipeline declares) and push constants, dispatches `groups`.
+    /// The push constants must fill the pipeline's block exactly: a short or long block is an
+    /// error, never padded.
     public func dispatch(_ p: ComputePipeline, _ bindings: [Binding], push: [UInt32], groups: (Int, Int, Int)) throws {
+        guard bindings.count == p.bindings else {
+            throw VulkanError("dispatch(\(p.name))", message: "\(bindings.count) bindings given, \(p.bindings) declared")
+        }
+        guard push.count * 4 == p.pushBytes else {
+            throw VulkanError("dispatch(\(p.name))", message: "\(push.count * 4) bytes of push constants given, the block has \(p.pushBytes)")
+        }
         if profile == .exact && dispatchCount > 0 { barrier() }    // serialise: each interval is one dispatch
-        precondition(bindings.count == p.bindings, "\(p.name): \(bindings.count) bindings given, \(p.bindings) declared")
-        precondition(push.count * 4 <= max(p.pushBytes, 4), "\(p.name): push constants too large")
         let limit = context.info.maxStorageBufferRange
         for (b, kind) in zip(bindings, p.kinds) where kind == .storageBuffer && b.range > limit {
             throw VulkanError("dispatch(\(p.name))", message: "a binding of \(b.range) bytes exceeds maxStorageBufferRange \(limit)")
@@ -323,7 +329,7 @@ public final class RecordedCommands {
         var setOpt: VkDescriptorSet? = set
         vkCmdBindDescriptorSets(commandBuffer, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &setOpt, 0, nil)
         if p.pushBytes > 0 {
-            var data = push + [UInt32](repeating: 0, count: max(0, p.pushBytes / 4 - push.count))
+            var data = push
             vkCmdPushConstants(commandBuffer, p.layout, VK_SHADER_STAGE_COMPUTE_BIT.rawValue, 0, UInt32(p.pushBytes), &data)
         }
         vkCmdDispatch(commandBuffer, UInt32(groups.0), UInt32(groups.1), UInt32(groups.2))

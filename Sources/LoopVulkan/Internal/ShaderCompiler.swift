@@ -1,10 +1,11 @@
 import CShaderc
 import Foundation
+import LoopCore
 
 /// Where GLSL comes from: the copies embedded at build time, or a folder (`--shader-dir`,
 /// `LOOPVK_SHADER_DIR`) for kernel work without rebuilding.
 public enum ShaderSource {
-    nonisolated(unsafe) public static var overrideDirectory: String? = ProcessInfo.processInfo.environment["LOOPVK_SHADER_DIR"]
+    nonisolated(unsafe) public static var overrideDirectory: String? = LoopEnvironment.shaderDirectory
 
     /// Names of all shader files available (embedded or in the override folder).
     public static var names: [String] {
@@ -63,7 +64,7 @@ public final class ShaderCompiler: @unchecked Sendable {
         compiler = shaderc_compiler_initialize()
         let env = ProcessInfo.processInfo.environment
         var dir: String?
-        if let d = env["LOOPVK_SHADER_CACHE"] {
+        if let d = LoopEnvironment.shaderCache {
             dir = d.isEmpty || d == "0" ? nil : d
         } else if let x = env["XDG_CACHE_HOME"], !x.isEmpty {
             dir = x + "/loopvk/spirv"
@@ -101,17 +102,18 @@ public final class ShaderCompiler: @unchecked Sendable {
     }
 
     /// Compiles GLSL text directly (no cache); `name` is the file name used in messages.
-    public func compile(source: String, name: String, defines: [String: String] = [:]) throws -> [UInt32] {
+    /// `optimize` false keeps debug names (tests read the push-constant members by name).
+    public func compile(source: String, name: String, defines: [String: String] = [:], optimize: Bool = true) throws -> [UInt32] {
         lock.lock(); defer { lock.unlock() }
-        return try compile(source, name: name, defines: defines)
+        return try compile(source, name: name, defines: defines, optimize: optimize)
     }
 
-    private func compile(_ source: String, name: String, defines: [String: String]) throws -> [UInt32] {
+    private func compile(_ source: String, name: String, defines: [String: String], optimize: Bool = true) throws -> [UInt32] {
         guard let opts = shaderc_compile_options_initialize() else { throw VulkanError("shaderc", message: "cannot create options") }
         defer { shaderc_compile_options_release(opts) }
         shaderc_compile_options_set_target_env(opts, shaderc_target_env_vulkan, UInt32(shaderc_env_version_vulkan_1_2.rawValue))
         shaderc_compile_options_set_target_spirv(opts, shaderc_spirv_version_1_5)
-        shaderc_compile_options_set_optimization_level(opts, shaderc_optimization_level_performance)
+        shaderc_compile_options_set_optimization_level(opts, optimize ? shaderc_optimization_level_performance : shaderc_optimization_level_zero)
         for (k, v) in defines {
             shaderc_compile_options_add_macro_definition(opts, k, k.utf8.count, v, v.utf8.count)
         }

@@ -1,5 +1,6 @@
 import CVulkan
 import Foundation
+import LoopCore
 
 /// Messages the validation layer reported (warnings and errors), process-wide. Tests assert
 /// that none arrived.
@@ -13,7 +14,7 @@ public enum ValidationLog {
 
     static func record(_ m: String) {
         lock.lock(); messages.append(m); lock.unlock()
-        if ProcessInfo.processInfo.environment["LOOPVK_VALIDATION_QUIET"] == nil {
+        if !LoopEnvironment.validationQuiet {
             FileHandle.standardError.write(("[vulkan validation] " + m + "\n").data(using: .utf8)!)
         }
     }
