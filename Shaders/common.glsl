@@ -4,30 +4,9 @@
 
 layout(local_size_x_id = 0, local_size_y_id = 1) in;
 
-// Weights are bound as arrays of 32-bit words whatever their dtype, so 16-bit tensors need no
-// 16-bit storage feature: W_DTYPE 0 = f32, 1 = f16, 2 = bf16 (bf16 = the top 16 bits of an f32).
-#ifndef W_DTYPE
-#define W_DTYPE 0
-#endif
-#if W_DTYPE == 0
-#define LOAD_W(buf, i) uintBitsToFloat(buf[(i)])
-#elif W_DTYPE == 1
-#define LOAD_W(buf, i) unpackHalf2x16(buf[(i) >> 1u] >> (((i) & 1u) * 16u)).x
-#else
-#define LOAD_W(buf, i) uintBitsToFloat((((i) & 1u) == 0u) ? (buf[(i) >> 1u] << 16u) : (buf[(i) >> 1u] & 0xFFFF0000u))
-#endif
-
-// A second weight operand (bias) may be stored in another dtype.
-#ifndef B_DTYPE
-#define B_DTYPE 0
-#endif
-#if B_DTYPE == 0
-#define LOAD_B(buf, i) uintBitsToFloat(buf[(i)])
-#elif B_DTYPE == 1
-#define LOAD_B(buf, i) unpackHalf2x16(buf[(i) >> 1u] >> (((i) & 1u) * 16u)).x
-#else
-#define LOAD_B(buf, i) uintBitsToFloat((((i) & 1u) == 0u) ? (buf[(i) >> 1u] << 16u) : (buf[(i) >> 1u] & 0xFFFF0000u))
-#endif
+// Weights are bound as arrays of 32-bit words (or texel views) whatever their format, so
+// 16-bit tensors need no 16-bit storage feature; the formats' load functions:
+#include "weight_formats.glsl"
 
 // The per-call "step state": first position of the rows, row count, and the rows' token ids.
 // Recorded command buffers read it, so they replay unchanged for every decode token.

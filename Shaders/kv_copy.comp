@@ -3,8 +3,8 @@
 // that stopped early leaves in the slots of the passes it skipped (the "latest" KV policy).
 // PAIRS 8 (a fused run of copies, see Fusion.swift): up to 8 (source, destination) buffer pairs
 // in one dispatch, pair gl_WorkGroupID.z; the host binds unused pairs to the first one and
-// dispatches only `count` in z. On lavapipe each dispatch costs ~50-100 us whatever its size,
-// and a token that stops after pass 2 of Ouro's 4 refills 24 buffers.
+// dispatches only `count` in z. A dispatch has a fixed cost whatever its size, and a token that
+// stops after pass 2 of Ouro's 4 refills 24 buffers.
 #include "common.glsl"
 
 #ifndef PAIRS

@@ -1,7 +1,7 @@
 #version 450
 // Matrix-matrix product for prefill: out[r, o] (+)= sum_k x[r, k] * W[o, k] + bias[o].
 // Same bindings and push constants as matvec.comp (chunked W: features o0 ..< o0 + ocount).
-// Two read paths (the host picks one per device, see ReadPath.swift):
+// Two read paths (the host picks one per device, see KernelConfig.read):
 //
 // READ_TEXEL 0 (storage buffers): a 16x16 workgroup computes a 64 (rows) x 64 (features) tile,
 //   4x4 outputs per invocation, stepping through k in slabs of 16 held in shared memory. Any
@@ -123,26 +123,10 @@ layout(constant_id = 3) const uint RROWS = 8u;     // rows per workgroup
 layout(constant_id = 4) const uint ALIGNED = 1u;   // see the header
 layout(constant_id = 5) const uint IL = 0u;        // W layout: 0 row-major, else interleave block
 
-#if W_DTYPE == 0
-const uint EPT = 4u;                               // W elements per texel
-#else
-const uint EPT = 8u;
-#endif
+const uint EPT = W_EPT;                            // W elements per texel (weight_formats.glsl)
 
 float x_at(uint i) { return uintBitsToFloat(texelFetch(X, int(i >> 2u))[i & 3u]); }
-
-float w_at(uint i) {
-#if W_DTYPE == 0
-    return uintBitsToFloat(texelFetch(W, int(i >> 2u))[i & 3u]);
-#else
-    uint word = texelFetch(W, int(i >> 3u))[(i >> 1u) & 3u];
-#if W_DTYPE == 1
-    return unpackHalf2x16(word >> ((i & 1u) * 16u)).x;
-#else
-    return uintBitsToFloat((i & 1u) == 0u ? word << 16u : word & 0xFFFF0000u);
-#endif
-#endif
-}
+float w_at(uint i) { return w_texel_at(W, i); }
 
 // Texel index of texel 0 of feature f (within the chunk) and the step between its texels.
 uint w_row(uint f, uint nt) { return IL == 0u ? p.w_base / EPT + f * nt : p.w_base / EPT + (f / IL) * IL * nt + f % IL; }
@@ -169,24 +153,17 @@ float out_sum(float v) {
 // workgroup reading each block as one 512-byte run, and the 8 rows' x texels at addresses all
 // invocations share; 16 x 8 running sums, each x texel serving 16 features and each W texel
 // 8 rows. On lavapipe every texelFetch is a gather whether or not the address is uniform, and
-// subgroupBroadcast was slower still, so the shape is chosen to get the most multiply-adds out
-// of each fetch: measured on bench's probe (64 x 1024 by 2816 x 1024, bf16) 88 GFLOP/s against
-// 31 for the written-out 8 x 8 subgroup kernel it replaced; 4 x 4 blocks x rows 74, 8 x 8 82,
-// 4 x 16 90. A probe with x held constant ran 1.65x faster: the shared x fetches are ~40%.
-#if W_DTYPE == 0
-#define WLOAD(i, bx) wa[i] = uintBitsToFloat(texelFetch(W, int(bx)));
+// subgroupBroadcast is slower still, so the shape is chosen to get the most multiply-adds out
+// of each fetch (the shapes tried and their figures: README, "Performance").
+// A W texel's elements as w_texel orders them (weight_formats.glsl), and each row's x values in
+// the same order; 4-element texels (f32) use wa and E only.
+#if W_EPT_IS_4
+#define WLOAD(i, bx) { vec4 unused_c; w_texel(texelFetch(W, int(bx)), wa[i], unused_c); }
 #define XROW(xr) vec4 E = uintBitsToFloat(texelFetch(X, int(xr + t)));
 #define DOTR(i) dot(wa[i], E)
 #else
-#if W_DTYPE == 1
-#define WLOAD(i, bx) { uvec4 w = texelFetch(W, int(bx)); wa[i] = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)); wc[i] = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)); }
-#define XROW(xr) vec4 E = uintBitsToFloat(texelFetch(X, int(xr + 2u * t))), O = uintBitsToFloat(texelFetch(X, int(xr + 2u * t + 1u)));
-#else
-// bf16 pairs per word: the low half is the even element, the high half the odd one.
-#define WLOAD(i, bx) { uvec4 w = texelFetch(W, int(bx)); wa[i] = uintBitsToFloat(w << 16u); wc[i] = uintBitsToFloat(w & 0xFFFF0000u); }
-#define XROW(xr) vec4 ua = uintBitsToFloat(texelFetch(X, int(xr + 2u * t))), uc = uintBitsToFloat(texelFetch(X, int(xr + 2u * t + 1u))); \
-    vec4 E = vec4(ua.x, ua.z, uc.x, uc.z), O = vec4(ua.y, ua.w, uc.y, uc.w);
-#endif
+#define WLOAD(i, bx) w_texel(texelFetch(W, int(bx)), wa[i], wc[i]);
+#define XROW(xr) vec4 E, O; w_x_order(uintBitsToFloat(texelFetch(X, int(xr + 2u * t))), uintBitsToFloat(texelFetch(X, int(xr + 2u * t + 1u))), E, O);
 #define DOTR(i) (dot(wa[i], E) + dot(wc[i], O))
 #endif
 // Every index below is a literal after expansion: lavapipe keeps arrays indexed dynamically in
@@ -279,7 +256,7 @@ void main() {
     float a1[16] = a0, a2[16] = a0, a3[16] = a0, a4[16] = a0, a5[16] = a0, a6[16] = a0, a7[16] = a0;
     for (uint t = 0u; t < nt; t++) {
         vec4 wa[16];
-#if W_DTYPE != 0
+#if !W_EPT_IS_4
         vec4 wc[16];
 #endif
         BLOCK(0) BLOCK(1) BLOCK(2) BLOCK(3)
@@ -308,35 +285,23 @@ void main() {
         uint xt[RROWS];
         for (uint r = 0u; r < RROWS; r++) xt[r] = (min(r0 + r, lastR) * p.x_stride + p.x_col) >> 2u;
         for (uint t = lane; t < nt; t += n) {
-#if W_DTYPE == 0
+#if W_EPT_IS_4
             vec4 xv[RROWS];
             for (uint r = 0u; r < RROWS; r++) xv[r] = uintBitsToFloat(texelFetch(X, int(xt[r] + t)));
             for (uint i = 0u; i < FEATS; i++) {
-                vec4 w = uintBitsToFloat(texelFetch(W, int(wt[i] + t * WSTEP)));
+                vec4 w, unused_c;
+                w_texel(texelFetch(W, int(wt[i] + t * WSTEP)), w, unused_c);
                 for (uint r = 0u; r < RROWS; r++) acc[i * RROWS + r] += dot(w, xv[r]);
             }
 #else
+            // x in the order w_texel puts a texel's elements in (weight_formats.glsl).
             vec4 xa[RROWS], xc[RROWS];
             for (uint r = 0u; r < RROWS; r++) {
-                vec4 a = uintBitsToFloat(texelFetch(X, int(xt[r] + 2u * t)));
-                vec4 c = uintBitsToFloat(texelFetch(X, int(xt[r] + 2u * t + 1u)));
-#if W_DTYPE == 1
-                xa[r] = a; xc[r] = c;
-#else
-                // bf16 pairs per word: the low half is the even element, the high half the odd one.
-                xa[r] = vec4(a.x, a.z, c.x, c.z);
-                xc[r] = vec4(a.y, a.w, c.y, c.w);
-#endif
+                w_x_order(uintBitsToFloat(texelFetch(X, int(xt[r] + 2u * t))), uintBitsToFloat(texelFetch(X, int(xt[r] + 2u * t + 1u))), xa[r], xc[r]);
             }
             for (uint i = 0u; i < FEATS; i++) {
-                uvec4 w = texelFetch(W, int(wt[i] + t * WSTEP));
-#if W_DTYPE == 1
-                vec4 wa = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
-                vec4 wc = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
-#else
-                vec4 wa = uintBitsToFloat(w << 16u);
-                vec4 wc = uintBitsToFloat(w & 0xFFFF0000u);
-#endif
+                vec4 wa, wc;
+                w_texel(texelFetch(W, int(wt[i] + t * WSTEP)), wa, wc);
                 for (uint r = 0u; r < RROWS; r++) acc[i * RROWS + r] += dot(wa, xa[r]) + dot(wc, xc[r]);
             }
 #endif

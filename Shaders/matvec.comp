@@ -2,7 +2,7 @@
 // Matrix-vector product for decode (few rows): out[r, o] (+)= sum_k x[r, k] * W[o, k] + bias[o].
 // W [out, in] in W_DTYPE, bias in B_DTYPE, fp32 accumulation. A large W is bound in chunks of
 // output features: this dispatch computes features o0 ..< o0 + ocount. Two read paths (the host
-// picks one per device, see ReadPath.swift):
+// picks one per device, see KernelConfig.read):
 //
 // READ_TEXEL 0 (storage buffers): one workgroup per (output feature, row); invocations stride
 //   over k, subgroup + shared-memory reduction.
@@ -13,9 +13,9 @@
 //     texel t of feature f sits at block(f) * ROWS * nt + t * ROWS + f % ROWS (nt texels per
 //     row; the last block is zero-padded). A workgroup computes one block; each invocation
 //     owns RPL = ROWS / invocations features and walks all of k, so the workgroup reads its
-//     block as one sequential stream and needs no reduction at all. On lavapipe this reads
-//     ~21-24 GB/s where row-major blocks read ~13-14 (the hardware prefetcher follows one
-//     stream, not 32). ALIGNED = 1 when x starts on a whole texel (vector x loads).
+//     block as one sequential stream and needs no reduction at all. On a CPU device the
+//     hardware prefetcher follows one stream well and 32 poorly, so this reads much faster
+//     than row-major blocks. ALIGNED = 1 when x starts on a whole texel (vector x loads).
 //   INTERLEAVED 0: row-major W whose rows do not start on whole texels (in_f not a multiple of
 //     the elements per texel, or an odd element offset): a subgroup computes ROWS features,
 //     each invocation strides over k keeping ROWS running sums, one subgroupAdd per feature,
@@ -86,26 +86,10 @@ layout(constant_id = 5) const uint RPL = 4u;          // interleaved: features p
 layout(binding = 0) uniform usamplerBuffer X;      // x, f32 bits; x_col: element index in the view
 layout(binding = 1) uniform usamplerBuffer W;      // W; w_base: element index in the view
 
-#if W_DTYPE == 0
-const uint EPT = 4u;                               // W elements per texel
-#else
-const uint EPT = 8u;
-#endif
+const uint EPT = W_EPT;                            // W elements per texel (weight_formats.glsl)
 
 float x_at(uint i) { return uintBitsToFloat(texelFetch(X, int(i >> 2u))[i & 3u]); }
-
-float w_at(uint i) {
-#if W_DTYPE == 0
-    return uintBitsToFloat(texelFetch(W, int(i >> 2u))[i & 3u]);
-#else
-    uint word = texelFetch(W, int(i >> 3u))[(i >> 1u) & 3u];
-#if W_DTYPE == 1
-    return unpackHalf2x16(word >> ((i & 1u) * 16u)).x;
-#else
-    return uintBitsToFloat((i & 1u) == 0u ? word << 16u : word & 0xFFFF0000u);
-#endif
-#endif
-}
+float w_at(uint i) { return w_texel_at(W, i); }
 
 // Four consecutive x values from element i (i on a whole texel when ALIGNED).
 vec4 x4(uint i) {
@@ -114,17 +98,8 @@ vec4 x4(uint i) {
 }
 
 // One W texel (EPT elements) dotted with the x values it multiplies: xa = x[0..3], xc = x[4..7]
-// (bf16 and f16), xa only (f32).
-float texel_dot(uvec4 w, vec4 xa, vec4 xc) {
-#if W_DTYPE == 0
-    return dot(uintBitsToFloat(w), xa);
-#elif W_DTYPE == 1
-    return dot(vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)), xa) + dot(vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)), xc);
-#else
-    // bf16 pairs per word: the low half is the even element, the high half the odd one.
-    return dot(uintBitsToFloat(w << 16u), vec4(xa.x, xa.z, xc.x, xc.z)) + dot(uintBitsToFloat(w & 0xFFFF0000u), vec4(xa.y, xa.w, xc.y, xc.w));
-#endif
-}
+// (xa only when EPT is 4).
+float texel_dot(uvec4 w, vec4 xa, vec4 xc) { return w_texel_dot(w, xa, xc); }
 
 // Sum of one feature's partial sums over the workgroup (row-major branch). The host makes a
 // workgroup one subgroup; WG_REDUCE (GPUs) adds a shared-memory step for drivers that split

@@ -19,18 +19,9 @@
 #define T vec4
 #define SQ(v) dot(v, v)
 const uint PER = 4u;
-// The weights' 4 elements of a vec4 in one load too: uvec4 (f32) or uvec2 (two 16-bit pairs).
-#if W_DTYPE == 0
-#define WT uvec4
-vec4 w4(uvec4 w) { return uintBitsToFloat(w); }
-#elif W_DTYPE == 1
-#define WT uvec2
-vec4 w4(uvec2 w) { return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)); }
-#else
-#define WT uvec2
-vec4 w4(uvec2 w) { return uintBitsToFloat(uvec4(w.x << 16u, w.x & 0xFFFF0000u, w.y << 16u, w.y & 0xFFFF0000u)); }
-#endif
-#define LOAD_T(B, i) w4(B[i])
+// The weights' 4 elements of a vec4 in one load too (weight_formats.glsl).
+#define WT W_VEC4_T
+#define LOAD_T(B, i) w_vec4(B[i])
 #else
 #define T float
 #define SQ(v) ((v) * (v))

@@ -15,7 +15,7 @@ public enum DType: String, Sendable, Codable, CaseIterable {
         }
     }
 
-    public var isFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
+    public var isFloat: Bool { weightFormat != nil }
 }
 
 /// Bit-exact conversions between fp32 and the 16-bit float formats.

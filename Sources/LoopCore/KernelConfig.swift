@@ -9,8 +9,8 @@ import Foundation
 ///
 /// - `storage`: storage buffers (SSBOs). Right for GPUs.
 /// - `texel`: uniform texel buffer views of format `R32G32B32A32_UINT` (16 bytes, e.g. 8 bf16,
-///   per `texelFetch`). On lavapipe SSBO loads run at ~1 GB/s while texel fetches reach
-///   ~20 GB/s (DESIGN.md, "Facts learned on this platform").
+///   per `texelFetch`). On lavapipe texel fetches are an order of magnitude faster than SSBO
+///   loads (DESIGN.md, "Facts learned on this platform").
 public enum ReadPath: String, Sendable, CaseIterable, CustomStringConvertible {
     case storage
     case texel
@@ -78,11 +78,10 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
     /// Invocations per texel-GEMV workgroup (the subgroup size, so the reduction is one subgroupAdd).
     public var lanes: Int
     /// Output features per workgroup of the texel GEMV over row-major weights (rows that are
-    /// not whole texels). 24-32 beat 16 by ~10% and 8 by ~40% on lavapipe.
+    /// not whole texels).
     public var texelRows: Int
     /// Rows per block of the texel path's interleaved weight copy (0: keep weights row-major).
-    /// A decode workgroup reads its block as one sequential stream; 32 read at 21-24 GB/s on
-    /// lavapipe against 13-14 for row-major 32-feature blocks (16 and 64 were slower).
+    /// A decode workgroup reads its block as one sequential stream.
     public var interleave: Int
     /// Output features x rows per workgroup of the texel subgroup matmul (row-major or
     /// unaligned operands; the aligned interleaved case has its own 128 x 8 kernel).

@@ -217,13 +217,10 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
 
     public static func toFloats(_ raw: UnsafeRawBufferPointer, dtype: DType, count: Int) -> [Float] {
+        if let format = dtype.weightFormat { return format.dequantize(raw, count) }
         switch dtype {
-        case .f32:
-            return (0..<count).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
-        case .f16:
-            return (0..<count).map { Float16Bits.f16ToFloat(raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }
-        case .bf16:
-            return (0..<count).map { Float16Bits.bf16ToFloat(raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }
+        case .f32, .f16, .bf16:
+            preconditionFailure("float dtypes have a weight format")
         case .i64:
             return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
         case .i32:

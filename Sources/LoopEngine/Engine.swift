@@ -18,11 +18,10 @@ public enum Engine {
     public static let smallModelBytes: UInt64 = 64 << 20
 
     /// lavapipe (Mesa's CPU Vulkan driver) runs each dispatch on a pool of worker threads
-    /// (`LP_NUM_THREADS`, default one per core); waking the pool costs ~35-90 us per dispatch on
-    /// a 2-core VM. A small model is all such dispatches: the bundled looped-arith model (1 MB)
-    /// decodes at ~1700 tok/s with `LP_NUM_THREADS=0` (each dispatch on the submitting thread)
-    /// against ~300 with the pool, a 7 MB synthetic Ouro at 357 against 83; ouro-bench (273 MB)
-    /// needs both cores' bandwidth (25 tok/s against 17). So: when the user has not set
+    /// (`LP_NUM_THREADS`, default one per core), and waking the pool costs tens of microseconds
+    /// per dispatch. A small model's token is all such dispatches and runs several times faster
+    /// on the submitting thread alone (`LP_NUM_THREADS=0`); a large one needs every core's
+    /// bandwidth (figures: README, "Performance"). So: when the user has not set
     /// `LP_NUM_THREADS` and the checkpoint's safetensors total under `smallModelBytes`, set it
     /// to 0. Call before the first Vulkan device is opened in the process (the driver reads it
     /// then); other drivers ignore it. Returns whether it set the variable.

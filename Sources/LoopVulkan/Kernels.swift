@@ -23,7 +23,9 @@ enum WeightCopy: Hashable {
         let info = try weights.info(name)
         let count = info.shape.reduce(1, *), es = info.dtype.byteSize
         switch self {
-        case .plain: return count * es
+        case .plain:
+            guard let bytes = info.dtype.weightFormat?.bytes(elements: count) else { throw LoopError.wrongDType(tensor: name, found: info.dtype.rawValue) }
+            return bytes
         case let .interleaved(_, inF, block, first):
             let rows = count / max(inF, 1) - first
             return (rows + block - 1) / block * block * inF * es
@@ -92,10 +94,8 @@ final class Kernels {
         subgroupReduce ? ((context.info.subgroupSize, 1), ["SUBGROUP_ONLY": "1"]) : ((reduceThreads, 1), [:])
     }
 
-    /// The shaders' W_DTYPE / B_DTYPE codes.
-    static func code(_ d: DType) -> String {
-        switch d { case .f16: return "1"; case .bf16: return "2"; default: return "0" }
-    }
+    /// The shaders' W_DTYPE / B_DTYPE codes (see WeightFormat; Shaders/weight_formats.glsl).
+    static func code(_ d: DType) -> String { String(d.weightFormat?.shaderCode ?? 0) }
 
     static func groups(_ n: Int, _ size: Int) -> Int { (n + size - 1) / size }
 

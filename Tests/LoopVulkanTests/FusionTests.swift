@@ -47,7 +47,7 @@ struct WeightCopyTests {
 
 /// Recording fuses consecutive ops into one dispatch (Fusion.swift). Each fused shape runs on
 /// the GPU against the CPU running the separate ops, and the dispatch count proves the fusion
-/// happened (and that LOOPVK_FUSION's switch turns it off).
+/// happened (and that the configuration's fusion=off turns it off).
 @Suite(.serialized, .enabled(if: GPU.available))
 struct FusionTests {
     let parity = OpParityTests()
