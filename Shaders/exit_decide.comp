@@ -1,7 +1,7 @@
 #version 450
 // Ouro's Q-exit decision on the device after pass pass_index of passes (row 0), so a token's
-// passes need no host round trip (CPU twin: CPUOps.exitDecide; layout of the control row:
-// ExitControl). remaining *= 1 - sigmoid(gate logit); stop when 1 - remaining >= threshold
+// passes need no host round trip. The rule is OuroQExit's (Sources/LoopCore/ExitRules.swift);
+// CPU twin: CPUOps.exitDecide; layout of the control row: ExitControl. remaining *= 1 - sigmoid(gate logit); stop when 1 - remaining >= threshold
 // with at least min_passes done, or at the last pass: record the passes used and the
 // stopped-after flag (which KV fill runs); otherwise flag the next pass to run. Later sections
 // run only when their flag is non-zero (VK_EXT_conditional_rendering).

@@ -225,30 +225,13 @@ public struct PlanRunner {
         return best
     }
 
-    /// Ouro's exit distribution over passes for one position, in fp32 as the reference computes
-    /// it: λ_t = sigmoid(g_t); p_t = λ_t · Π_{j<t}(1 − λ_j) for t < T−1, p_{T−1} = the remaining
-    /// mass; cdf = running sum of p.
-    public static func ouroExitDistribution(gateLogits g: [Float]) -> (pdf: [Float], cdf: [Float]) {
-        var pdf: [Float] = []
-        var remaining: Float = 1
-        for (t, logit) in g.enumerated() {
-            let lambda = 1 / (1 + Foundation.exp(-logit))
-            if t < g.count - 1 {
-                pdf.append(lambda * remaining)
-                remaining = remaining * (1 - lambda)
-            } else {
-                pdf.append(remaining)
-            }
-        }
-        var cdf: [Float] = []
-        var sum: Float = 0
-        for p in pdf { sum += p; cdf.append(sum) }
-        return (pdf, cdf)
+    /// Ouro's exit distribution for one position (see `OuroQExit`, where the rule is written).
+    public static func ouroExitDistribution(gateLogits: [Float]) -> (pdf: [Float], cdf: [Float]) {
+        OuroQExit.distribution(gateLogits: gateLogits)
     }
 
-    /// Ouro's Q-exit rule for one position: the first pass whose CDF >= threshold, else the last.
+    /// Ouro's Q-exit choice for one position (see `OuroQExit`).
     public static func ouroExitPass(gateLogits: [Float], threshold: Float) -> Int {
-        let cdf = ouroExitDistribution(gateLogits: gateLogits).cdf
-        return cdf.firstIndex { $0 >= threshold } ?? max(0, gateLogits.count - 1)
+        OuroQExit.exitPass(gateLogits: gateLogits, threshold: threshold)
     }
 }

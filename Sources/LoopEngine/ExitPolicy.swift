@@ -151,9 +151,8 @@ struct ExitTracker {
         case .none: return false
         case .fixed(let k): return done >= k
         case .qExit(let q):
-            let lambda = 1 / (1 + Foundation.exp(-(exitSignal ?? 0)))
-            remaining *= 1 - lambda
-            return 1 - remaining >= q && done >= minPasses
+            remaining = OuroQExit.remaining(remaining, gateLogit: exitSignal ?? 0)
+            return OuroQExit.stops(remaining: remaining, done: done, passes: totalPasses, threshold: q, minPasses: minPasses)
         case .loopus:
             var change = Float.infinity
             if let s = state, let p = prevState { change = Self.norm(zip(s, p).map { $0 - $1 }) }

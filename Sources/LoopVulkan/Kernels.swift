@@ -101,8 +101,8 @@ final class Kernels {
 
     /// A binding that covers elements [start, start + count) of a weight, aligned down to the
     /// device's offset alignment; returns the element index of `start` inside the binding.
-    func weightWindow(_ backend: VulkanBackend, _ name: String, start: Int, count: Int) throws -> (Binding, UInt32, DType) {
-        let w = try backend.weight(name)
+    func weightWindow(_ buffers: DeviceBuffers, _ name: String, start: Int, count: Int) throws -> (Binding, UInt32, DType) {
+        let w = try buffers.weight(name)
         guard start >= 0, count >= 0, start + count <= w.count else {
             throw LoopError.invalidArgument("op reads elements \(start)..<\(start + count) of \(name), which has \(w.count)")
         }
@@ -148,73 +148,87 @@ final class Kernels {
         return op.weights.map { .plain($0.name) }
     }
 
-    /// What an op reads and writes, for hazard tracking: activations by name, KV slots by part.
-    static func hazards(_ op: Op) -> (reads: [String], writes: [String]) {
-        var reads = op.inputs.map(\.name)
-        var writes = op.output.map { [$0.name] } ?? []
+    /// What an op reads and writes, for hazard tracking: activations, KV slots by part.
+    static func hazards(_ op: Op) -> (reads: [BufferHandle], writes: [BufferHandle]) {
+        var reads = op.inputs.map { BufferHandle.act($0.name) }
+        var writes = op.output.map { [BufferHandle.act($0.name)] } ?? []
+        let both = { (slot: Int) in [BufferHandle.kv(slot: slot, part: .k), .kv(slot: slot, part: .v)] }
         switch op {
-        case .kvWrite(_, let slot, let part): writes.append("kv\(slot).\(part.rawValue)")
-        case .attention(_, let slot, _, _, _, _, _): reads += ["kv\(slot).0", "kv\(slot).1"]
-        case .kvCopy(let from, let to): reads += ["kv\(from).0", "kv\(from).1"]; writes += ["kv\(to).0", "kv\(to).1"]
+        case .kvWrite(_, let slot, let part): writes.append(.kv(slot: slot, part: part))
+        case .attention(_, let slot, _, _, _, _, _): reads += both(slot)
+        case .kvCopy(let from, let to): reads += both(from); writes += both(to)
         default: break
         }
         return (reads, writes)
     }
 
+    /// What a step reads and writes: its ops' buffers, and the scratch its kernels may use (the
+    /// fused head + argmax's, a decode row's split attention's), which they both write and read.
+    static func hazards(_ step: Step, rows: Int) -> (reads: [BufferHandle], writes: [BufferHandle]) {
+        var reads: [BufferHandle] = [], writes: [BufferHandle] = []
+        for op in step.ops { let h = hazards(op); reads += h.reads; writes += h.writes }
+        var scratch: [BufferHandle] = []
+        switch step {
+        case .headArgmax: scratch = [.scratch(.argmax)]
+        case .op(.attention) where rows == 1: scratch = [.scratch(.attentionSplit)]
+        default: break
+        }
+        return (reads + scratch, writes + scratch)
+    }
+
     /// Records a step (see Fusion.swift): a barrier first when it reads or overwrites what an
     /// earlier dispatch since the last barrier wrote (or overwrites what one read).
-    func encode(_ step: Step, rows: Int, into cb: RecordedCommands, backend: VulkanBackend, tracker: inout HazardTracker) throws {
-        var reads: [String] = [], writes: [String] = []
-        for op in step.ops { let h = Self.hazards(op); reads += h.reads; writes += h.writes }
+    func encode(_ step: Step, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers, tracker: inout HazardTracker) throws {
+        let (reads, writes) = Self.hazards(step, rows: rows)
         if tracker.needsBarrier(reads: reads, writes: writes) { cb.barrier() }
         cb.label = step.label
         switch step {
         case .op(let op):
-            try encode(op, rows: rows, into: cb, backend: backend)
+            try encode(op, rows: rows, into: cb, buffers: buffers)
         case let .normThenNorm(first, second):
-            if try !encodeNormThenNorm(first, second, rows: rows, into: cb, backend: backend) {
+            if try !encodeNormThenNorm(first, second, rows: rows, into: cb, buffers: buffers) {
                 // Weights of different dtypes: two dispatches with a barrier between them.
-                try encode(first, rows: rows, into: cb, backend: backend)
+                try encode(first, rows: rows, into: cb, buffers: buffers)
                 cb.barrier()
-                try encode(second, rows: rows, into: cb, backend: backend)
+                try encode(second, rows: rows, into: cb, buffers: buffers)
             }
         case let .gateDecide(gate, decide):
-            try encodeExitDecide(decide, gate: gate, rows: rows, into: cb, backend: backend)
+            try encodeExitDecide(decide, gate: gate, rows: rows, into: cb, buffers: buffers)
         case let .ropeKV(rope, k, v):
             guard case let .kvWrite(_, slot, _) = k, case let .kvWrite(srcV, _, _) = v else { return }
-            try encodeRope(rope, kv: (slot, srcV), rows: rows, into: cb, backend: backend)
+            try encodeRope(rope, kv: (slot, srcV), rows: rows, into: cb, buffers: buffers)
         case let .headArgmax(linear, argmax):
             guard case let .argmax(_, amOut, _) = argmax else { return }
-            try encodeLinear(linear, then: argmax, epilogue: rows == 1 ? .argmax(amOut) : nil, rows: rows, into: cb, backend: backend)
+            try encodeLinear(linear, then: argmax, epilogue: rows == 1 ? .argmax(amOut) : nil, rows: rows, into: cb, buffers: buffers)
         case let .gateUpSilu(linear, silu):
             guard case let .siluMul(_, _, h, dim) = silu else { return }
-            try encodeLinear(linear, then: silu, epilogue: .silu(h: h, dim: dim), rows: rows, into: cb, backend: backend)
+            try encodeLinear(linear, then: silu, epilogue: .silu(h: h, dim: dim), rows: rows, into: cb, buffers: buffers)
         case let .kvCopies(ops):
-            try encodeKVCopies(ops, rows: rows, into: cb, backend: backend)
+            try encodeKVCopies(ops, rows: rows, into: cb, buffers: buffers)
         case let .kvPair(a, b):
             guard case let .kvWrite(srcA, slot, partA) = a, case let .kvWrite(srcB, _, partB) = b else { return }
-            try encodeKVWrite(srcA, slot: slot, part: partA, second: (srcB, partB), rows: rows, into: cb, backend: backend)
+            try encodeKVWrite(srcA, slot: slot, part: partA, second: (srcB, partB), rows: rows, into: cb, buffers: buffers)
         }
     }
 
     /// Records one plan op's dispatches (no barrier: see `encode(_ step:)`).
-    func encode(_ op: Op, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
+    func encode(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         switch op {
-        case .embed: try encodeEmbedding(op, rows: rows, into: cb, backend: backend)
-        case .rmsNorm: try encodeRMSNorm(op, rows: rows, into: cb, backend: backend)
-        case .layerNorm: try encodeLayerNorm(op, rows: rows, into: cb, backend: backend)
-        case .linear: try encodeLinear(op, rows: rows, into: cb, backend: backend)
-        case .rope: try encodeRope(op, kv: nil, rows: rows, into: cb, backend: backend)
-        case let .kvWrite(src, slot, part): try encodeKVWrite(src, slot: slot, part: part, second: nil, rows: rows, into: cb, backend: backend)
-        case .attention: try encodeAttention(op, rows: rows, into: cb, backend: backend)
-        case .siluMul: try encodeSiluMul(op, rows: rows, into: cb, backend: backend)
-        case .unary: try encodeUnary(op, rows: rows, into: cb, backend: backend)
-        case .binary: try encodeBinary(op, rows: rows, into: cb, backend: backend)
-        case .copy: try encodeCopy(op, rows: rows, into: cb, backend: backend)
-        case .kvCopy: try encodeKVCopies([op], rows: rows, into: cb, backend: backend)
-        case .argmax: try encodeArgmax(op, rows: rows, into: cb, backend: backend)
-        case .softmax: try encodeSoftmax(op, rows: rows, into: cb, backend: backend)
-        case .exitDecide: try encodeExitDecide(op, gate: nil, rows: rows, into: cb, backend: backend)
+        case .embed: try encodeEmbedding(op, rows: rows, into: cb, buffers: buffers)
+        case .rmsNorm: try encodeRMSNorm(op, rows: rows, into: cb, buffers: buffers)
+        case .layerNorm: try encodeLayerNorm(op, rows: rows, into: cb, buffers: buffers)
+        case .linear: try encodeLinear(op, rows: rows, into: cb, buffers: buffers)
+        case .rope: try encodeRope(op, kv: nil, rows: rows, into: cb, buffers: buffers)
+        case let .kvWrite(src, slot, part): try encodeKVWrite(src, slot: slot, part: part, second: nil, rows: rows, into: cb, buffers: buffers)
+        case .attention: try encodeAttention(op, rows: rows, into: cb, buffers: buffers)
+        case .siluMul: try encodeSiluMul(op, rows: rows, into: cb, buffers: buffers)
+        case .unary: try encodeUnary(op, rows: rows, into: cb, buffers: buffers)
+        case .binary: try encodeBinary(op, rows: rows, into: cb, buffers: buffers)
+        case .copy: try encodeCopy(op, rows: rows, into: cb, buffers: buffers)
+        case .kvCopy: try encodeKVCopies([op], rows: rows, into: cb, buffers: buffers)
+        case .argmax: try encodeArgmax(op, rows: rows, into: cb, buffers: buffers)
+        case .softmax: try encodeSoftmax(op, rows: rows, into: cb, buffers: buffers)
+        case .exitDecide: try encodeExitDecide(op, gate: nil, rows: rows, into: cb, buffers: buffers)
         }
     }
 }

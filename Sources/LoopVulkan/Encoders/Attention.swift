@@ -23,47 +23,47 @@ struct AttentionCombinePush: PushBlock {
 }
 
 extension Kernels {
-    func encodeAttention(_ op: Op, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
+    func encodeAttention(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .attention(q, slot, out, heads, kvHeads, headDim, scale) = op else { return }
         guard headDim <= 4 * reduceShape.local.0 || (subgroupReduce && headDim <= 32 * reduceShape.local.0), headDim <= 256, kvHeads > 0, heads % kvHeads == 0 else {
             throw LoopError.unsupported("attention with \(heads) heads / \(kvHeads) KV heads x \(headDim)")
         }
-        let push = AttentionPush(heads: u32(heads), kvHeads: u32(kvHeads), headDim: u32(headDim), qStride: u32(try backend.width(q.name)),
-                                 qCol: u32(q.col), oStride: u32(try backend.width(out.name)), oCol: u32(out.col),
-                                 kvWidth: u32(backend.layout.kvWidth), scale: scale)
-        if try encodeTexelAttention(q: q, slot: slot, out: out, heads: heads, headDim: headDim, push: push, rows: rows, into: cb, backend: backend) { return }
-        let kvBindings = [Binding(try backend.act(q.name)), Binding(try backend.kvSlice(slot, .k)), Binding(try backend.kvSlice(slot, .v))]
+        let push = AttentionPush(heads: u32(heads), kvHeads: u32(kvHeads), headDim: u32(headDim), qStride: u32(try buffers.width(q.name)),
+                                 qCol: u32(q.col), oStride: u32(try buffers.width(out.name)), oCol: u32(out.col),
+                                 kvWidth: u32(buffers.layout.kvWidth), scale: scale)
+        if try encodeTexelAttention(q: q, slot: slot, out: out, heads: heads, headDim: headDim, push: push, rows: rows, into: cb, buffers: buffers) { return }
+        let kvBindings = [Binding(try buffers.act(q.name)), Binding(try buffers.kvSlice(slot, .k)), Binding(try buffers.kvSlice(slot, .v))]
         if rows == 1, attentionSplits > 1, !subgroupReduce {
             // Partial states per (head, split) into a scratch buffer, then the combine. The
             // scratch is reused by every layer: the barrier before the combine orders its
             // reads; the ops between two attentions order the rest.
             let ns = attentionSplits
-            let part = try backend.scratch("attention-split", bytes: heads * ns * (headDim + 2) * 4)
+            let part = try buffers.scratch(.attentionSplit, bytes: heads * ns * (headDim + 2) * 4)
             let p = try pipeline("attention.comp", storage: 5, push: AttentionPush.self, local: reduceShape.local,
                                  defines: reduceShape.defines.merging(["SPLIT": "1"]) { $1 })
-            try cb.dispatch(p, kvBindings + [Binding(part), Binding(backend.step)], push: push, groups: (heads, 1, ns))
+            try cb.dispatch(p, kvBindings + [Binding(part), Binding(buffers.step)], push: push, groups: (heads, 1, ns))
             cb.barrier()
             let c = try pipeline("attention_combine.comp", storage: 2, push: AttentionCombinePush.self, local: reduceShape.local)
-            try cb.dispatch(c, [Binding(part), Binding(try backend.act(out.name))],
+            try cb.dispatch(c, [Binding(part), Binding(try buffers.act(out.name))],
                             push: AttentionCombinePush(heads: u32(heads), headDim: u32(headDim), splits: u32(ns), oStride: push.oStride, oCol: push.oCol),
                             groups: (heads, 1, 1))
             return
         }
         let p = try pipeline("attention.comp", storage: 5, push: AttentionPush.self, local: reduceShape.local, defines: reduceShape.defines)
-        try cb.dispatch(p, kvBindings + [Binding(try backend.act(out.name)), Binding(backend.step)], push: push, groups: (heads, rows, 1))
+        try cb.dispatch(p, kvBindings + [Binding(try buffers.act(out.name)), Binding(buffers.step)], push: push, groups: (heads, rows, 1))
     }
 
     /// Attention reading q, K and V through texel views (attention.comp READ_TEXEL): on the
     /// texel path with subgroup-only reductions, when head_dim, the KV row, q's column and row
     /// stride are whole texels and each view fits. Returns false otherwise.
     func encodeTexelAttention(q: ActRef, slot: Int, out: ActRef, heads: Int, headDim: Int, push: AttentionPush, rows: Int,
-                              into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
-        let kvWidth = backend.layout.kvWidth, qStride = try backend.width(q.name)
+                              into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
+        let kvWidth = buffers.layout.kvWidth, qStride = try buffers.width(q.name)
         guard readPath == .texel, subgroupReduce, headDim % 4 == 0, kvWidth % 4 == 0, q.col % 4 == 0, qStride % 4 == 0 else { return false }
-        let kBytes = backend.layout.maxContext * kvWidth * 4
-        guard let (qb, qShift) = texelWindow(try backend.act(q.name), byteStart: 0, byteCount: ((rows - 1) * qStride + q.col + heads * headDim) * 4),
-              let (kb, kShift) = texelWindow(try backend.kvSlice(slot, .k), byteStart: 0, byteCount: kBytes),
-              let (vb, vShift) = texelWindow(try backend.kvSlice(slot, .v), byteStart: 0, byteCount: kBytes),
+        let kBytes = buffers.layout.maxContext * kvWidth * 4
+        guard let (qb, qShift) = texelWindow(try buffers.act(q.name), byteStart: 0, byteCount: ((rows - 1) * qStride + q.col + heads * headDim) * 4),
+              let (kb, kShift) = texelWindow(try buffers.kvSlice(slot, .k), byteStart: 0, byteCount: kBytes),
+              let (vb, vShift) = texelWindow(try buffers.kvSlice(slot, .v), byteStart: 0, byteCount: kBytes),
               qShift % 16 == 0, kShift % 16 == 0, vShift % 16 == 0 else { return false }
         let kinds: [BindingKind] = [.uniformTexels, .uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer]
         // Several rows: 8 invocations per workgroup, each owning `perLane` rows.
@@ -76,7 +76,7 @@ extension Kernels {
                                                                    "LANE_HEADS": laneHeads ? "1" : "0"]) { $1 })
         var texelPush = push
         texelPush.qBase = u32(qShift / 4); texelPush.kBase = u32(kShift / 4); texelPush.vBase = u32(vShift / 4)
-        try cb.dispatch(p, [qb, kb, vb, Binding(try backend.act(out.name)), Binding(backend.step)], push: texelPush,
+        try cb.dispatch(p, [qb, kb, vb, Binding(try buffers.act(out.name)), Binding(buffers.step)], push: texelPush,
                         groups: laneHeads ? (Self.groups(heads, 8), rows, 1) : (heads, laneRows ? Self.groups(rows, 8 * perLane) : rows, 1))
         return true
     }

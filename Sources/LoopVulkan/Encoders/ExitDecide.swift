@@ -17,17 +17,17 @@ struct ExitDecidePush: PushBlock {
 extension Kernels {
     /// With `gate` (the one-output linear that computes the signal), that product first, in
     /// the same workgroup.
-    func encodeExitDecide(_ op: Op, gate: Op?, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
+    func encodeExitDecide(_ op: Op, gate: Op?, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .exitDecide(signal, control, pass, passes, threshold, minPasses) = op else { return }
-        var x = backend.dummyBinding, xCol = 0, inF = 0, wb = backend.dummyBinding, wBase: UInt32 = 0, wdt = DType.f32
-        var bb = backend.dummyBinding, bBase: UInt32 = 0, bdt = DType.f32, hasBias = false
+        var x = buffers.dummyBinding, xCol = 0, inF = 0, wb = buffers.dummyBinding, wBase: UInt32 = 0, wdt = DType.f32
+        var bb = buffers.dummyBinding, bBase: UInt32 = 0, bdt = DType.f32, hasBias = false
         if case let .linear(gx, weight, bias, _, gin, _, _) = gate {
-            x = Binding(try backend.act(gx.name)); xCol = gx.col; inF = gin
-            (wb, wBase, wdt) = try weightWindow(backend, weight.name, start: weight.offset, count: gin)
-            if let bias { (bb, bBase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: 1); hasBias = true }
+            x = Binding(try buffers.act(gx.name)); xCol = gx.col; inF = gin
+            (wb, wBase, wdt) = try weightWindow(buffers, weight.name, start: weight.offset, count: gin)
+            if let bias { (bb, bBase, bdt) = try weightWindow(buffers, bias.name, start: bias.offset, count: 1); hasBias = true }
         }
         let p = try pipeline("exit_decide.comp", storage: 5, push: ExitDecidePush.self, local: reduceShape.local, w: wdt, b: bdt, defines: reduceShape.defines)
-        try cb.dispatch(p, [Binding(try backend.act(signal.name)), Binding(try backend.act(control.name)), x, wb, bb],
+        try cb.dispatch(p, [Binding(try buffers.act(signal.name)), Binding(try buffers.act(control.name)), x, wb, bb],
                         push: ExitDecidePush(sCol: u32(signal.col), cCol: u32(control.col), passIndex: u32(pass), passes: u32(passes),
                                              threshold: threshold, minPasses: u32(minPasses), gate: gate == nil ? 0 : 1, inF: u32(inF),
                                              xCol: u32(xCol), wBase: wBase, bBase: bBase, hasBias: hasBias ? 1 : 0),

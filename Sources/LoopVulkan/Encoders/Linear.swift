@@ -54,33 +54,33 @@ enum LinearEpilogue {
 
 extension Kernels {
     /// A linear's bias as (binding, element base, dtype), nil without one.
-    func biasWindow(_ bias: WeightRef?, count: Int, backend: VulkanBackend) throws -> (Binding, UInt32, DType)? {
+    func biasWindow(_ bias: WeightRef?, count: Int, buffers: DeviceBuffers) throws -> (Binding, UInt32, DType)? {
         guard let bias else { return nil }
-        return try weightWindow(backend, bias.name, start: bias.offset, count: count)
+        return try weightWindow(buffers, bias.name, start: bias.offset, count: count)
     }
 
     /// `.linear`: through texel views where the read path is texel and the shapes fit, else
     /// storage buffers in chunks of output features that each fit `maxStorageBufferRange`.
-    func encodeLinear(_ op: Op, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
+    func encodeLinear(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .linear(x, weight, bias, out, inF, outF, accumulate) = op else { return }
-        let biasW = try biasWindow(bias, count: outF, backend: backend)
+        let biasW = try biasWindow(bias, count: outF, buffers: buffers)
         if readPath == .texel,
            try encodeTexelLinear(x: x, weight: weight, bias: biasW, out: out, inF: inF, outF: outF, accumulate: accumulate,
-                                 rows: rows, epilogue: nil, into: cb, backend: backend) {
+                                 rows: rows, epilogue: nil, into: cb, buffers: buffers) {
             return
         }
         // (The texel path uploads its own copy of W: ask for the row-major one only here.)
-        let rowBytes = inF * (try backend.weights.info(weight.name).dtype.byteSize)
+        let rowBytes = inF * (try buffers.weights.info(weight.name).dtype.byteSize)
         let chunkRows = max(1, (Int(context.info.maxStorageBufferRange) - 256) / rowBytes)
-        let (bb, bbase, bdt) = biasW ?? (backend.dummyBinding, 0, .f32)
+        let (bb, bbase, bdt) = biasW ?? (buffers.dummyBinding, 0, .f32)
         var o0 = 0
         while o0 < outF {
             let n = min(chunkRows, outF - o0)
-            let (wb, base, dt) = try weightWindow(backend, weight.name, start: weight.offset + o0 * inF, count: n * inF)
-            let push = LinearPush(inF: u32(inF), xStride: u32(try backend.width(x.name)), xCol: u32(x.col), oStride: u32(try backend.width(out.name)),
+            let (wb, base, dt) = try weightWindow(buffers, weight.name, start: weight.offset + o0 * inF, count: n * inF)
+            let push = LinearPush(inF: u32(inF), xStride: u32(try buffers.width(x.name)), xCol: u32(x.col), oStride: u32(try buffers.width(out.name)),
                                   oCol: u32(out.col), wBase: base, bBase: bbase, hasBias: bias == nil ? 0 : 1,
                                   accumulate: accumulate ? 1 : 0, o0: u32(o0), ocount: u32(n), rows: u32(rows))
-            let bindings = [Binding(try backend.act(x.name)), wb, bb, Binding(try backend.act(out.name))]
+            let bindings = [Binding(try buffers.act(x.name)), wb, bb, Binding(try buffers.act(out.name))]
             if rows == 1 {
                 let p = try pipeline("matvec.comp", storage: 4, push: LinearPush.self, local: (reduceThreads, 1), w: dt, b: bdt)
                 try cb.dispatch(p, bindings, push: push, groups: (n, rows, 1))
@@ -94,16 +94,16 @@ extension Kernels {
 
     /// A linear and the op that reads its output, fused into the texel product's `epilogue`
     /// where the product's shape allows; else the two apart.
-    func encodeLinear(_ linear: Op, then next: Op, epilogue: LinearEpilogue?, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
+    func encodeLinear(_ linear: Op, then next: Op, epilogue: LinearEpilogue?, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .linear(x, weight, bias, out, inF, outF, accumulate) = linear else { return }
         if readPath == .texel, let epilogue,
-           try encodeTexelLinear(x: x, weight: weight, bias: try biasWindow(bias, count: outF, backend: backend), out: out, inF: inF, outF: outF,
-                                 accumulate: accumulate, rows: rows, epilogue: epilogue, into: cb, backend: backend) {
+           try encodeTexelLinear(x: x, weight: weight, bias: try biasWindow(bias, count: outF, buffers: buffers), out: out, inF: inF, outF: outF,
+                                 accumulate: accumulate, rows: rows, epilogue: epilogue, into: cb, buffers: buffers) {
             return
         }
-        try encode(linear, rows: rows, into: cb, backend: backend)
+        try encode(linear, rows: rows, into: cb, buffers: buffers)
         cb.barrier()
-        try encode(next, rows: rows, into: cb, backend: backend)
+        try encode(next, rows: rows, into: cb, buffers: buffers)
     }
 
     /// The product through texel views: one row (decode) with matvec.comp, several rows
@@ -119,8 +119,8 @@ extension Kernels {
     /// LANE_FEATURES, 128 features x 8 rows per 8-invocation workgroup; otherwise the subgroup
     /// kernel with `matmulTile` features x rows per workgroup.
     func encodeTexelLinear(x: ActRef, weight: WeightRef, bias: (Binding, UInt32, DType)?, out: ActRef, inF: Int, outF: Int,
-                           accumulate: Bool, rows: Int, epilogue: LinearEpilogue?, into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
-        let info = try backend.weights.info(weight.name)
+                           accumulate: Bool, rows: Int, epilogue: LinearEpilogue?, into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
+        let info = try buffers.weights.info(weight.name)
         let total = info.shape.reduce(1, *)
         guard weight.offset >= 0, weight.offset + outF * inF <= total else {
             throw LoopError.invalidArgument("op reads elements \(weight.offset)..<\(weight.offset + outF * inF) of \(weight.name), which has \(total)")
@@ -128,27 +128,27 @@ extension Kernels {
         let es = info.dtype.byteSize
         let elementsPerTexel = 16 / es
         let slack = 2 * max(Int(context.info.minTexelBufferOffsetAlignment), 16)
-        let xStride = try backend.width(x.name), oStride = try backend.width(out.name)
-        guard let (xb, xShift) = texelWindow(try backend.act(x.name), byteStart: x.col * 4, byteCount: ((rows - 1) * xStride + inF) * 4) else { return false }
+        let xStride = try buffers.width(x.name), oStride = try buffers.width(out.name)
+        guard let (xb, xShift) = texelWindow(try buffers.act(x.name), byteStart: x.col * 4, byteCount: ((rows - 1) * xStride + inF) * 4) else { return false }
         let xCol = xShift / 4
         let xAligned = xCol % 4 == 0 && (rows == 1 || xStride % 4 == 0)
-        let (bb, bbase, bdt) = bias ?? (backend.dummyBinding, 0, .f32)
+        let (bb, bbase, bdt) = bias ?? (buffers.dummyBinding, 0, .f32)
         let kinds: [BindingKind] = [.uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer]
         let defines = ["READ_TEXEL": "1", "WG_REDUCE": texelWorkgroupReduce ? "1" : "0"]
 
         // The layout: interleaved blocks of `block` rows, or row-major rows (block 0).
         let block: Int, slice: BufferSlice, firstRow: Int, unit: Int
-        if let copy = try interleavedCopy(weight, inF: inF, weights: backend.weights), case let .interleaved(_, _, b, first) = copy,
+        if let copy = try interleavedCopy(weight, inF: inF, weights: buffers.weights), case let .interleaved(_, _, b, first) = copy,
            b * inF * es + slack <= maxTexelBytes {
             block = b
             firstRow = weight.offset / inF - first
-            slice = try backend.interleavedWeight(weight.name, inFeatures: inF, block: b, firstRow: first).slice
+            slice = try buffers.interleavedWeight(weight.name, inFeatures: inF, block: b, firstRow: first).slice
             unit = b
         } else {
             guard inF * es + slack <= maxTexelBytes else { return false }
             block = 0
             firstRow = 0
-            slice = try backend.weight(weight.name).slice
+            slice = try buffers.weight(weight.name).slice
             unit = 1
         }
         // Output features per chunk: whole blocks (rows) that fit one view with the alignment slack.
@@ -170,7 +170,7 @@ extension Kernels {
             let aligned = xAligned && inF % elementsPerTexel == 0 && (block > 0 || wBase % elementsPerTexel == 0)
             let push = LinearPush(inF: u32(inF), xStride: u32(xStride), xCol: u32(xCol), oStride: u32(oStride), oCol: u32(out.col), wBase: u32(wBase),
                                   bBase: bbase, hasBias: bias == nil ? 0 : 1, accumulate: accumulate ? 1 : 0, o0: u32(o0), ocount: u32(n), rows: u32(rows))
-            let bindings = [xb, wb, bb, Binding(try backend.act(out.name))]
+            let bindings = [xb, wb, bb, Binding(try buffers.act(out.name))]
             if rows == 1 && block > 0 {
                 var lanes = min(texelLanes, block)
                 while block % lanes != 0 { lanes -= 1 }
@@ -180,14 +180,14 @@ extension Kernels {
                 case let .silu(h, dim):
                     let p = try pipeline("matvec.comp", kinds: kinds + [.storageBuffer], push: LinearSiluPush.self, local: (lanes, 1), w: info.dtype, b: bdt,
                                          defines: defines.merging(["SILU": "1"]) { $1 }, constants: constants)
-                    let tail = SiluTail(siluDim: u32(dim), hStride: u32(try backend.width(h.name)), hCol: u32(h.col))
-                    try cb.dispatch(p, bindings + [Binding(try backend.act(h.name))], push: LinearSiluPush(base: push, silu: tail), groups: (dim / block, 1, 1))
+                    let tail = SiluTail(siluDim: u32(dim), hStride: u32(try buffers.width(h.name)), hCol: u32(h.col))
+                    try cb.dispatch(p, bindings + [Binding(try buffers.act(h.name))], push: LinearSiluPush(base: push, silu: tail), groups: (dim / block, 1, 1))
                 case let .argmax(am):
                     // Scratch: a counter of finished workgroups, then (value, index) per workgroup.
-                    let scratch = try backend.scratch("argmax", bytes: 4 * (1 + 2 * groups))
+                    let scratch = try buffers.scratch(.argmax, bytes: 4 * (1 + 2 * groups))
                     let p = try pipeline("matvec.comp", kinds: kinds + [.storageBuffer, .storageBuffer], push: LinearArgmaxPush.self, local: (lanes, 1),
                                          w: info.dtype, b: bdt, defines: defines.merging(["ARGMAX": "1"]) { $1 }, constants: constants)
-                    try cb.dispatch(p, bindings + [Binding(scratch), Binding(try backend.act(am.name))],
+                    try cb.dispatch(p, bindings + [Binding(scratch), Binding(try buffers.act(am.name))],
                                     push: LinearArgmaxPush(base: push, amCol: u32(am.col), amGroups: u32(groups)), groups: (groups, 1, 1))
                 case nil:
                     let p = try pipeline("matvec.comp", kinds: kinds, push: LinearPush.self, local: (lanes, 1), w: info.dtype, b: bdt,
@@ -205,11 +205,11 @@ extension Kernels {
                 let wide = ["LANE_FEATURES": "1"].merging(defines) { $1 }
                 if case let .silu(h, dim) = epilogue {
                     guard aligned else { return false }   // (nothing recorded yet: one chunk)
-                    let hStride = try backend.width(h.name)
+                    let hStride = try buffers.width(h.name)
                     let h4 = outVec4 && hStride % 4 == 0 && h.col % 4 == 0
                     let p = try pipeline("matmul.comp", kinds: kinds + [.storageBuffer], push: MatmulSiluPush.self, local: (8, 1), w: info.dtype, b: bdt,
                                          defines: wide.merging(["SILU": "1", "OUT_VEC4": h4 ? "1" : "0"]) { $1 }, constants: [8, 8, 1, 32])
-                    try cb.dispatch(p, bindings + [Binding(try backend.act(h.name))],
+                    try cb.dispatch(p, bindings + [Binding(try buffers.act(h.name))],
                                     push: MatmulSiluPush(base: push, silu: SiluTail(siluDim: u32(dim), hStride: u32(hStride), hCol: u32(h.col))),
                                     groups: (Self.groups(rows, 8), Self.groups(dim, 64), 1))
                 } else if block == 32, aligned {

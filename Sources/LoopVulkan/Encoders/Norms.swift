@@ -24,37 +24,37 @@ struct LayerNormPush: PushBlock {
 }
 
 extension Kernels {
-    func encodeRMSNorm(_ op: Op, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
+    func encodeRMSNorm(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .rmsNorm(x, add, weight, out, dim, groups, eps, mode) = op else { return }
-        var wb = backend.dummyBinding, base: UInt32 = 0, dt = DType.f32
-        if let weight { (wb, base, dt) = try weightWindow(backend, weight.name, start: weight.offset, count: dim) }
+        var wb = buffers.dummyBinding, base: UInt32 = 0, dt = DType.f32
+        if let weight { (wb, base, dt) = try weightWindow(buffers, weight.name, start: weight.offset, count: dim) }
         try encodeRMSNorm(x: x, add: add, wb: wb, base: base, dtype: dt, hasWeight: weight != nil, out: out, dim: dim, groups: groups,
-                          eps: eps, mode: mode, chain: nil, rows: rows, into: cb, backend: backend)
+                          eps: eps, mode: mode, chain: nil, rows: rows, into: cb, buffers: buffers)
     }
 
     /// rmsnorm.comp over `first` then (chain) the plain norm `second` of its output, one
     /// workgroup per row. Returns false (recording nothing) when the two weights differ in dtype.
-    func encodeNormThenNorm(_ first: Op, _ second: Op, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws -> Bool {
+    func encodeNormThenNorm(_ first: Op, _ second: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
         guard case let .rmsNorm(x, add, weight, out, dim, _, eps, mode) = first,
               case let .rmsNorm(_, _, weight2, out2, _, _, eps2, _) = second else { return false }
-        var wb = backend.dummyBinding, base: UInt32 = 0, dt: DType?
-        var wb2 = backend.dummyBinding, base2: UInt32 = 0, dt2: DType?
-        if let weight { (wb, base, _) = try weightWindow(backend, weight.name, start: weight.offset, count: dim); dt = try backend.weights.info(weight.name).dtype }
-        if let weight2 { (wb2, base2, _) = try weightWindow(backend, weight2.name, start: weight2.offset, count: dim); dt2 = try backend.weights.info(weight2.name).dtype }
+        var wb = buffers.dummyBinding, base: UInt32 = 0, dt: DType?
+        var wb2 = buffers.dummyBinding, base2: UInt32 = 0, dt2: DType?
+        if let weight { (wb, base, _) = try weightWindow(buffers, weight.name, start: weight.offset, count: dim); dt = try buffers.weights.info(weight.name).dtype }
+        if let weight2 { (wb2, base2, _) = try weightWindow(buffers, weight2.name, start: weight2.offset, count: dim); dt2 = try buffers.weights.info(weight2.name).dtype }
         if let dt, let dt2, dt != dt2 { return false }
         try encodeRMSNorm(x: x, add: add, wb: wb, base: base, dtype: dt ?? dt2 ?? .f32, hasWeight: weight != nil, out: out, dim: dim, groups: 1, eps: eps, mode: mode,
-                          chain: (wb2, base2, weight2 != nil, out2, eps2), rows: rows, into: cb, backend: backend)
+                          chain: (wb2, base2, weight2 != nil, out2, eps2), rows: rows, into: cb, buffers: buffers)
         return true
     }
 
     private func encodeRMSNorm(x: ActRef, add: ActRef?, wb: Binding, base: UInt32, dtype: DType, hasWeight: Bool, out: ActRef, dim: Int, groups: Int,
                                eps: Float, mode: NormMode, chain: (Binding, UInt32, Bool, ActRef, Float)?, rows: Int,
-                               into cb: RecordedCommands, backend: VulkanBackend) throws {
-        func a(_ r: ActRef) throws -> Binding { Binding(try backend.act(r.name)) }
-        let addB = try add.map { try a($0) } ?? backend.dummyBinding
-        let (wb2, base2, has2, out2, eps2) = chain ?? (backend.dummyBinding, 0, false, out, eps)
-        var sizes = [dim, try backend.width(x.name), x.col, try add.map { try backend.width($0.name) } ?? 0, add?.col ?? 0,
-                     try backend.width(out.name), out.col, try backend.width(out2.name), out2.col]
+                               into cb: RecordedCommands, buffers: DeviceBuffers) throws {
+        func a(_ r: ActRef) throws -> Binding { Binding(try buffers.act(r.name)) }
+        let addB = try add.map { try a($0) } ?? buffers.dummyBinding
+        let (wb2, base2, has2, out2, eps2) = chain ?? (buffers.dummyBinding, 0, false, out, eps)
+        var sizes = [dim, try buffers.width(x.name), x.col, try add.map { try buffers.width($0.name) } ?? 0, add?.col ?? 0,
+                     try buffers.width(out.name), out.col, try buffers.width(out2.name), out2.col]
         let vec4 = sizes.allSatisfy { $0 % 4 == 0 } && base % 4 == 0 && base2 % 4 == 0
         if vec4 { sizes = sizes.map { $0 / 4 } }
         let s = sizes.map(u32)
@@ -66,14 +66,14 @@ extension Kernels {
         try cb.dispatch(p, [try a(x), addB, wb, try a(out), wb2, try a(out2)], push: push, groups: (groups, rows, 1))
     }
 
-    func encodeLayerNorm(_ op: Op, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
+    func encodeLayerNorm(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .layerNorm(x, weight, bias, out, dim, eps) = op else { return }
-        let (wb, wbase, wdt) = try weightWindow(backend, weight.name, start: weight.offset, count: dim)
-        var bb = backend.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
-        if let bias { (bb, bbase, bdt) = try weightWindow(backend, bias.name, start: bias.offset, count: dim) }
+        let (wb, wbase, wdt) = try weightWindow(buffers, weight.name, start: weight.offset, count: dim)
+        var bb = buffers.dummyBinding, bbase: UInt32 = 0, bdt = DType.f32
+        if let bias { (bb, bbase, bdt) = try weightWindow(buffers, bias.name, start: bias.offset, count: dim) }
         let p = try pipeline("layernorm.comp", storage: 4, push: LayerNormPush.self, local: reduceShape.local, w: wdt, b: bdt, defines: reduceShape.defines)
-        try cb.dispatch(p, [Binding(try backend.act(x.name)), wb, bb, Binding(try backend.act(out.name))],
-                        push: LayerNormPush(dim: u32(dim), xStride: u32(try backend.width(x.name)), xCol: u32(x.col), oStride: u32(try backend.width(out.name)),
+        try cb.dispatch(p, [Binding(try buffers.act(x.name)), wb, bb, Binding(try buffers.act(out.name))],
+                        push: LayerNormPush(dim: u32(dim), xStride: u32(try buffers.width(x.name)), xCol: u32(x.col), oStride: u32(try buffers.width(out.name)),
                                             oCol: u32(out.col), wBase: wbase, bBase: bbase, eps: eps, hasBias: bias == nil ? 0 : 1),
                         groups: (rows, 1, 1))
     }

@@ -29,64 +29,64 @@ struct KVCopyPush: PushBlock {
 }
 
 extension Kernels {
-    func encodeRope(_ op: Op, kv: (slot: Int, v: ActRef)?, rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
+    func encodeRope(_ op: Op, kv: (slot: Int, v: ActRef)?, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .rope(x, heads, headDim, table, positions, layout) = op else { return }
-        let t = try backend.weightF32(table.name)
-        let width = backend.layout.kvWidth
-        let xb = Binding(try backend.act(x.name))
-        let xStride = try backend.width(x.name)
+        let t = try buffers.weightF32(table.name)
+        let width = buffers.layout.kvWidth
+        let xb = Binding(try buffers.act(x.name))
+        let xStride = try buffers.width(x.name)
         var ck = xb, vb = xb, cv = xb, vStride = 0, vCol = 0, kvHeads = 0
         if let kv {
-            ck = Binding(try backend.kvSlice(kv.slot, .k)); cv = Binding(try backend.kvSlice(kv.slot, .v))
-            vb = Binding(try backend.act(kv.v.name)); vStride = try backend.width(kv.v.name); vCol = kv.v.col
+            ck = Binding(try buffers.kvSlice(kv.slot, .k)); cv = Binding(try buffers.kvSlice(kv.slot, .v))
+            vb = Binding(try buffers.act(kv.v.name)); vStride = try buffers.width(kv.v.name); vCol = kv.v.col
             kvHeads = width / headDim
         }
         let vec4 = layout == .rotateHalf && headDim % 8 == 0 && [xStride, x.col, table.offset, width, vStride, vCol].allSatisfy { $0 % 4 == 0 }
         let p = try pipeline("rope.comp", storage: 6, push: RopePush.self, local: (32, 1), defines: ["VEC4": vec4 ? "1" : "0"])
         let push = RopePush(heads: u32(heads), headDim: u32(headDim), xStride: u32(xStride), xCol: u32(x.col), tBase: u32(table.offset),
                             tPositions: u32(positions), layoutKind: u32(Int(layout.rawValue)), kv: kv == nil ? 0 : 1, kvHead0: u32(heads - kvHeads),
-                            kvWidth: u32(width), maxRows: u32(backend.layout.maxContext), vStride: u32(vStride), vCol: u32(vCol))
+                            kvWidth: u32(width), maxRows: u32(buffers.layout.maxContext), vStride: u32(vStride), vCol: u32(vCol))
         // The extra `kvHeads` invocations (z or x) copy V.
-        try cb.dispatch(p, [xb, Binding(t), Binding(backend.step), ck, vb, cv], push: push,
+        try cb.dispatch(p, [xb, Binding(t), Binding(buffers.step), ck, vb, cv], push: push,
                         groups: vec4 ? (Self.groups(headDim / 8 * (heads + kvHeads), 32), rows, 1)
                                      : (Self.groups(headDim / 2, 32), heads + kvHeads, rows))
     }
 
     func encodeKVWrite(_ src: ActRef, slot: Int, part: KVPart, second: (ActRef, KVPart)?, rows: Int,
-                       into cb: RecordedCommands, backend: VulkanBackend) throws {
+                       into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         let p = try pipeline("kv_write.comp", storage: 5, push: KVWritePush.self)
-        let width = backend.layout.kvWidth
-        let a = Binding(try backend.act(src.name)), ca = Binding(try backend.kvSlice(slot, part))
+        let width = buffers.layout.kvWidth
+        let a = Binding(try buffers.act(src.name)), ca = Binding(try buffers.kvSlice(slot, part))
         var b = a, cbind = ca, bStride = 0, bCol = 0
         if let (srcB, partB) = second {
-            b = Binding(try backend.act(srcB.name)); cbind = Binding(try backend.kvSlice(slot, partB))
-            bStride = try backend.width(srcB.name); bCol = srcB.col
+            b = Binding(try buffers.act(srcB.name)); cbind = Binding(try buffers.kvSlice(slot, partB))
+            bStride = try buffers.width(srcB.name); bCol = srcB.col
         }
-        try cb.dispatch(p, [a, ca, Binding(backend.step), b, cbind],
-                        push: KVWritePush(width: u32(width), sStride: u32(try backend.width(src.name)), sCol: u32(src.col),
-                                          maxRows: u32(backend.layout.maxContext), s2Stride: u32(bStride), s2Col: u32(bCol)),
+        try cb.dispatch(p, [a, ca, Binding(buffers.step), b, cbind],
+                        push: KVWritePush(width: u32(width), sStride: u32(try buffers.width(src.name)), sCol: u32(src.col),
+                                          maxRows: u32(buffers.layout.maxContext), s2Stride: u32(bStride), s2Col: u32(bCol)),
                         groups: (Self.groups(width, 64), rows, second == nil ? 1 : 2))
     }
 
     /// kvCopy ops: (source, destination) buffer pairs, 8 per dispatch where the device binds 17
     /// storage buffers, else one dispatch per buffer.
-    func encodeKVCopies(_ ops: [Op], rows: Int, into cb: RecordedCommands, backend: VulkanBackend) throws {
+    func encodeKVCopies(_ ops: [Op], rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         var pairs: [(Binding, Binding)] = []
         for case let .kvCopy(from, to) in ops {
-            for part in [KVPart.k, .v] { pairs.append((Binding(try backend.kvSlice(from, part)), Binding(try backend.kvSlice(to, part)))) }
+            for part in [KVPart.k, .v] { pairs.append((Binding(try buffers.kvSlice(from, part)), Binding(try buffers.kvSlice(to, part)))) }
         }
-        let width = backend.layout.kvWidth
-        let push = KVCopyPush(width: u32(width), maxRows: u32(backend.layout.maxContext))
+        let width = buffers.layout.kvWidth
+        let push = KVCopyPush(width: u32(width), maxRows: u32(buffers.layout.maxContext))
         guard pairs.count > 2, context.info.maxStorageBuffersPerStage >= 17 else {
             let p = try pipeline("kv_copy.comp", storage: 3, push: KVCopyPush.self)
-            for (src, dst) in pairs { try cb.dispatch(p, [src, dst, Binding(backend.step)], push: push, groups: (Self.groups(width, 64), rows, 1)) }
+            for (src, dst) in pairs { try cb.dispatch(p, [src, dst, Binding(buffers.step)], push: push, groups: (Self.groups(width, 64), rows, 1)) }
             return
         }
         let p = try pipeline("kv_copy.comp", storage: 17, push: KVCopyPush.self, defines: ["PAIRS": "8"])
         for c0 in stride(from: 0, to: pairs.count, by: 8) {
             let chunk = Array(pairs[c0..<min(c0 + 8, pairs.count)])
             let padded = chunk + Array(repeating: chunk[0], count: 8 - chunk.count)
-            try cb.dispatch(p, padded.flatMap { [$0.0, $0.1] } + [Binding(backend.step)], push: push,
+            try cb.dispatch(p, padded.flatMap { [$0.0, $0.1] } + [Binding(buffers.step)], push: push,
                             groups: (Self.groups(width, 64), rows, chunk.count))
         }
     }

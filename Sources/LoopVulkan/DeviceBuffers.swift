@@ -1,0 +1,175 @@
+import Foundation
+import LoopCore
+
+/// Every device buffer a backend records against: activations (by the plan's names), the KV
+/// cache (by slot and part), the step state, a greedy chain's results, kernels' scratch, and the
+/// weights' device copies, each uploaded once in the layout the ops read it in. Encoders look
+/// buffers up here; nothing here records or submits.
+final class DeviceBuffers {
+    let context: VulkanContext
+    let layout: BackendLayout
+    let weights: WeightStore
+    /// Weights (device-local).
+    let arena: MemoryArena
+    /// Activations, KV and scratch (device-local; mapped where the configuration allows).
+    let actArena: MemoryArena
+    /// The step state, chain results and the dummy binding (host-visible).
+    let hostArena: MemoryArena
+    /// Staging for transfers where memory is not mapped (see `StagingCache`).
+    let staging = StagingCache()
+    private var acts: [String: BufferSlice] = [:]
+    private var kv: [BufferSlice] = []          // slot * 2 + part
+    private var weightSlices: [String: (slice: BufferSlice, dtype: DType, count: Int)] = [:]
+    /// The per-call step state the shaders read: pos0, rows, the chain index, padding, token ids.
+    let step: BufferSlice
+    /// The ids a greedy chain chose.
+    let chainResults: BufferSlice
+    private let dummy: BufferSlice
+
+    init(context: VulkanContext, layout: BackendLayout, weights: WeightStore, mapMemory: Bool, maxChain: Int) throws {
+        self.context = context
+        self.layout = layout
+        self.weights = weights
+        arena = MemoryArena(context: context, hostVisible: false, map: mapMemory)
+        actArena = MemoryArena(context: context, hostVisible: false, map: mapMemory)
+        hostArena = MemoryArena(context: context, hostVisible: true, blockSize: 1 << 20)
+        let limit = context.info.maxStorageBufferRange
+        for (name, width) in layout.activations.sorted(by: { $0.key < $1.key }) {
+            let bytes = layout.maxRows * width * 4
+            if UInt64(bytes) > limit {
+                throw VulkanError("activation \(name)", message: "\(layout.maxRows) rows x \(width) floats = \(bytes) bytes exceed maxStorageBufferRange \(limit); use fewer rows per call")
+            }
+            let s = try actArena.allocate(bytes)
+            try context.fill(s, byteCount: bytes)
+            acts[name] = s
+        }
+        let kvBytes = layout.maxContext * layout.kvWidth * 4
+        if UInt64(kvBytes) > limit {
+            throw VulkanError("KV cache", message: "\(layout.maxContext) positions x \(layout.kvWidth) floats exceed maxStorageBufferRange \(limit); use a shorter context")
+        }
+        for _ in 0..<(layout.kvSlots * 2) {
+            let s = try actArena.allocate(max(kvBytes, 4))
+            try context.fill(s, byteCount: max(kvBytes, 4))
+            kv.append(s)
+        }
+        step = try hostArena.allocate(16 + 4 * max(layout.maxRows, 1))
+        chainResults = try hostArena.allocate(4 * maxChain)
+        dummy = try hostArena.allocate(16)
+        try context.fill(dummy, byteCount: 16)
+    }
+
+    /// Device bytes allocated for weights, activations, KV and the host-visible buffers.
+    var allocatedBytes: UInt64 { arena.allocatedBytes + actArena.allocatedBytes + hostArena.allocatedBytes }
+
+    /// Kernels' own working memory: the fused head + argmax's per-workgroup bests and counter,
+    /// the split attention's partial states. Hazard tracking sees them as buffers of their own.
+    enum Scratch: String, Hashable { case argmax, attentionSplit = "attention-split" }
+
+    /// A zero-filled device buffer of at least `bytes` for `kind`, made on first use and kept
+    /// (a larger request makes a new buffer; sections recorded with the old one keep it).
+    func scratch(_ kind: Scratch, bytes: Int) throws -> BufferSlice {
+        if let s = scratchBuffers[kind], s.size >= UInt64(bytes) { return s }
+        let s = try actArena.allocate(bytes)
+        try context.fill(s, byteCount: bytes)
+        scratchBuffers[kind] = s
+        return s
+    }
+    private var scratchBuffers: [Scratch: BufferSlice] = [:]
+
+    func weight(_ name: String) throws -> (slice: BufferSlice, dtype: DType, count: Int) {
+        if let w = weightSlices[name] { return w }
+        let w: (BufferSlice, DType, Int) = try weights.withBytes(name) { dtype, shape, raw in
+            guard dtype.isFloat else { throw LoopError.wrongDType(tensor: name, found: dtype.rawValue) }
+            let slice = try arena.allocate(raw.count)
+            try context.upload(raw, to: slice, cache: staging)
+            return (slice, dtype, shape.reduce(1, *))
+        }
+        weightSlices[name] = w
+        return w
+    }
+
+    /// The texel read path's copy of a weight seen as [rows, inF] (rows = elements / inF): rows
+    /// firstRow ..< rows in blocks of `block` rows, each block stored texel-major (texel t of
+    /// block row i at t * block + i, 16-byte texels), the last block zero-padded. matvec.comp
+    /// reads a block as one sequential stream (see its header). Needs inF to fill whole texels.
+    func interleavedWeight(_ name: String, inFeatures inF: Int, block: Int, firstRow: Int) throws -> (slice: BufferSlice, dtype: DType, count: Int) {
+        let key = WeightCopy.interleaved(name: name, inFeatures: inF, block: block, firstRow: firstRow).key
+        if let w = weightSlices[key] { return w }
+        let w: (BufferSlice, DType, Int) = try weights.withBytes(name) { dtype, shape, raw in
+            guard dtype.isFloat else { throw LoopError.wrongDType(tensor: name, found: dtype.rawValue) }
+            let count = shape.reduce(1, *), es = dtype.byteSize
+            guard inF > 0, block > 0, (inF * es) % 16 == 0, count % inF == 0, firstRow >= 0, firstRow < max(count / inF, 1) else {
+                throw LoopError.invalidArgument("\(name) (\(count) elements) cannot be read as rows of \(inF) from row \(firstRow) in blocks of \(block)")
+            }
+            let rows = count / inF - firstRow, nt = inF * es / 16
+            let blocks = (rows + block - 1) / block, blockBytes = block * nt * 16
+            let slice = try arena.allocate(blocks * blockBytes)
+            // A few MiB of blocks at a time: permute 16-byte texels on the host, then upload.
+            let perChunk = max(1, (8 << 20) / blockBytes)
+            var buffer = [UInt8](repeating: 0, count: min(perChunk, blocks) * blockBytes)
+            let src = raw.baseAddress! + firstRow * inF * es
+            var b0 = 0
+            while b0 < blocks {
+                let nb = min(perChunk, blocks - b0)
+                try buffer.withUnsafeMutableBytes { dst in
+                    let d = dst.baseAddress!
+                    for b in 0..<nb {
+                        for i in 0..<block {
+                            let row = (b0 + b) * block + i
+                            let out = d + (b * nt * block + i) * 16
+                            if row >= rows {
+                                for t in 0..<nt { (out + t * block * 16).storeBytes(of: SIMD2<UInt64>(0, 0), as: SIMD2<UInt64>.self) }
+                                continue
+                            }
+                            let inp = src + row * nt * 16
+                            for t in 0..<nt {
+                                (out + t * block * 16).storeBytes(of: (inp + t * 16).loadUnaligned(as: SIMD2<UInt64>.self), as: SIMD2<UInt64>.self)
+                            }
+                        }
+                    }
+                    try context.upload(UnsafeRawBufferPointer(rebasing: dst[0..<(nb * blockBytes)]), to: slice, at: b0 * blockBytes, cache: staging)
+                }
+                b0 += nb
+            }
+            return (slice, dtype, blocks * block * inF)
+        }
+        weightSlices[key] = w
+        weights.releaseStacked(name)
+        return w
+    }
+
+    /// The device copies uploaded so far (`WeightCopy.key`s; "#f32" for fp32 copies).
+    var uploadedWeights: Set<String> { Set(weightSlices.keys) }
+    /// Bytes of the uploaded weight copies (each rounded up to 16 by the arena).
+    var uploadedWeightBytes: UInt64 { weightSlices.values.reduce(0) { $0 + $1.slice.size } }
+
+    /// An fp32 copy of a weight (for operands the shaders read as floats).
+    func weightF32(_ name: String) throws -> BufferSlice {
+        let w = try weight(name)
+        if w.dtype == .f32 { return w.slice }
+        let key = name + "#f32"
+        if let s = weightSlices[key] { return s.slice }
+        let f = try weights.floats(name)
+        let s = try arena.allocate(f.count * 4)
+        try f.withUnsafeBytes { try context.upload($0, to: s, cache: staging) }
+        weightSlices[key] = (s, .f32, f.count)
+        return s
+    }
+
+    func act(_ name: String) throws -> BufferSlice {
+        guard let a = acts[name] else { throw LoopError.invalidArgument("the plan uses activation \(name), which was not declared") }
+        return a
+    }
+
+    func width(_ name: String) throws -> Int {
+        guard let w = layout.activations[name] else { throw LoopError.invalidArgument("undeclared activation \(name)") }
+        return w
+    }
+
+    func kvSlice(_ slot: Int, _ part: KVPart) throws -> BufferSlice {
+        guard slot >= 0, slot < layout.kvSlots else { throw LoopError.invalidArgument("KV slot \(slot) out of range 0..<\(layout.kvSlots)") }
+        return kv[slot * 2 + Int(part.rawValue)]
+    }
+
+    var dummyBinding: Binding { Binding(dummy) }
+}
