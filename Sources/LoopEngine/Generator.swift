@@ -220,7 +220,7 @@ public final class Generator {
 
     /// One token through the model at the current position: returns the next-token logits (or
     /// the greedy choice) and the passes used.
-    func step(_ token: Int, options: GenerationOptions, greedy: Bool) throws -> (next: Int?, logits: [Float]?, passes: Int) {
+    func decodeToken(_ token: Int, options: GenerationOptions, greedy: Bool) throws -> (next: Int?, logits: [Float]?, passes: Int) {
         let tok = [Int32(token)]
         let pos = position
         let pre = options.warmStart && hasState ? warmPrelude : prelude
@@ -284,7 +284,7 @@ public final class Generator {
     /// Greedy tokens from `token` in one submission (see `chainTokens`), or nil where a chain
     /// does not apply: not greedy, an exit policy that looks between passes, a warm start, the
     /// backend cannot chain (the CPU reference, profiling). Returns the choices and the passes each used.
-    func chainStep(_ token: Int, count: Int, options: GenerationOptions, greedy: Bool) throws -> (ids: [Int], passes: Int)? {
+    func decodeChain(_ token: Int, count: Int, options: GenerationOptions, greedy: Bool) throws -> (ids: [Int], passes: Int)? {
         guard greedy, count >= 2, !options.warmStart, backend.capabilities.greedyChain >= count,
               let used = staticPasses(options) else { return nil }
         let parts = staticSections((prelude, "prelude"), head: (headArgmax, "head-argmax"), passes: used)
@@ -351,7 +351,7 @@ public final class Generator {
             // Chains grow with the tokens accepted so far (1, 1, 2, 4, 8, ...): a short answer that
             // stops early wastes at most as many tokens as it kept.
             let n = min(chainTokens, max(1, result.ids.count), options.maxTokens - result.ids.count, context - position)
-            if let chain = try chainStep(token, count: n, options: options, greedy: greedy) {
+            if let chain = try decodeChain(token, count: n, options: options, greedy: greedy) {
                 let start = position
                 for (i, id) in chain.ids.enumerated() {
                     position = start + i + 1
@@ -365,7 +365,7 @@ public final class Generator {
                 }
                 continue
             }
-            let (next, logits, used) = try step(token, options: options, greedy: greedy)
+            let (next, logits, used) = try decodeToken(token, options: options, greedy: greedy)
             let id = next ?? sampler.next(logits!, history: history)
             result.ids.append(id)
             result.passes.append(used)

@@ -10,7 +10,7 @@ import LoopCore
 ///
 /// Not fused, on purpose: siluMul inside the down GEMV's input loads. Every workgroup would
 /// recompute silu for the whole input, and the GEMV is ALU-bound on CPU devices.
-enum Step {
+enum FusedOps {
     case op(Op)
     /// An rmsNorm (any mode, one group per row) whose output the next op normalizes again with
     /// a plain rmsNorm: norm + residual + next norm in one workgroup per row (rmsnorm.comp chain).
@@ -50,9 +50,9 @@ enum Step {
     var label: String { ops.map(\.kindName).joined(separator: "+") }
 
     /// Groups consecutive ops into steps, fusing the shapes above. `kvWidth`: the KV cache row.
-    static func fuse(_ ops: [Op], kvWidth: Int, enabled: Bool) -> [Step] {
+    static func fuse(_ ops: [Op], kvWidth: Int, enabled: Bool) -> [FusedOps] {
         guard enabled else { return ops.map { .op($0) } }
-        var steps: [Step] = []
+        var steps: [FusedOps] = []
         var i = 0
         while i < ops.count {
             if case .kvCopy = ops[i], i + 1 < ops.count, case .kvCopy = ops[i + 1] {
@@ -74,7 +74,7 @@ enum Step {
         return steps
     }
 
-    private static func triple(_ a: Op, _ b: Op, _ c: Op, kvWidth: Int) -> Step? {
+    private static func triple(_ a: Op, _ b: Op, _ c: Op, kvWidth: Int) -> FusedOps? {
         guard case let .rope(x, heads, headDim, _, _, _) = a, case let .kvWrite(_, slot1, part1) = b,
               case let .kvWrite(_, slot2, part2) = c, slot1 == slot2, part1 != part2 else { return nil }
         let (k, v) = part1 == .k ? (b, c) : (c, b)
@@ -83,7 +83,7 @@ enum Step {
         return .ropeKV(a, k, v)
     }
 
-    private static func pair(_ a: Op, _ b: Op) -> Step? {
+    private static func pair(_ a: Op, _ b: Op) -> FusedOps? {
         switch (a, b) {
         case let (.rmsNorm(_, _, _, out1, dim1, groups1, _, _), .rmsNorm(x2, nil, _, _, dim2, groups2, _, .plain)):
             // The second reads exactly the first's output (Kernels encodes the two apart when

@@ -164,7 +164,7 @@ final class Kernels {
 
     /// What a step reads and writes: its ops' buffers, and the scratch its kernels may use (the
     /// fused head + argmax's, a decode row's split attention's), which they both write and read.
-    static func hazards(_ step: Step, rows: Int) -> (reads: [BufferHandle], writes: [BufferHandle]) {
+    static func hazards(_ step: FusedOps, rows: Int) -> (reads: [BufferHandle], writes: [BufferHandle]) {
         var reads: [BufferHandle] = [], writes: [BufferHandle] = []
         for op in step.ops { let h = hazards(op); reads += h.reads; writes += h.writes }
         var scratch: [BufferHandle] = []
@@ -178,7 +178,7 @@ final class Kernels {
 
     /// Records a step (see Fusion.swift): a barrier first when it reads or overwrites what an
     /// earlier dispatch since the last barrier wrote (or overwrites what one read).
-    func encode(_ step: Step, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers, tracker: inout HazardTracker) throws {
+    func encode(_ step: FusedOps, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers, tracker: inout HazardTracker) throws {
         let (reads, writes) = Self.hazards(step, rows: rows)
         if tracker.needsBarrier(reads: reads, writes: writes) { cb.barrier() }
         cb.label = step.label

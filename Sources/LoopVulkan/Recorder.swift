@@ -49,7 +49,7 @@ final class Recorder {
         var tracker = HazardTracker()
         // A conditional section (exit decided on the device) runs only if its control flag is set.
         if let c = section.condition { try cb.beginCondition(try buffers.act(ExitControl.act), byteOffset: 4 * c) }
-        for step in Step.fuse(ops, kvWidth: buffers.layout.kvWidth, enabled: kernels.config.fusion) {
+        for step in FusedOps.fuse(ops, kvWidth: buffers.layout.kvWidth, enabled: kernels.config.fusion) {
             try kernels.encode(step, rows: section.rows, into: cb, buffers: buffers, tracker: &tracker)
         }
         if section.condition != nil { cb.endCondition() }

@@ -51,7 +51,7 @@ public final class VulkanBackend: PlanBackend {
     /// How recording groups `ops` into dispatch steps: each step's profile label (op kinds
     /// joined by "+" when fused) and the plan ops it computes.
     public func steps(_ ops: [Op]) -> [(label: String, ops: [Op])] {
-        Step.fuse(ops, kvWidth: layout.kvWidth, enabled: config.fusion).map { ($0.label, $0.ops) }
+        FusedOps.fuse(ops, kvWidth: layout.kvWidth, enabled: config.fusion).map { ($0.label, $0.ops) }
     }
 
     // MARK: Weights
