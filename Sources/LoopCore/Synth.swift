@@ -64,93 +64,17 @@ public enum Synth {
         return p
     }
 
-    /// The tensors of a preset, sorted by name (the order they are stored in).
+    /// The tensors of a preset, sorted by name (the order they are stored in). Each family's file lists its own
+    /// (`synthTensors`).
     public static func tensors(of preset: SynthPreset) -> [TensorSpec] {
-        var t: [TensorSpec] = []
-        func linear(_ name: String, _ out: Int, _ inF: Int) {
-            t.append(TensorSpec(name: name, shape: [out, inF],
-                                fill: .uniform(center: 0, halfWidth: 0.5 * (3 / Float(inF)).squareRoot())))
-        }
-        func norm(_ name: String, _ n: Int) { t.append(TensorSpec(name: name, shape: [n], fill: .uniform(center: 1, halfWidth: 0.1))) }
-        func zeros(_ name: String, _ shape: [Int]) { t.append(TensorSpec(name: name, shape: shape, fill: .constant(0))) }
-        func embedding(_ name: String, _ vocab: Int, _ h: Int) {
-            t.append(TensorSpec(name: name, shape: [vocab, h], fill: .uniform(center: 0, halfWidth: (3 / Float(h)).squareRoot())))
-        }
-        /// Llama / Qwen3 / Ouro layer: attention, SwiGLU MLP, the norms.
-        func decoderLayer(_ p: String, _ d: SynthDecoder, sandwich: Bool) {
-            let q = d.heads * d.headDim, kv = d.kvHeads * d.headDim
-            linear("\(p).self_attn.q_proj.weight", q, d.hidden)
-            linear("\(p).self_attn.k_proj.weight", kv, d.hidden)
-            linear("\(p).self_attn.v_proj.weight", kv, d.hidden)
-            linear("\(p).self_attn.o_proj.weight", d.hidden, q)
-            if d.qkNorm {
-                norm("\(p).self_attn.q_norm.weight", d.headDim)
-                norm("\(p).self_attn.k_norm.weight", d.headDim)
-            }
-            linear("\(p).mlp.gate_proj.weight", d.intermediate, d.hidden)
-            linear("\(p).mlp.up_proj.weight", d.intermediate, d.hidden)
-            linear("\(p).mlp.down_proj.weight", d.hidden, d.intermediate)
-            norm("\(p).input_layernorm.weight", d.hidden)
-            norm("\(p).post_attention_layernorm.weight", d.hidden)
-            if sandwich {
-                norm("\(p).input_layernorm_2.weight", d.hidden)
-                norm("\(p).post_attention_layernorm_2.weight", d.hidden)
-            }
-        }
-
+        let specs: [TensorSpec]
         switch preset.model {
-        case .ouro(let d, _):
-            embedding("model.embed_tokens.weight", d.vocab, d.hidden)
-            for i in 0..<d.layers { decoderLayer("model.layers.\(i)", d, sandwich: true) }
-            norm("model.norm.weight", d.hidden)
-            linear("model.early_exit_gate.weight", 1, d.hidden)
-            zeros("model.early_exit_gate.bias", [1])
-            linear("lm_head.weight", d.vocab, d.hidden)
-
-        case .huginn(let g):
-            let h = g.hidden, hd = g.headDim
-            embedding("transformer.wte.weight", g.vocab, h)
-            for (part, n) in [("prelude", g.prelude), ("core_block", g.core), ("coda", g.coda)] {
-                for j in 0..<n {
-                    let p = "transformer.\(part).\(j)"
-                    for k in 1...4 { norm("\(p).norm_\(k).weight", h) }
-                    linear("\(p).attn.Wqkv.weight", 3 * h, h)
-                    t.append(TensorSpec(name: "\(p).attn.qk_bias", shape: [2, 1, g.heads, hd],
-                                        fill: .uniform(center: 0, halfWidth: 0.05)))
-                    linear("\(p).attn.proj.weight", h, h)
-                    linear("\(p).mlp.fc.weight", 2 * g.intermediate, h)
-                    linear("\(p).mlp.proj.weight", h, g.intermediate)
-                }
-            }
-            linear("transformer.adapter.weight", h, 2 * h)
-            norm("transformer.ln_f.weight", h)
-            t.append(TensorSpec(name: "freqs_cis", shape: [1, g.blockSize, 1, hd / 2, 2],
-                                fill: .ropeTable(theta: Float(g.ropeBase), headDim: hd), isParameter: false))
-
-        case .loopus(let d, let enc, let rea, let dec, _, _):
-            let h = d.hidden, r = gateRank(hidden: h)
-            embedding("encoder.embed_tokens.weight", d.vocab, h)
-            for j in enc.indices { decoderLayer("encoder.layers.\(j)", d, sandwich: false) }
-            for j in rea.indices { decoderLayer("reasoning.layers.\(j)", d, sandwich: false) }
-            for j in dec.indices { decoderLayer("decoder.layers.\(j)", d, sandwich: false) }
-            linear("reasoning.gate.dt_input_proj.weight", r, h)
-            linear("reasoning.gate.delta_proj.weight", h, r)
-            zeros("reasoning.gate.delta_proj.bias", [h])
-            t.append(TensorSpec(name: "reasoning.gate.A_log", shape: [h], fill: .logUniform(low: 1, high: 16)))
-            norm("decoder.norm.weight", h)
-            linear("decoder.lm_head.weight", d.vocab, h)
-            norm("q_head.0.weight", h)
-            zeros("q_head.0.bias", [h])
-            linear("q_head.1.weight", 1, h)
-            zeros("q_head.1.bias", [1])
-
-        case .llama(let d):
-            embedding("model.embed_tokens.weight", d.vocab, d.hidden)
-            for i in 0..<d.layers { decoderLayer("model.layers.\(i)", d, sandwich: false) }
-            norm("model.norm.weight", d.hidden)
-            if !d.tiedEmbeddings { linear("lm_head.weight", d.vocab, d.hidden) }
+        case .ouro(let d, _): specs = Ouro.synthTensors(d)
+        case .huginn(let g): specs = Huginn.synthTensors(g)
+        case .loopus(let d, let enc, let rea, let dec, _, _): specs = LoopUS.synthTensors(d, encoder: enc, reasoning: rea, decoder: dec)
+        case .llama(let d): specs = Llama.synthTensors(d)
         }
-        return t.sorted { $0.name < $1.name }
+        return specs.sorted { $0.name < $1.name }
     }
 
     /// LoopUS selective-gate rank: ceil(hidden / 16) (Mamba's dt_rank; 128 for hidden 2048).
@@ -418,6 +342,55 @@ public enum Synth {
         case .bf16: out.storeBytes(of: Float16Bits.floatToBF16(v), toByteOffset: 2 * i, as: UInt16.self)
         case .f16: out.storeBytes(of: Float16(v).bitPattern, toByteOffset: 2 * i, as: UInt16.self)
         default: out.storeBytes(of: v, toByteOffset: 4 * i, as: Float.self)
+        }
+    }
+}
+
+/// A synthetic checkpoint's tensor list under construction, with the value rules of `Synth` (see there) for each
+/// kind of tensor; the families' `synthTensors` append to it in any order (`Synth.tensors(of:)` sorts).
+struct SynthTensors {
+    var specs: [Synth.TensorSpec] = []
+
+    mutating func append(_ name: String, _ shape: [Int], _ fill: Synth.Fill, isParameter: Bool = true) {
+        specs.append(Synth.TensorSpec(name: name, shape: shape, fill: fill, isParameter: isParameter))
+    }
+
+    /// A linear weight `[out, in]`: `u · sqrt(3/in) · 0.5`.
+    mutating func linear(_ name: String, _ out: Int, _ inF: Int) {
+        append(name, [out, inF], .uniform(center: 0, halfWidth: 0.5 * (3 / Float(inF)).squareRoot()))
+    }
+
+    /// An RMSNorm / LayerNorm weight `[n]`: `1 + 0.1·u`.
+    mutating func norm(_ name: String, _ n: Int) { append(name, [n], .uniform(center: 1, halfWidth: 0.1)) }
+
+    /// A bias that starts at 0.
+    mutating func zeros(_ name: String, _ shape: [Int]) { append(name, shape, .constant(0)) }
+
+    /// An embedding `[vocab, h]`: `u · sqrt(3/h)`.
+    mutating func embedding(_ name: String, _ vocab: Int, _ h: Int) {
+        append(name, [vocab, h], .uniform(center: 0, halfWidth: (3 / Float(h)).squareRoot()))
+    }
+
+    /// A Llama / Qwen3 / Ouro layer under prefix `p`: attention (Qwen3's q_norm / k_norm when `d.qkNorm`), SwiGLU MLP,
+    /// the norms; `sandwich` adds Ouro's second pair of norms.
+    mutating func decoderLayer(_ p: String, _ d: SynthDecoder, sandwich: Bool) {
+        let q = d.heads * d.headDim, kv = d.kvHeads * d.headDim
+        linear("\(p).self_attn.q_proj.weight", q, d.hidden)
+        linear("\(p).self_attn.k_proj.weight", kv, d.hidden)
+        linear("\(p).self_attn.v_proj.weight", kv, d.hidden)
+        linear("\(p).self_attn.o_proj.weight", d.hidden, q)
+        if d.qkNorm {
+            norm("\(p).self_attn.q_norm.weight", d.headDim)
+            norm("\(p).self_attn.k_norm.weight", d.headDim)
+        }
+        linear("\(p).mlp.gate_proj.weight", d.intermediate, d.hidden)
+        linear("\(p).mlp.up_proj.weight", d.intermediate, d.hidden)
+        linear("\(p).mlp.down_proj.weight", d.hidden, d.intermediate)
+        norm("\(p).input_layernorm.weight", d.hidden)
+        norm("\(p).post_attention_layernorm.weight", d.hidden)
+        if sandwich {
+            norm("\(p).input_layernorm_2.weight", d.hidden)
+            norm("\(p).post_attention_layernorm_2.weight", d.hidden)
         }
     }
 }

@@ -190,3 +190,124 @@ public enum Huginn: LoopFamily {
         var norms: [WeightRef]
     }
 }
+
+// MARK: - Synthetic checkpoints
+
+/// Huginn-0125 ("Raven") dimensions.
+public struct SynthHuginn: Sendable, Equatable {
+    public var hidden: Int
+    public var heads: Int
+    public var intermediate: Int
+    public var prelude: Int
+    public var core: Int
+    public var coda: Int
+    public var vocab: Int
+    public var blockSize: Int
+    public var meanRecurrence: Int
+    public var ropeBase: Double
+    public var eps: Double
+    public var paddingMultiple: Int
+    public var headDim: Int { hidden / heads }
+}
+
+
+extension Huginn {
+    /// The `Synth` presets. huginn-3.5b: the published Huginn-0125 config.json shapes; huginn-small is our own.
+    static var synthPresets: [SynthPreset] {
+        [
+            SynthPreset(family: "huginn", name: "huginn-3.5b", model: .huginn(SynthHuginn(
+                hidden: 5280, heads: 55, intermediate: 17920, prelude: 2, core: 4, coda: 2, vocab: 65536, blockSize: 4096,
+                meanRecurrence: 32, ropeBase: 50000, eps: 1e-6, paddingMultiple: 4096))),
+            SynthPreset(family: "huginn", name: "huginn-small", model: .huginn(SynthHuginn(
+                hidden: 192, heads: 3, intermediate: 512, prelude: 2, core: 2, coda: 2, vocab: 1024, blockSize: 512,
+                meanRecurrence: 8, ropeBase: 50000, eps: 1e-6, paddingMultiple: 4))),
+        ]
+    }
+
+    /// The tensors of a Huginn checkpoint: the embedding (tied head), prelude / core / coda sandwich blocks with fused
+    /// Wqkv and fc weights and the q/k bias, the adapter, ln_f, and the stored `freqs_cis` RoPE table (a buffer, not a
+    /// parameter).
+    static func synthTensors(_ g: SynthHuginn) -> [Synth.TensorSpec] {
+        var t = SynthTensors()
+        let h = g.hidden, hd = g.headDim
+        t.embedding("transformer.wte.weight", g.vocab, h)
+        for (part, n) in [("prelude", g.prelude), ("core_block", g.core), ("coda", g.coda)] {
+            for j in 0..<n {
+                let p = "transformer.\(part).\(j)"
+                for k in 1...4 { t.norm("\(p).norm_\(k).weight", h) }
+                t.linear("\(p).attn.Wqkv.weight", 3 * h, h)
+                t.append("\(p).attn.qk_bias", [2, 1, g.heads, hd], .uniform(center: 0, halfWidth: 0.05))
+                t.linear("\(p).attn.proj.weight", h, h)
+                t.linear("\(p).mlp.fc.weight", 2 * g.intermediate, h)
+                t.linear("\(p).mlp.proj.weight", h, g.intermediate)
+            }
+        }
+        t.linear("transformer.adapter.weight", h, 2 * h)
+        t.norm("transformer.ln_f.weight", h)
+        t.append("freqs_cis", [1, g.blockSize, 1, hd / 2, 2], .ropeTable(theta: Float(g.ropeBase), headDim: hd), isParameter: false)
+        return t.specs
+    }
+
+    /// config.json and generation_config.json with the keys of the published Huginn-0125; `init_values` and
+    /// `effective_expected_depth` are computed from the width and the block counts.
+    static func synthConfigFiles(_ g: SynthHuginn, dtype: DType) -> [(name: String, json: SynthJSON)] {
+        let td = SynthJSON.string(SynthPreset.torchDType(dtype))
+        let layers = g.prelude + g.core + g.coda
+        let depth = g.prelude + g.coda + g.core * g.meanRecurrence
+        let std = (2.0 / (5.0 * Double(g.hidden))).squareRoot()
+        let cfg: [String: SynthJSON] = [
+            "activation_checkpoint_impl": .string("per-iteration"),
+            "architecture_class_name": .string("RecurrentGPT"),
+            "architectures": .array([.string("RavenForCausalLM")]),
+            "auto_map": .object([
+                "AutoConfig": .string("raven_config_minimal.RavenConfig"),
+                "AutoModelForCausalLM": .string("raven_modeling_minimal.RavenForCausalLM"),
+            ]),
+            "bias": .bool(false),
+            "block_class_name": .string("SandwichBlock"),
+            "block_size": .int(g.blockSize),
+            "dtype": td,
+            "effective_expected_depth": .int(depth),
+            "head_dim": .int(g.headDim),
+            "init_orthogonal": .bool(false),
+            "init_strategy": .string("takase"),
+            "init_values": .object([
+                "embed_scale": .double(Double(g.hidden).squareRoot()),
+                "embedding": .double(std),
+                "out_proj": .double(std / (2.0 * Double(depth)).squareRoot()),
+                "std": .double(std),
+            ]),
+            "injection_type": .string("linear"),
+            "intermediate_size": .int(g.intermediate),
+            "mean_backprop_depth": .int(8),
+            "mean_recurrence": .int(g.meanRecurrence),
+            "mlp_class_name": .string("GatedMLP"),
+            "model_type": .string("huginn_raven"),
+            "n_embd": .int(g.hidden),
+            "n_heads": .int(g.heads),
+            "n_layers": .int(layers),
+            "n_layers_in_coda": .int(g.coda),
+            "n_layers_in_prelude": .int(g.prelude),
+            "n_layers_in_recurrent_block": .int(g.core),
+            "nonlin_name": .string("SiLU"),
+            "norm_class_name": .string("RMSNorm_llama"),
+            "norm_eps": .double(g.eps),
+            "num_attention_heads": .int(g.heads),
+            "num_key_value_heads": .int(g.heads),
+            "padded_vocab_size": .int(g.vocab),
+            "padding_multiple": .int(g.paddingMultiple),
+            "qk_bias": .bool(true),
+            "rope_base": .double(g.ropeBase),
+            "sampling_scheme": .string("poisson-lognormal-filling"),
+            "state_init": .string("like-init"),
+            "test_time_noise": .int(0),
+            "test_time_noise_type": .string("fixed"),
+            "tie_embeddings": .bool(true),
+            "torch_dtype": td,
+            "transformers_version": .string("4.57.6"),
+            "vocab_size": .int(g.vocab),
+        ]
+        let gen: [String: SynthJSON] = ["_from_model_config": .bool(true), "transformers_version": .string("4.57.6")]
+        return [("config.json", .object(cfg)), ("generation_config.json", .object(gen))]
+    }
+}

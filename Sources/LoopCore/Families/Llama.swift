@@ -149,3 +149,101 @@ public enum Llama: LoopFamily {
         return try a.weight(name, [d.vocab, d.hidden])
     }
 }
+
+// MARK: - Synthetic checkpoints
+
+extension SynthDecoder {
+    /// Qwen3-1.7B (tied head): the llama preset qwen3-1.7b and the base of the loopus preset loopus-qwen3-1.7b.
+    static let qwen3_1_7b = SynthDecoder(modelType: "qwen3", hidden: 2048, intermediate: 6144, layers: 28, heads: 16, kvHeads: 8,
+                                         headDim: 128, vocab: 151936, maxPositions: 40960, ropeTheta: 1e6, eps: 1e-6,
+                                         tiedEmbeddings: true, llama3Scaling: nil, bos: 151643, eos: 151645)
+
+    /// The transformers class of a Llama / Qwen3 decoder (`architectures` in config.json, LoopUS's base config too).
+    var architecture: String { modelType == "qwen3" ? "Qwen3ForCausalLM" : "LlamaForCausalLM" }
+}
+
+extension Llama {
+    /// The `Synth` presets. Published shapes: llama-1b (Llama-3.2-1B, tied head, llama3 RoPE scaling) and qwen3-1.7b
+    /// (Qwen3-1.7B, tied head); llama-small and qwen3-small are our own.
+    static var synthPresets: [SynthPreset] {
+        let llama1b = SynthDecoder(modelType: "llama", hidden: 2048, intermediate: 8192, layers: 16, heads: 32, kvHeads: 8,
+                                   headDim: 64, vocab: 128256, maxPositions: 131072, ropeTheta: 500000, eps: 1e-5,
+                                   tiedEmbeddings: true, llama3Scaling: (32, 1, 4, 8192), bos: 128000, eos: 128001)
+        let llamaSmall = SynthDecoder(modelType: "llama", hidden: 256, intermediate: 768, layers: 4, heads: 4, kvHeads: 2,
+                                      headDim: 64, vocab: 1024, maxPositions: 2048, ropeTheta: 500000, eps: 1e-5,
+                                      tiedEmbeddings: false, llama3Scaling: nil, bos: 1, eos: 2)
+        let qwen3PlainSmall = SynthDecoder(modelType: "qwen3", hidden: 256, intermediate: 768, layers: 4, heads: 4, kvHeads: 2,
+                                           headDim: 64, vocab: 1024, maxPositions: 2048, ropeTheta: 1e6, eps: 1e-6,
+                                           tiedEmbeddings: true, llama3Scaling: nil, bos: 1, eos: 2)
+        return [
+            SynthPreset(family: "llama", name: "llama-1b", model: .llama(llama1b)),
+            SynthPreset(family: "llama", name: "llama-small", model: .llama(llamaSmall)),
+            SynthPreset(family: "llama", name: "qwen3-1.7b", model: .llama(.qwen3_1_7b)),
+            SynthPreset(family: "llama", name: "qwen3-small", model: .llama(qwen3PlainSmall)),
+        ]
+    }
+
+    /// The tensors of a Llama / Qwen3 checkpoint: the embedding, the layers, the final norm, and `lm_head` unless the
+    /// head is tied.
+    static func synthTensors(_ d: SynthDecoder) -> [Synth.TensorSpec] {
+        var t = SynthTensors()
+        t.embedding("model.embed_tokens.weight", d.vocab, d.hidden)
+        for i in 0..<d.layers { t.decoderLayer("model.layers.\(i)", d, sandwich: false) }
+        t.norm("model.norm.weight", d.hidden)
+        if !d.tiedEmbeddings { t.linear("lm_head.weight", d.vocab, d.hidden) }
+        return t.specs
+    }
+
+    /// config.json and generation_config.json with the keys of the published Llama-3.2 / Qwen3 checkpoints (the
+    /// keys and transformers version differ between the two).
+    static func synthConfigFiles(_ d: SynthDecoder, dtype: DType) -> [(name: String, json: SynthJSON)] {
+        let td = SynthJSON.string(SynthPreset.torchDType(dtype))
+        var cfg: [String: SynthJSON] = [
+            "architectures": .array([.string(d.architecture)]),
+            "attention_bias": .bool(false),
+            "attention_dropout": .double(0),
+            "bos_token_id": .int(d.bos),
+            "eos_token_id": .int(d.eos),
+            "head_dim": .int(d.headDim),
+            "hidden_act": .string("silu"),
+            "hidden_size": .int(d.hidden),
+            "initializer_range": .double(0.02),
+            "intermediate_size": .int(d.intermediate),
+            "max_position_embeddings": .int(d.maxPositions),
+            "model_type": .string(d.modelType),
+            "num_attention_heads": .int(d.heads),
+            "num_hidden_layers": .int(d.layers),
+            "num_key_value_heads": .int(d.kvHeads),
+            "rms_norm_eps": .double(d.eps),
+            "rope_theta": .double(d.ropeTheta),
+            "tie_word_embeddings": .bool(d.tiedEmbeddings),
+            "torch_dtype": td,
+            "use_cache": .bool(true),
+            "vocab_size": .int(d.vocab),
+        ]
+        if d.modelType == "qwen3" {
+            cfg["max_window_layers"] = .int(d.layers)
+            cfg["rope_scaling"] = .null
+            cfg["sliding_window"] = .null
+            cfg["use_sliding_window"] = .bool(false)
+            cfg["transformers_version"] = .string("4.51.0")
+        } else {
+            cfg["mlp_bias"] = .bool(false)
+            cfg["pretraining_tp"] = .int(1)
+            cfg["transformers_version"] = .string("4.45.0")
+            if let s = d.llama3Scaling {
+                cfg["rope_scaling"] = .object([
+                    "factor": .double(s.factor), "low_freq_factor": .double(s.low), "high_freq_factor": .double(s.high),
+                    "original_max_position_embeddings": .int(s.original), "rope_type": .string("llama3"),
+                ])
+            } else {
+                cfg["rope_scaling"] = .null
+            }
+        }
+        let gen: [String: SynthJSON] = [
+            "_from_model_config": .bool(true), "bos_token_id": .int(d.bos), "eos_token_id": .int(d.eos),
+            "transformers_version": cfg["transformers_version"]!,
+        ]
+        return [("config.json", .object(cfg)), ("generation_config.json", .object(gen))]
+    }
+}

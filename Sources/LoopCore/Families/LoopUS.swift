@@ -137,3 +137,112 @@ public enum LoopUS: LoopFamily {
         return (plan, info)
     }
 }
+
+// MARK: - Synthetic checkpoints
+
+extension LoopUS {
+    /// The `Synth` presets. loopus-small is our own shape over a small Qwen3 base. loopus-qwen3-1.7b is not taken from
+    /// a published LoopUS checkpoint:
+    /// - the split encoder = layers 0-3, reasoning = 4-23, decoder = 24-27 is a guess (FAMILIES.md does not document
+    ///   the published split); N = 6 and q_threshold = 0.9 are the LoopUS defaults;
+    /// - the gate rank r = ceil(hidden/16) = 128 is the Mamba `dt_rank` convention, which the fixture (hidden 64 ->
+    ///   r 4) and the plan builder also use;
+    /// - `decoder.lm_head.weight` is written even though the Qwen3-1.7B base config ties the head.
+    static var synthPresets: [SynthPreset] {
+        let qwen3Small = SynthDecoder(modelType: "qwen3", hidden: 128, intermediate: 384, layers: 6, heads: 4, kvHeads: 2,
+                                      headDim: 32, vocab: 1024, maxPositions: 2048, ropeTheta: 1e6, eps: 1e-6,
+                                      tiedEmbeddings: false, llama3Scaling: nil, bos: 1, eos: 2)
+        return [
+            SynthPreset(family: "loopus", name: "loopus-qwen3-1.7b", model: .loopus(
+                .qwen3_1_7b, encoder: Array(0...3), reasoning: Array(4...23), decoder: Array(24...27), passes: 6,
+                baseName: "Qwen/Qwen3-1.7B")),
+            SynthPreset(family: "loopus", name: "loopus-small", model: .loopus(
+                qwen3Small, encoder: [0], reasoning: [1, 2, 3, 4], decoder: [5], passes: 4, baseName: "synthetic/qwen3-128")),
+        ]
+    }
+
+    /// The tensors of a LoopUS checkpoint: the base model's layers renumbered within the encoder, reasoning and decoder
+    /// stacks (one per listed original layer), the selective gate (rank `Synth.gateRank`), the decoder's norm and head,
+    /// and the confidence head.
+    static func synthTensors(_ d: SynthDecoder, encoder: [Int], reasoning: [Int], decoder: [Int]) -> [Synth.TensorSpec] {
+        var t = SynthTensors()
+        let h = d.hidden, r = Synth.gateRank(hidden: h)
+        t.embedding("encoder.embed_tokens.weight", d.vocab, h)
+        for j in encoder.indices { t.decoderLayer("encoder.layers.\(j)", d, sandwich: false) }
+        for j in reasoning.indices { t.decoderLayer("reasoning.layers.\(j)", d, sandwich: false) }
+        for j in decoder.indices { t.decoderLayer("decoder.layers.\(j)", d, sandwich: false) }
+        t.linear("reasoning.gate.dt_input_proj.weight", r, h)
+        t.linear("reasoning.gate.delta_proj.weight", h, r)
+        t.zeros("reasoning.gate.delta_proj.bias", [h])
+        t.append("reasoning.gate.A_log", [h], .logUniform(low: 1, high: 16))
+        t.norm("decoder.norm.weight", h)
+        t.linear("decoder.lm_head.weight", d.vocab, h)
+        t.norm("q_head.0.weight", h)
+        t.zeros("q_head.0.bias", [h])
+        t.linear("q_head.1.weight", 1, h)
+        t.zeros("q_head.1.bias", [1])
+        return t.specs
+    }
+
+    /// config.json (LoopUS ships no generation_config.json): the loop settings around the base model's config
+    /// (`base_config_dict`). The index lists are original layer ids; `passes` is `N`.
+    static func synthConfigFiles(_ d: SynthDecoder, encoder enc: [Int], reasoning rea: [Int], decoder dec: [Int], passes: Int,
+                                 baseName: String, dtype: DType) -> [(name: String, json: SynthJSON)] {
+        let td = SynthJSON.string(SynthPreset.torchDType(dtype))
+        let base: [String: SynthJSON] = [
+            "_name_or_path": .string(""),
+            "architectures": .array([.string(d.architecture)]),
+            "attention_bias": .bool(false),
+            "attention_dropout": .double(0),
+            "bos_token_id": .int(d.bos),
+            "chunk_size_feed_forward": .int(0),
+            "dtype": td,
+            "eos_token_id": .int(d.eos),
+            "head_dim": .int(d.headDim),
+            "hidden_act": .string("silu"),
+            "hidden_size": .int(d.hidden),
+            "id2label": .object(["0": .string("LABEL_0"), "1": .string("LABEL_1")]),
+            "initializer_range": .double(0.02),
+            "intermediate_size": .int(d.intermediate),
+            "is_encoder_decoder": .bool(false),
+            "label2id": .object(["LABEL_0": .int(0), "LABEL_1": .int(1)]),
+            "layer_types": .array(Array(repeating: .string("full_attention"), count: d.layers)),
+            "max_position_embeddings": .int(d.maxPositions),
+            "max_window_layers": .int(28),
+            "model_type": .string(d.modelType),
+            "num_attention_heads": .int(d.heads),
+            "num_hidden_layers": .int(d.layers),
+            "num_key_value_heads": .int(d.kvHeads),
+            "output_attentions": .bool(false),
+            "output_hidden_states": .bool(false),
+            "pad_token_id": .null,
+            "problem_type": .null,
+            "return_dict": .bool(true),
+            "rms_norm_eps": .double(d.eps),
+            "rope_parameters": .object(["rope_theta": .double(d.ropeTheta), "rope_type": .string("default")]),
+            "sliding_window": .null,
+            "tie_word_embeddings": .bool(d.tiedEmbeddings),
+            "transformers_version": .string("5.3.0"),
+            "use_cache": .bool(true),
+            "use_sliding_window": .bool(false),
+            "vocab_size": .int(d.vocab),
+        ]
+        let cfg: [String: SynthJSON] = [
+            "N": .int(passes),
+            "base_config_dict": .object(base),
+            "base_model_name_or_path": .string(baseName),
+            "convergence_epsilon": .double(0.01),
+            "decoder_layer_indices": .array(dec.map { .int($0) }),
+            "encoder_layer_indices": .array(enc.map { .int($0) }),
+            "halting_strategy": .string("threshold"),
+            "hidden_size": .int(d.hidden),
+            "model_type": .string("lds"),
+            "q_eval_interval": .int(1),
+            "q_threshold": .double(0.9),
+            "reasoning_layer_indices": .array(rea.map { .int($0) }),
+            "transformers_version": .string("5.3.0"),
+            "vocab_size": .int(d.vocab),
+        ]
+        return [("config.json", .object(cfg))]
+    }
+}

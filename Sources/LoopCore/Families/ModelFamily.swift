@@ -67,7 +67,7 @@ public enum HaltingStrategy: String, Sendable, Codable {
 
 /// A model family: one file each in Families/ (config decoding, tensor checks, the loop plan,
 /// the exit rules, tokenizer and chat defaults it declares in `ModelInfo`), registered in
-/// `ModelFamily.all`. Its synthetic presets are in SynthPresets.swift.
+/// `ModelFamily.all`. The same file holds its synthetic checkpoints for `Synth` (presets, tensors, config files).
 public protocol LoopFamily {
     /// The config.json `model_type` values the family reads.
     static var modelTypes: [String] { get }

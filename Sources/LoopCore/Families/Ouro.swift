@@ -115,3 +115,86 @@ public enum Ouro: LoopFamily {
         return (plan, info)
     }
 }
+
+// MARK: - Synthetic checkpoints
+
+extension Ouro {
+    /// The `Synth` presets. ouro-1.4b / ouro-2.6b: the published Ouro config.json shapes. ouro-bench (142.6M
+    /// parameters, about the size used for the lavapipe llama.cpp comparison in DESIGN.md) and ouro-small are our own.
+    static var synthPresets: [SynthPreset] {
+        func ouro(_ name: String, hidden: Int, inter: Int, layers: Int, heads: Int, headDim: Int, vocab: Int,
+                  passes: Int, maxPos: Int, theta: Double = 1e6) -> SynthPreset {
+            let d = SynthDecoder(modelType: "ouro", hidden: hidden, intermediate: inter, layers: layers, heads: heads,
+                                 kvHeads: heads, headDim: headDim, vocab: vocab, maxPositions: maxPos, ropeTheta: theta,
+                                 eps: 1e-6, tiedEmbeddings: false, llama3Scaling: nil, bos: 0, eos: 0)
+            return SynthPreset(family: "ouro", name: name, model: .ouro(d, passes: passes))
+        }
+        return [
+            ouro("ouro-1.4b", hidden: 2048, inter: 5632, layers: 24, heads: 16, headDim: 128, vocab: 49152, passes: 4, maxPos: 65536),
+            ouro("ouro-2.6b", hidden: 2048, inter: 5632, layers: 48, heads: 16, headDim: 128, vocab: 49152, passes: 4, maxPos: 65536),
+            ouro("ouro-bench", hidden: 1024, inter: 2816, layers: 6, heads: 16, headDim: 64, vocab: 32000, passes: 4, maxPos: 4096),
+            ouro("ouro-small", hidden: 256, inter: 704, layers: 4, heads: 4, headDim: 64, vocab: 1024, passes: 4, maxPos: 2048),
+        ]
+    }
+
+    /// The tensors of an Ouro checkpoint: the embedding, layers with sandwich norms, the shared final norm, the exit
+    /// gate and an untied head.
+    static func synthTensors(_ d: SynthDecoder) -> [Synth.TensorSpec] {
+        var t = SynthTensors()
+        t.embedding("model.embed_tokens.weight", d.vocab, d.hidden)
+        for i in 0..<d.layers { t.decoderLayer("model.layers.\(i)", d, sandwich: true) }
+        t.norm("model.norm.weight", d.hidden)
+        t.linear("model.early_exit_gate.weight", 1, d.hidden)
+        t.zeros("model.early_exit_gate.bias", [1])
+        t.linear("lm_head.weight", d.vocab, d.hidden)
+        return t.specs
+    }
+
+    /// config.json and generation_config.json with the keys Ouro's `save_pretrained` writes; `passes` is
+    /// `total_ut_steps`.
+    static func synthConfigFiles(_ d: SynthDecoder, passes: Int, dtype: DType) -> [(name: String, json: SynthJSON)] {
+        let td = SynthJSON.string(SynthPreset.torchDType(dtype))
+        let cfg: [String: SynthJSON] = [
+            "architectures": .array([.string("OuroForCausalLM")]),
+            "attention_dropout": .double(0),
+            "auto_map": .object([
+                "AutoConfig": .string("configuration_ouro.OuroConfig"),
+                "AutoModel": .string("modeling_ouro.OuroModel"),
+                "AutoModelForCausalLM": .string("modeling_ouro.OuroForCausalLM"),
+            ]),
+            "bos_token_id": .int(d.bos),
+            "dtype": td,
+            "early_exit_threshold": .double(1.0),
+            "eos_token_id": .int(d.eos),
+            "head_dim": .int(d.headDim),
+            "hidden_act": .string("silu"),
+            "hidden_size": .int(d.hidden),
+            "initializer_range": .double(0.02),
+            "intermediate_size": .int(d.intermediate),
+            "layer_types": .array(Array(repeating: .string("full_attention"), count: d.layers)),
+            "max_position_embeddings": .int(d.maxPositions),
+            "max_window_layers": .int(28),
+            "model_type": .string("ouro"),
+            "num_attention_heads": .int(d.heads),
+            "num_hidden_layers": .int(d.layers),
+            "num_key_value_heads": .int(d.kvHeads),
+            "pad_token_id": .int(0),
+            "rms_norm_eps": .double(d.eps),
+            "rope_scaling": .null,
+            "rope_theta": .double(d.ropeTheta),
+            "sliding_window": .null,
+            "tie_word_embeddings": .bool(false),
+            "torch_dtype": td,
+            "total_ut_steps": .int(passes),
+            "transformers_version": .string("4.57.6"),
+            "use_cache": .bool(true),
+            "use_sliding_window": .bool(false),
+            "vocab_size": .int(d.vocab),
+        ]
+        let gen: [String: SynthJSON] = [
+            "_from_model_config": .bool(true), "bos_token_id": .int(d.bos), "eos_token_id": .int(d.eos),
+            "pad_token_id": .int(0), "transformers_version": .string("4.57.6"),
+        ]
+        return [("config.json", .object(cfg)), ("generation_config.json", .object(gen))]
+    }
+}
