@@ -125,6 +125,22 @@ struct OpParityTests {
         }
     }
 
+    /// A decode GEMV with more output features than one dispatch may launch workgroups
+    /// (maxComputeWorkGroupCount[0], 65,535 on lavapipe): the storage path's workgroup per
+    /// feature is folded into several dispatches; the texel path's blocks fit anyway. (Qwen3's
+    /// head has 151,936 rows.)
+    @Test(arguments: GPU.readPaths)
+    func linearOverTheWorkgroupCountLimit(path: ReadPath) throws {
+        var rng = SeededRandom(seed: 40)
+        let inF = 16, outF = GPU.context!.info.maxWorkGroupCount[0] + 4477
+        let w = WeightStore(checkpoint: nil)
+        addWeight(w, "W", .bf16, [outF, inF], rng.floats(outF * inF, 0.2))
+        _ = try check("linear-\(path)-\(outF)-features", acts: ["x": inF, "y": outF], rows: 1, weights: w,
+                      inputs: ["x": rng.floats(inF), "y": rng.floats(outF)],
+                      ops: [.linear(x: ActRef("x"), weight: WeightRef("W"), bias: nil, out: ActRef("y"), inFeatures: inF, outFeatures: outF, accumulate: false)],
+                      outputs: ["y"], threshold: 5e-4, readPath: path)
+    }
+
     /// The texel path with views limited to a few rows: W splits into many views (dispatches),
     /// rows and x that do not fit one view fall back to the storage path. Interleaved blocks of
     /// 2 rows (so a block fits the small views) and row-major rows (interleave 0).

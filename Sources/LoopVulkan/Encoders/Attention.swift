@@ -25,31 +25,37 @@ struct AttentionCombinePush: PushBlock {
 extension Kernels {
     func encodeAttention(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .attention(q, slot, out, heads, kvHeads, headDim, scale) = op else { return }
-        guard headDim <= 4 * reduceShape.local.0 || (subgroupReduce && headDim <= 32 * reduceShape.local.0), headDim <= 256, kvHeads > 0, heads % kvHeads == 0 else {
+        // A subgroup-only workgroup holds up to 32 values of a head per invocation; a head too
+        // wide for the device's subgroup (head_dim 256 at 4 lanes) takes the shared-memory
+        // version (4 values per invocation of 64).
+        let subgroupOnly = subgroupReduce && headDim <= 32 * context.info.subgroupSize
+        let shape: (local: (Int, Int), defines: [String: String]) = subgroupOnly ? reduceShape : ((reduceThreads, 1), [:])
+        guard headDim <= 4 * shape.local.0 || (subgroupOnly && headDim <= 32 * shape.local.0), headDim <= 256, kvHeads > 0, heads % kvHeads == 0 else {
             throw LoopError.unsupported("attention with \(heads) heads / \(kvHeads) KV heads x \(headDim)")
         }
         let push = AttentionPush(heads: u32(heads), kvHeads: u32(kvHeads), headDim: u32(headDim), qStride: u32(try buffers.width(q.name)),
                                  qCol: u32(q.col), oStride: u32(try buffers.width(out.name)), oCol: u32(out.col),
                                  kvWidth: u32(buffers.layout.kvWidth), scale: scale)
-        if try encodeTexelAttention(q: q, slot: slot, out: out, heads: heads, headDim: headDim, push: push, rows: rows, into: cb, buffers: buffers) { return }
+        if subgroupOnly,
+           try encodeTexelAttention(q: q, slot: slot, out: out, heads: heads, headDim: headDim, push: push, rows: rows, into: cb, buffers: buffers) { return }
         let kvBindings = [Binding(try buffers.act(q.name)), Binding(try buffers.kvSlice(slot, .k)), Binding(try buffers.kvSlice(slot, .v))]
-        if rows == 1, attentionSplits > 1, !subgroupReduce {
+        if rows == 1, attentionSplits > 1, !subgroupOnly {
             // Partial states per (head, split) into a scratch buffer, then the combine. The
             // scratch is reused by every layer: the barrier before the combine orders its
             // reads; the ops between two attentions order the rest.
             let ns = attentionSplits
             let part = try buffers.scratch(.attentionSplit, bytes: heads * ns * (headDim + 2) * 4)
-            let p = try pipeline("attention.comp", storage: 5, push: AttentionPush.self, local: reduceShape.local,
-                                 defines: reduceShape.defines.merging(["SPLIT": "1"]) { $1 })
+            let p = try pipeline("attention.comp", storage: 5, push: AttentionPush.self, local: shape.local,
+                                 defines: shape.defines.merging(["SPLIT": "1"]) { $1 })
             try cb.dispatch(p, kvBindings + [Binding(part), Binding(buffers.step)], push: push, groups: (heads, 1, ns))
             cb.barrier()
-            let c = try pipeline("attention_combine.comp", storage: 2, push: AttentionCombinePush.self, local: reduceShape.local)
+            let c = try pipeline("attention_combine.comp", storage: 2, push: AttentionCombinePush.self, local: shape.local)
             try cb.dispatch(c, [Binding(part), Binding(try buffers.act(out.name))],
                             push: AttentionCombinePush(heads: u32(heads), headDim: u32(headDim), splits: u32(ns), oStride: push.oStride, oCol: push.oCol),
                             groups: (heads, 1, 1))
             return
         }
-        let p = try pipeline("attention.comp", storage: 5, push: AttentionPush.self, local: reduceShape.local, defines: reduceShape.defines)
+        let p = try pipeline("attention.comp", storage: 5, push: AttentionPush.self, local: shape.local, defines: shape.defines)
         try cb.dispatch(p, kvBindings + [Binding(try buffers.act(out.name)), Binding(buffers.step)], push: push, groups: (heads, rows, 1))
     }
 

@@ -71,7 +71,9 @@ extension Kernels {
         }
         // (The texel path uploads its own copy of W: ask for the row-major one only here.)
         let rowBytes = inF * (try buffers.weights.info(weight.name).dtype.byteSize)
-        let chunkRows = max(1, (Int(context.info.maxStorageBufferRange) - 256) / rowBytes)
+        // The GEMV launches a workgroup per output feature: chunks also stay under the
+        // workgroup-count limit (a 151,936-row head exceeds lavapipe's and Intel's 65,535).
+        let chunkRows = min(max(1, (Int(context.info.maxStorageBufferRange) - 256) / rowBytes), context.info.maxWorkGroupCount[0])
         let (bb, bbase, bdt) = biasW ?? (buffers.dummyBinding, 0, .f32)
         var o0 = 0
         while o0 < outF {

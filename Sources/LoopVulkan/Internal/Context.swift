@@ -34,6 +34,9 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
     /// Storage buffers one compute shader may bind (the smallest of the per-stage, per-set and
     /// per-stage-resources limits).
     public var maxStorageBuffersPerStage: Int = 4
+    /// Workgroups one dispatch may launch in x, y and z (`maxComputeWorkGroupCount`; 65,535 in
+    /// x on lavapipe and Intel).
+    public var maxWorkGroupCount: [Int] = [65535, 65535, 65535]
 
     /// What the kernel configuration's defaults depend on (see KernelConfig.defaults).
     public var traits: DeviceTraits {
@@ -387,6 +390,7 @@ public final class VulkanContext: @unchecked Sendable {
             minTexelBufferOffsetAlignment: UInt64(p.limits.minTexelBufferOffsetAlignment),
             uniformTexelBuffers: texel)
         info.conditionalRendering = hasConditional && condFeatures.conditionalRendering != 0
+        info.maxWorkGroupCount = [Int(p.limits.maxComputeWorkGroupCount.0), Int(p.limits.maxComputeWorkGroupCount.1), Int(p.limits.maxComputeWorkGroupCount.2)]
         info.maxStorageBuffersPerStage = Int(min(p.limits.maxPerStageDescriptorStorageBuffers, p.limits.maxDescriptorSetStorageBuffers, p.limits.maxPerStageResources))
         return info
     }

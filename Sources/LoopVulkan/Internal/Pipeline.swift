@@ -294,6 +294,10 @@ public final class RecordedCommands {
         guard push.count * 4 == p.pushBytes else {
             throw VulkanError("dispatch(\(p.name))", message: "\(push.count * 4) bytes of push constants given, the block has \(p.pushBytes)")
         }
+        let limits = context.info.maxWorkGroupCount
+        guard groups.0 <= limits[0], groups.1 <= limits[1], groups.2 <= limits[2] else {
+            throw VulkanError("dispatch(\(p.name))", message: "\(groups.0) x \(groups.1) x \(groups.2) workgroups; the device allows at most \(limits[0]) x \(limits[1]) x \(limits[2])")
+        }
         if profile == .exact && dispatchCount > 0 { barrier() }    // serialise: each interval is one dispatch
         let limit = context.info.maxStorageBufferRange
         for (b, kind) in zip(bindings, p.kinds) where kind == .storageBuffer && b.range > limit {
