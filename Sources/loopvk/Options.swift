@@ -30,13 +30,15 @@ struct ModelOptions: ParsableArguments {
 
     var modelURL: URL { URL(fileURLWithPath: model ?? DefaultModel.path()) }
 
-    func load(quiet: Bool = false, maxRows: Int = 256) throws -> Model {
+    /// `neededContext`: positions the command will use, when it knows (`run`: the prompt plus
+    /// --max-tokens); without --context the KV cache is sized to that instead of the default.
+    func load(quiet: Bool = false, maxRows: Int = 256, neededContext: Int? = nil) throws -> Model {
         if let shaderDir { Engine.useShaderDirectory(shaderDir) }
         let backend: BackendChoice = cpu ? .cpu : .vulkan(device: device)
         let inline = !cpu && Engine.tuneCPUDeviceThreads(forCheckpoint: modelURL)
         let bar = ProgressBar(label: "loading weights", enabled: !quiet)
         defer { bar.finish() }
-        let model = try Model(directory: modelURL, passes: passes, backend: backend, maxContext: context, maxRows: maxRows, kernels: kernels) { bar.update($0) }
+        let model = try Model(directory: modelURL, passes: passes, backend: backend, maxContext: context ?? neededContext, maxRows: maxRows, kernels: kernels) { bar.update($0) }
         if inline, !quiet, model.vulkan?.context.info.kind == .cpu {
             bar.finish()
             printErr("small model: LP_NUM_THREADS=0, lavapipe runs each dispatch on the submitting thread (set LP_NUM_THREADS to override)")

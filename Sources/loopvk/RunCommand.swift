@@ -37,8 +37,10 @@ struct Run: ParsableCommand {
         let sampling = SamplingOptions(temperature: temperature, topK: topK, topP: topP, minP: minP, repetitionPenalty: repetitionPenalty, seed: seed)
         try sampling.validate()
 
-        let model = try modelOptions.load(quiet: json)
         let dir = modelOptions.modelURL
+        // The family's defaults (chat template) before the weights load: the prompt's length
+        // sizes the KV cache.
+        let info = try ModelFamily.plan(checkpoint: try Checkpoint(directory: dir), passes: modelOptions.passes, maxContext: 1).1
         var tokenizer: Tokenizer?
         func tok() throws -> Tokenizer {
             if let tokenizer { return tokenizer }
@@ -50,7 +52,7 @@ struct Run: ParsableCommand {
         if chat {
             chatRender = { text in
                 let t = try template.map { try ChatTemplate(named: $0) }
-                    ?? ChatTemplate.detect(chatTemplateString: tokConfig?.chatTemplate, fallback: model.info.chatTemplate)
+                    ?? ChatTemplate.detect(chatTemplateString: tokConfig?.chatTemplate, fallback: info.chatTemplate)
                 var messages: [(role: String, content: String)] = []
                 if let system { messages.append((role: "system", content: system)) }
                 messages.append((role: "user", content: text))
@@ -58,6 +60,9 @@ struct Run: ParsableCommand {
             }
         }
         let prompt = try promptOptions.resolve(tokenizer: tok, chat: chatRender)
+        // KV cache and RoPE tables for the positions this run uses, in steps of 256.
+        let needed = (prompt.count + maxTokens + 255) / 256 * 256
+        let model = try modelOptions.load(quiet: json, neededContext: needed)
 
         var options = GenerationOptions()
         options.maxTokens = maxTokens
