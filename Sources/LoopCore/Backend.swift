@@ -174,6 +174,10 @@ public struct BackendLayout: Sendable {
     public var kvWidth: Int
     public var maxContext: Int
     public var maxRows: Int
+    /// Activations the host reads or writes every token (the greedy choice, the exit control
+    /// row, the logits, the exit signal): a device backend keeps them in host-visible memory,
+    /// so a token needs no staging copy (and no submission beyond its own) on a discrete GPU.
+    public var hostIO: Set<String> = []
     public init(activations: [String: Int], kvSlots: Int, kvWidth: Int, maxContext: Int, maxRows: Int) {
         self.activations = activations; self.kvSlots = kvSlots; self.kvWidth = kvWidth
         self.maxContext = maxContext; self.maxRows = maxRows
@@ -185,5 +189,6 @@ public struct BackendLayout: Sendable {
         if plan.exitSignal == .ouroGateLogit { acts[ExitControl.act] = ExitControl.width(passes: plan.passCount) }
         self.init(activations: acts, kvSlots: plan.kvSlots, kvWidth: plan.kvWidth,
                   maxContext: min(maxContext ?? plan.maxContext, plan.maxContext), maxRows: maxRows)
+        hostIO = Set([plan.logitsAct, ExitControl.act] + (plan.exitAct.map { [$0] } ?? [])).intersection(acts.keys)
     }
 }

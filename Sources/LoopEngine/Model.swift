@@ -41,7 +41,9 @@ public final class Model {
         self.plan = plan
         self.info = info
         let context = plan.maxContext
-        layout = BackendLayout(plan: plan, maxRows: min(maxRows, context), maxContext: context)
+        var layout = BackendLayout(plan: plan, maxRows: min(maxRows, context), maxContext: context)
+        layout.hostIO.insert(Self.argmaxAct)
+        self.layout = layout
         let weights = WeightStore(checkpoint: checkpoint, plan: plan)
         self.weights = weights
         switch choice {

@@ -34,12 +34,17 @@ final class DeviceBuffers {
         actArena = MemoryArena(context: context, hostVisible: false, map: mapMemory)
         hostArena = MemoryArena(context: context, hostVisible: true, blockSize: 1 << 20)
         let limit = context.info.maxStorageBufferRange
-        for (name, width) in layout.activations.sorted(by: { $0.key < $1.key }) {
+        // The host's per-token activations (`layout.hostIO`) go in host-visible memory where
+        // device memory is not mapped, so reading or writing them takes no staging submission.
+        var deviceMapped = mapMemory
+        for (name, width) in layout.activations.sorted(by: { (layout.hostIO.contains($0.key) ? 1 : 0, $0.key) < (layout.hostIO.contains($1.key) ? 1 : 0, $1.key) }) {
             let bytes = layout.maxRows * width * 4
             if UInt64(bytes) > limit {
                 throw VulkanError("activation \(name)", message: "\(layout.maxRows) rows x \(width) floats = \(bytes) bytes exceed maxStorageBufferRange \(limit); use fewer rows per call")
             }
-            let s = try actArena.allocate(bytes)
+            let io = layout.hostIO.contains(name)
+            let s = try (io && !deviceMapped ? hostArena : actArena).allocate(bytes)
+            if !io { deviceMapped = deviceMapped && s.isHostVisible }
             try context.fill(s, byteCount: bytes)
             acts[name] = s
         }

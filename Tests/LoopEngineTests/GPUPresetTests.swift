@@ -20,6 +20,27 @@ struct GPUPresetTests {
         #expect(c.read == .storage && c.reduce == .shared && c.splits == 16 && !c.mapMemory && c.kv == .f32)
     }
 
+    /// With device memory unmapped (a discrete GPU), a Q-exit token decided on the device is
+    /// one submission: the exit control row, the greedy choice and the logits live in
+    /// host-visible memory, so no staging copy runs between tokens.
+    @Test func aTokenIsOneSubmission() throws {
+        let model = try Model(directory: Paths.defaultModel, kernels: Self.spec)
+        let vb = try #require(model.vulkan)
+        let gen = Generator(model: model)
+        #expect(gen.canDecideOnDevice)
+        var o = GenerationOptions()
+        o.maxTokens = 6
+        o.ignoreEOS = true
+        o.exit = .qExit(0.5)
+        let prompt = [51, 28, 280, 266, 278, 263, 282, 272, 28]
+        _ = try gen.generate(prompt: prompt, options: o)        // records every section
+        let (s0, t0) = (vb.submits, vb.context.transferSubmissions)
+        let r = try gen.generate(prompt: prompt, options: o)
+        #expect(r.ids.count == 6 && r.meanPasses < 4)
+        #expect(vb.submits - s0 == 1 + r.ids.count, "prefill + one per token: \(vb.submits - s0)")
+        #expect(vb.context.transferSubmissions - t0 == 0, "staging submissions: \(vb.context.transferSubmissions - t0)")
+    }
+
     @Test(arguments: ["ouro-tiny-fp32", "ouro-tiny-bf16", "huginn-tiny-fp32", "loopus-tiny-qwen3-fp32"])
     func fixtureGoldens(fixture: String) throws {
         VulkanContext.validationOverride = true

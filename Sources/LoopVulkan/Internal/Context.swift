@@ -83,6 +83,8 @@ public final class VulkanContext: @unchecked Sendable {
     let timestampValidBits: UInt32
     /// Host time of the last submission: the vkQueueSubmit call and the wait for its fence.
     public internal(set) var lastSubmitSeconds: Double = 0
+    /// Submissions made for transfers and fills (staging copies, zero fills) on this device.
+    public internal(set) var transferSubmissions = 0
     public internal(set) var lastWaitSeconds: Double = 0
     public var supportsTimestamps: Bool { timestampValidBits > 0 && info.timestampPeriod > 0 }
     /// VK_EXT_conditional_rendering entry points (nil when the device lacks the extension).

@@ -11,8 +11,10 @@ final class MemoryBlock {
     var used: UInt64 = 0
 
     /// `map`: map the memory when the chosen type is host-visible (false: leave device memory
-    /// unmapped, so transfers take the staging path they take on a discrete GPU).
-    init(context: VulkanContext, size: UInt64, hostVisible: Bool, map: Bool = true) throws {
+    /// unmapped, so transfers take the staging path they take on a discrete GPU). `readback`:
+    /// host-visible memory the host reads (staging), HOST_CACHED where the device has it:
+    /// reads from write-combined memory (large-BAR device-local) are slow on the CPU.
+    init(context: VulkanContext, size: UInt64, hostVisible: Bool, map: Bool = true, readback: Bool = false) throws {
         self.context = context
         let device = context.device
         var bci = VkBufferCreateInfo()
@@ -33,7 +35,8 @@ final class MemoryBlock {
         var mem: VkDeviceMemory?
         var chosenFlags: UInt32 = 0
         var lastResult = VK_ERROR_OUT_OF_DEVICE_MEMORY
-        for flags in [preferred, wanted] {
+        let choices = hostVisible && readback ? [wanted | VK_MEMORY_PROPERTY_HOST_CACHED_BIT.rawValue, wanted] : [preferred, wanted]
+        for flags in choices {
             guard let type = MemoryBlock.findType(context.memoryProperties, bits: req.memoryTypeBits, flags: flags) else { continue }
             var ai = VkMemoryAllocateInfo()
             ai.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO
@@ -145,6 +148,7 @@ extension VulkanContext {
         ai.commandBufferCount = 1
         var cb: VkCommandBuffer?
         submitLock.lock(); defer { submitLock.unlock() }
+        transferSubmissions += 1
         try vkCheck(vkAllocateCommandBuffers(device, &ai, &cb), "vkAllocateCommandBuffers")
         defer { vkFreeCommandBuffers(device, commandPool, 1, &cb) }
         var bi = VkCommandBufferBeginInfo()
@@ -222,11 +226,11 @@ extension VulkanContext {
     /// up to `StagingCache.bytes`, else a temporary one.
     func withStaging(_ bytes: Int, cache: StagingCache?, _ body: (MemoryBlock) throws -> Void) throws {
         guard let cache, bytes <= StagingCache.bytes else {
-            try body(try MemoryBlock(context: self, size: UInt64(bytes), hostVisible: true))
+            try body(try MemoryBlock(context: self, size: UInt64(bytes), hostVisible: true, readback: true))
             return
         }
         cache.lock.lock(); defer { cache.lock.unlock() }
-        if cache.block == nil { cache.block = try MemoryBlock(context: self, size: UInt64(StagingCache.bytes), hostVisible: true) }
+        if cache.block == nil { cache.block = try MemoryBlock(context: self, size: UInt64(StagingCache.bytes), hostVisible: true, readback: true) }
         try body(cache.block!)
     }
 
