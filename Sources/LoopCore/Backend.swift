@@ -72,6 +72,13 @@ public final class WeightStore: @unchecked Sendable {
         if concatenated[name] != nil { memory[name] = nil; floatCache[name] = nil }
     }
 
+    /// Drops the resident pages of a checkpoint tensor (or of each part of a stacked one) once a
+    /// device holds its copy; the bytes are read back from the file if asked for again.
+    public func releaseResident(_ name: String) {
+        guard let ck = checkpoint else { return }
+        for part in concatenated[name] ?? [name] { ck.releaseResidentPages(of: part) }
+    }
+
     /// Calls `body` with the tensor's stored bytes.
     public func withBytes<R>(_ name: String, _ body: (DType, [Int], UnsafeRawBufferPointer) throws -> R) throws -> R {
         lock.lock()

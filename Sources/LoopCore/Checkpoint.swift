@@ -118,6 +118,17 @@ public final class Checkpoint: @unchecked Sendable {
 
     public func info(_ name: String) -> TensorInfo? { where_[name]?.info }
 
+    /// Drops the resident pages of every mapped file (see `MappedFile.releaseResidentPages`).
+    public func releaseResidentPages() {
+        for f in files { f.file.releaseResidentPages() }
+    }
+
+    /// Drops the resident pages of one tensor's bytes (after a device has copied them).
+    public func releaseResidentPages(of name: String) {
+        guard let w = where_[name] else { return }
+        files[w.file].file.releaseResidentPages(w.info.fileOffset..<(w.info.fileOffset + w.info.byteCount))
+    }
+
     /// The tensor's raw stored bytes (inside the mmap; valid while the checkpoint lives).
     public func bytes(_ name: String) throws -> (info: TensorInfo, bytes: UnsafeRawBufferPointer) {
         guard let w = where_[name] else { throw LoopError.missingTensor(name) }

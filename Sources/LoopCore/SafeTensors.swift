@@ -62,6 +62,19 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
+
+    /// Drops the mapping's resident pages (they are read back from the file if touched again):
+    /// once a device holds its own copy of the weights, the mapped file need not stay in memory.
+    public func releaseResidentPages() { releaseResidentPages(0..<size) }
+
+    /// The same for the pages that hold bytes `range` (whole pages around it; a page shared
+    /// with a neighbouring tensor is simply read back when that one is touched).
+    public func releaseResidentPages(_ range: Range<Int>) {
+        guard let base, !isHeapCopy, !range.isEmpty, range.lowerBound >= 0, range.upperBound <= size else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = range.lowerBound / page * page, end = min(size, (range.upperBound + page - 1) / page * page)
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+    }
 }
 
 /// One tensor's entry in a safetensors header, with its absolute byte range in the file.

@@ -58,6 +58,8 @@ public final class Model {
             try Self.checkFits(plan: plan, layout: layout, weights: weights, context: ctx, config: config)
             let vb = try VulkanBackend(context: ctx, layout: layout, weights: weights, kernels: config)
             try vb.preload(plan.allOps) { done, total in progress?(total == 0 ? 1 : Double(done) / Double(total)) }
+            // The device holds its copies now: the mapped checkpoint need not stay resident.
+            checkpoint.releaseResidentPages()
             backend = vb
             vulkan = vb
         }

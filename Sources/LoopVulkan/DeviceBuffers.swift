@@ -90,6 +90,7 @@ final class DeviceBuffers {
             return (slice, dtype, shape.reduce(1, *))
         }
         weightSlices[name] = w
+        weights.releaseResident(name)
         return w
     }
 
@@ -140,6 +141,7 @@ final class DeviceBuffers {
         }
         weightSlices[key] = w
         weights.releaseStacked(name)
+        weights.releaseResident(name)
         return w
     }
 
