@@ -8,7 +8,7 @@
 //   over k, subgroup + shared-memory reduction.
 // READ_TEXEL 1 (uniform texel buffers): W and x are R32G32B32A32_UINT views, 16 bytes per
 //   texelFetch (4 f32 or 8 f16/bf16). Two W layouts (the host picks per weight, see
-//   Kernels.encodeTexelMatvec):
+//   encodeTexelLinear in Encoders/Linear.swift):
 //   INTERLEAVED 1: W was uploaded in blocks of ROWS (32) features, texel-major inside a block:
 //     texel t of feature f sits at block(f) * ROWS * nt + t * ROWS + f % ROWS (nt texels per
 //     row; the last block is zero-padded). A workgroup computes one block; each invocation

@@ -27,6 +27,18 @@ public final class WeightStore: @unchecked Sendable {
         add(name, dtype: .f32, shape: shape, data: floats.withUnsafeBytes { Data($0) })
     }
 
+    /// Adds fp32 values stored as `dtype` (16-bit types rounded to nearest even, as checkpoints
+    /// store them): the inputs of parity checks.
+    public func add(_ name: String, dtype: DType, shape: [Int], floats values: [Float]) {
+        let data: Data
+        switch dtype {
+        case .f16: data = values.map { Float16Bits.floatToF16($0) }.withUnsafeBytes { Data($0) }
+        case .bf16: data = values.map { Float16Bits.floatToBF16($0) }.withUnsafeBytes { Data($0) }
+        default: precondition(dtype == .f32, "\(dtype) is not a float dtype"); data = values.withUnsafeBytes { Data($0) }
+        }
+        add(name, dtype: dtype, shape: shape, data: data)
+    }
+
     /// Adds a tensor of any dtype held in memory (16-bit values as their bit patterns).
     public func add(_ name: String, dtype: DType, shape: [Int], data: Data) {
         lock.lock(); defer { lock.unlock() }

@@ -95,16 +95,7 @@ public enum SelfTest {
             cases += 1
             do {
                 let store = WeightStore(checkpoint: nil)
-                for w in c.weights {
-                    let values = floats(w.shape.reduce(1, *), w.scale)
-                    let data: Data
-                    switch w.dtype {
-                    case .f16: data = values.map { Float16Bits.floatToF16($0) }.withUnsafeBytes { Data($0) }
-                    case .bf16: data = values.map { Float16Bits.floatToBF16($0) }.withUnsafeBytes { Data($0) }
-                    default: data = values.withUnsafeBytes { Data($0) }
-                    }
-                    store.add(w.name, dtype: w.dtype, shape: w.shape, data: data)
-                }
+                for w in c.weights { store.add(w.name, dtype: w.dtype, shape: w.shape, floats: floats(w.shape.reduce(1, *), w.scale)) }
                 for t in c.computed { store.add(t.name, shape: t.shape, floats: t.values) }
                 let maxRows = max(c.rows, c.setupRows)
                 let layout = BackendLayout(activations: c.acts, kvSlots: c.kvSlots, kvWidth: c.kvWidth,
@@ -124,7 +115,7 @@ public enum SelfTest {
                 for out in c.outputs {
                     let want = try cpu.read(out, rows: c.rows), got = try gpu.read(out, rows: c.rows)
                     if let bad = got.firstIndex(where: { !$0.isFinite }) { fail(c, "\(out)[\(bad)] = \(got[bad]) (NaN/Inf)"); continue }
-                    let e = Self.nmse(got, want)
+                    let e = Parity.nmse(got, want)
                     if !(e <= c.threshold) { fail(c, "\(out): NMSE \(String(format: "%.3g", e)) > \(c.threshold)") }
                 }
             } catch {
@@ -162,23 +153,12 @@ public enum SelfTest {
                 for (t, (want, got)) in zip(outs[0], outs[1]).enumerated() {
                     let what = t < outs[0].count - 1 ? "state after pass \(t + 1)" : "logits"
                     if got.contains(where: { !$0.isFinite }) { fail(c, "\(what): NaN/Inf"); continue }
-                    let e = Self.nmse(got, want)
+                    let e = Parity.nmse(got, want)
                     if !(e <= 1e-6) { fail(c, "\(what): NMSE \(String(format: "%.3g", e)) > 1e-6") }
                 }
             } catch {
                 fail(c, "error: \(error)")
             }
-        }
-
-        static func nmse(_ a: [Float], _ b: [Float]) -> Double {
-            guard a.count == b.count else { return .infinity }
-            var num = 0.0, den = 0.0
-            for i in a.indices {
-                let d = Double(a[i]) - Double(b[i])
-                num += d * d
-                den += Double(b[i]) * Double(b[i])
-            }
-            return den == 0 ? (num == 0 ? 0 : .infinity) : num / den
         }
     }
 }

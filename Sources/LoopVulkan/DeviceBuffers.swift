@@ -26,7 +26,7 @@ final class DeviceBuffers {
     let chainResults: BufferSlice
     private let dummy: BufferSlice
 
-    init(context: VulkanContext, layout: BackendLayout, weights: WeightStore, mapMemory: Bool, maxChain: Int) throws {
+    init(context: VulkanContext, layout: BackendLayout, weights: WeightStore, mapMemory: Bool) throws {
         self.context = context
         self.layout = layout
         self.weights = weights
@@ -37,7 +37,10 @@ final class DeviceBuffers {
         // The host's per-token activations (`layout.hostIO`) go in host-visible memory where
         // device memory is not mapped, so reading or writing them takes no staging submission.
         var deviceMapped = mapMemory
-        for (name, width) in layout.activations.sorted(by: { (layout.hostIO.contains($0.key) ? 1 : 0, $0.key) < (layout.hostIO.contains($1.key) ? 1 : 0, $1.key) }) {
+        // (The others first: they tell whether device memory is mapped.)
+        let names = layout.activations.keys.sorted()
+        for name in names.filter({ !layout.hostIO.contains($0) }) + names.filter({ layout.hostIO.contains($0) }) {
+            let width = layout.activations[name]!
             let bytes = layout.maxRows * width * 4
             if UInt64(bytes) > limit {
                 throw VulkanError("activation \(name)", message: "\(layout.maxRows) rows x \(width) floats = \(bytes) bytes exceed maxStorageBufferRange \(limit); use fewer rows per call")
@@ -58,7 +61,7 @@ final class DeviceBuffers {
             kv.append(s)
         }
         step = try hostArena.allocate(16 + 4 * max(layout.maxRows, 1))
-        chainResults = try hostArena.allocate(4 * maxChain)
+        chainResults = try hostArena.allocate(4 * KernelConfig.maxChain)
         dummy = try hostArena.allocate(16)
         try context.fill(dummy, byteCount: 16)
     }

@@ -2,7 +2,7 @@ import Foundation
 import LoopCore
 
 /// A device copy of a weight: as stored, or in the texel path's interleaved layout (see
-/// `VulkanBackend.interleavedWeight`).
+/// `DeviceBuffers.interleavedWeight`).
 enum WeightCopy: Hashable {
     case plain(String)
     case interleaved(name: String, inFeatures: Int, block: Int, firstRow: Int)
@@ -18,7 +18,7 @@ enum WeightCopy: Hashable {
     }
 
     /// Device bytes of this copy: the tensor as stored, or (interleaved) its rows from
-    /// `firstRow` on, padded to whole blocks (see VulkanBackend.interleavedWeight).
+    /// `firstRow` on, padded to whole blocks (see DeviceBuffers.interleavedWeight).
     func bytes(_ weights: WeightStore) throws -> Int {
         let info = try weights.info(name)
         let count = info.shape.reduce(1, *), es = info.dtype.byteSize

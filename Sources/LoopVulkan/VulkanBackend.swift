@@ -19,13 +19,14 @@ public final class VulkanBackend: PlanBackend {
     /// `LOOPVK_KERNELS`). With `mapMemory` off, device memory stays unmapped even where the
     /// device could map it, so every upload and read takes a discrete GPU's staging path.
     public init(context: VulkanContext, layout: BackendLayout, weights: WeightStore, kernels config: KernelConfig? = nil) throws {
-        let config = try config ?? KernelConfig.resolve(for: context.info.traits, deviceName: context.info.name)
-        try config.validate(for: context.info.traits, deviceName: context.info.name)
+        let traits = context.info.traits, deviceName = context.info.name
+        let config = try config.map { c in try c.validate(for: traits, deviceName: deviceName); return c }
+            ?? KernelConfig.resolve(for: traits, deviceName: deviceName)
         self.context = context
         self.layout = layout
         self.weights = weights
         kernels = Kernels(context: context, config: config)
-        buffers = try DeviceBuffers(context: context, layout: layout, weights: weights, mapMemory: config.mapMemory, maxChain: KernelConfig.maxChain)
+        buffers = try DeviceBuffers(context: context, layout: layout, weights: weights, mapMemory: config.mapMemory)
         recorder = Recorder(context: context, kernels: kernels, buffers: buffers)
     }
 
@@ -177,7 +178,4 @@ public final class VulkanBackend: PlanBackend {
     public var submitSeconds: Double { recorder.submitSeconds }
     public var submits: Int { recorder.submits }
 
-
-    /// The most tokens `runGreedyChain` decodes in one submission.
-    public static let maxChain = KernelConfig.maxChain
 }

@@ -38,9 +38,6 @@ struct Run: ParsableCommand {
         try sampling.validate()
 
         let dir = modelOptions.modelURL
-        // The family's defaults (chat template) before the weights load: the prompt's length
-        // sizes the KV cache.
-        let info = try ModelFamily.plan(checkpoint: try Checkpoint(directory: dir), passes: modelOptions.passes, maxContext: 1).1
         var tokenizer: Tokenizer?
         func tok() throws -> Tokenizer {
             if let tokenizer { return tokenizer }
@@ -51,8 +48,11 @@ struct Run: ParsableCommand {
         var chatRender: ((String) throws -> String)?
         if chat {
             chatRender = { text in
+                // The family's default template, read before the weights load (the prompt's
+                // length sizes the KV cache).
                 let t = try template.map { try ChatTemplate(named: $0) }
-                    ?? ChatTemplate.detect(chatTemplateString: tokConfig?.chatTemplate, fallback: info.chatTemplate)
+                    ?? ChatTemplate.detect(chatTemplateString: tokConfig?.chatTemplate,
+                                           fallback: try ModelFamily.plan(checkpoint: try Checkpoint(directory: dir), passes: modelOptions.passes, maxContext: 1).1.chatTemplate)
                 var messages: [(role: String, content: String)] = []
                 if let system { messages.append((role: "system", content: system)) }
                 messages.append((role: "user", content: text))

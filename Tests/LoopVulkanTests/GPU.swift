@@ -52,25 +52,12 @@ struct SeededRandom {
 /// NMSE = sum((a-b)^2) / sum(b^2) with `b` the reference.
 func nmse(_ a: [Float], _ b: [Float]) -> Double {
     precondition(a.count == b.count)
-    var num = 0.0, den = 0.0
-    for i in a.indices {
-        let d = Double(a[i]) - Double(b[i])
-        num += d * d
-        den += Double(b[i]) * Double(b[i])
-    }
-    return den == 0 ? (num == 0 ? 0 : .infinity) : num / den
+    return Parity.nmse(a, b)
 }
 
 /// Stores `values` as a tensor of `dtype` (16-bit types rounded as the checkpoints are).
 func addWeight(_ store: WeightStore, _ name: String, _ dtype: DType, _ shape: [Int], _ values: [Float]) {
-    var data = Data()
-    switch dtype {
-    case .f32: data = values.withUnsafeBytes { Data($0) }
-    case .f16: data = values.map { Float16Bits.floatToF16($0) }.withUnsafeBytes { Data($0) }
-    case .bf16: data = values.map { Float16Bits.floatToBF16($0) }.withUnsafeBytes { Data($0) }
-    default: fatalError("not a float dtype")
-    }
-    store.add(name, dtype: dtype, shape: shape, data: data)
+    store.add(name, dtype: dtype, shape: shape, floats: values)
 }
 
 @Suite(.enabled(if: GPU.available))
