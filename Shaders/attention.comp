@@ -47,6 +47,9 @@ layout(binding = 0) uniform usamplerBuffer Qt;
 layout(binding = 1) uniform usamplerBuffer Kt;
 layout(binding = 2) uniform usamplerBuffer Vt;
 #define LD4(b, i) uintBitsToFloat(texelFetch(b, int((i) >> 2u)))
+// K and V (the cache, KV_T): KV_LD4 from common.glsl.
+#define LDK(i) KV_LD4(Kt, i)
+#define LDV(i) KV_LD4(Vt, i)
 #ifndef LANE_ROWS
 #define LANE_ROWS 0
 #endif
@@ -61,13 +64,13 @@ layout(binding = 2) uniform usamplerBuffer Vt;
 // max m, sum l and output acc. kj, vj: float index of the key's K and V rows in their views.
 void key_step(vec4 qv[NT], inout vec4 acc[NT], inout float m, inout float l, uint kj, uint vj) {
     float s = 0.0;
-    for (uint c = 0u; c < NT; c++) s += dot(qv[c], LD4(Kt, kj + 4u * c));
+    for (uint c = 0u; c < NT; c++) s += dot(qv[c], LDK(kj + 4u * c));
     float mnew = max(m, s);
     float corr = exp(m - mnew);
     float e = exp(s - mnew);
     l = l * corr + e;
     m = mnew;
-    for (uint c = 0u; c < NT; c++) acc[c] = acc[c] * corr + e * LD4(Vt, vj + 4u * c);
+    for (uint c = 0u; c < NT; c++) acc[c] = acc[c] * corr + e * LDV(vj + 4u * c);
 }
 
 void store4(uint oi, vec4 y) { o[oi] = y.x; o[oi + 1u] = y.y; o[oi + 2u] = y.z; o[oi + 3u] = y.w; }
@@ -103,7 +106,7 @@ void main() {
         float sc[RPL];
         for (uint i = 0u; i < RPL; i++) sc[i] = 0.0;
         for (uint c = 0u; c < NT; c++) {
-            vec4 k = LD4(Kt, kj + 4u * c);
+            vec4 k = LDK(kj + 4u * c);
             for (uint i = 0u; i < RPL; i++) sc[i] += dot(q[i][c], k);
         }
         float cr[RPL], e[RPL];
@@ -116,7 +119,7 @@ void main() {
             m[i] = mn;
         }
         for (uint c = 0u; c < NT; c++) {
-            vec4 v = LD4(Vt, vj + 4u * c);
+            vec4 v = LDV(vj + 4u * c);
             for (uint i = 0u; i < RPL; i++) acc[i][c] = acc[i][c] * cr[i] + e[i] * v;
         }
     }
@@ -191,8 +194,8 @@ void main() {
 #else
 
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
-layout(std430, binding = 1) readonly buffer K { float kc[]; };
-layout(std430, binding = 2) readonly buffer V { float vc[]; };
+layout(std430, binding = 1) readonly buffer K { KV_T kc[]; };
+layout(std430, binding = 2) readonly buffer V { KV_T vc[]; };
 
 #if SUBGROUP_ONLY
 
@@ -215,7 +218,7 @@ void main() {
         if (j < len) {
             uint kb = j * p.kv_width + kvh * p.head_dim;
             float dot = 0.0;
-            for (uint d = 0u; d < p.head_dim; d++) dot += q[qb + d] * kc[kb + d];
+            for (uint d = 0u; d < p.head_dim; d++) dot += q[qb + d] * float(kc[kb + d]);
             s = dot * p.scale;
         }
         float mnew = max(m, subgroupMax(s));
@@ -230,7 +233,7 @@ void main() {
             uint vb = (j0 + jj) * p.kv_width + kvh * p.head_dim;
             for (uint c = 0u; c < cpl; c++) {
                 uint d = t + c * n;
-                if (d < p.head_dim) acc[c] += pj * vc[vb + d];
+                if (d < p.head_dim) acc[c] += pj * float(vc[vb + d]);
             }
         }
     }
@@ -275,7 +278,7 @@ void main() {
         if (j < je) {
             uint kb = j * p.kv_width + kvh * p.head_dim;
             float dot = 0.0;
-            for (uint d = 0u; d < p.head_dim; d++) dot += qs[d] * kc[kb + d];
+            for (uint d = 0u; d < p.head_dim; d++) dot += qs[d] * float(kc[kb + d]);
             s = dot * p.scale;
         }
         float mc = workgroup_max(s);
@@ -290,7 +293,7 @@ void main() {
             uint d = t + c * n;
             if (d >= p.head_dim) break;
             float a = acc[c] * corr;
-            for (uint jj = 0u; jj < cnt; jj++) a += ps[jj] * vc[(j0 + jj) * p.kv_width + kvh * p.head_dim + d];
+            for (uint jj = 0u; jj < cnt; jj++) a += ps[jj] * float(vc[(j0 + jj) * p.kv_width + kvh * p.head_dim + d]);
             acc[c] = a;
         }
         barrier();

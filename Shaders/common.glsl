@@ -14,6 +14,28 @@ layout(local_size_x_id = 0, local_size_y_id = 1) in;
 // silu_mul.comp and the gate/up products' fused epilogues (matvec.comp, matmul.comp SILU).
 #define SILU_MUL(g, u) ((g) / (1.0 + exp(-(g))) * (u))
 
+// The KV cache's element type (KernelConfig.kv): KV_F16 1 stores float16_t through 16-bit
+// storage (writes round to nearest, reads widen to float; no f16 arithmetic), else float.
+// KV_LD4(view, i): 4 cached values from element i (a multiple of 4) of a R32G32B32A32_UINT
+// texel view of the cache (4 floats or 8 halves per texel).
+#ifndef KV_F16
+#define KV_F16 0
+#endif
+#if KV_F16
+#extension GL_EXT_shader_16bit_storage : require
+#define KV_T float16_t
+#define KV_T4 f16vec4
+vec4 kv_half4(uvec4 t, uint i) {
+    uvec2 w = (i & 4u) != 0u ? t.zw : t.xy;
+    return vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+}
+#define KV_LD4(b, i) kv_half4(texelFetch(b, int((i) >> 3u)), (i))
+#else
+#define KV_T float
+#define KV_T4 vec4
+#define KV_LD4(b, i) uintBitsToFloat(texelFetch(b, int((i) >> 2u)))
+#endif
+
 #define STEP_STATE(b) layout(std430, binding = b) readonly buffer StepState { uint step_pos0; uint step_rows; uint step_pad0; uint step_pad1; uint step_tokens[]; };
 
 // SUBGROUP_ONLY 1: the host makes each workgroup exactly one subgroup (CPU devices, where any

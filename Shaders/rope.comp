@@ -4,7 +4,8 @@
 // layout 1: interleaved pairs (2i, 2i+1). One invocation per (pair, head, row).
 // kv = 1 (rope and the k/v cache writes fused, see Fusion.swift): heads kv_head0 ..< heads are
 //   K heads, whose rotated values are also stored in the K cache at row step_pos0 + row, and
-//   the grid has kv_width / head_dim more "heads" that copy V into the V cache.
+//   the grid has kv_width / head_dim more "heads" that copy V into the V cache (the caches
+//   hold KV_T, see common.glsl).
 // VEC4 1 (rotate-half layout, head_dim a multiple of 8, every column, stride and base a
 //   multiple of 4): one invocation per (4 pairs, head) along x, rows along y, all accesses
 //   vec4. On lavapipe a storage-buffer access is a loop over the invocations, so a quarter as
@@ -16,16 +17,18 @@
 #endif
 #if VEC4
 #define T vec4
+#define CT KV_T4
 #else
 #define T float
+#define CT KV_T
 #endif
 
 layout(std430, binding = 0) buffer X { T x[]; };
 layout(std430, binding = 1) readonly buffer Tab { T tab[]; };
 STEP_STATE(2)
-layout(std430, binding = 3) writeonly buffer CK { T cache_k[]; };
+layout(std430, binding = 3) writeonly buffer CK { CT cache_k[]; };
 layout(std430, binding = 4) readonly buffer V { T v[]; };
-layout(std430, binding = 5) writeonly buffer CV { T cache_v[]; };
+layout(std430, binding = 5) writeonly buffer CV { CT cache_v[]; };
 
 layout(push_constant) uniform P {
     uint heads; uint head_dim; uint x_stride; uint x_col;
@@ -48,8 +51,8 @@ void main() {
         if (pos >= p.max_rows) return;
         uint jv = (h - p.heads) * 2u * q4 + j;
         uint cvb = pos * (p.kv_width / 4u) + jv, vb = (r * p.v_stride + p.v_col) / 4u + jv;
-        cache_v[cvb] = v[vb];
-        cache_v[cvb + q4] = v[vb + q4];
+        cache_v[cvb] = CT(v[vb]);
+        cache_v[cvb + q4] = CT(v[vb + q4]);
         return;
     }
     if (pos >= p.t_positions) return;
@@ -63,8 +66,8 @@ void main() {
     x[base + q4] = rb;
     if (p.kv != 0u && h >= p.kv_head0 && pos < p.max_rows) {
         uint kb = pos * (p.kv_width / 4u) + (h - p.kv_head0) * 2u * q4 + j;
-        cache_k[kb] = ra;
-        cache_k[kb + q4] = rb;
+        cache_k[kb] = CT(ra);
+        cache_k[kb + q4] = CT(rb);
     }
 }
 #else
@@ -79,8 +82,8 @@ void main() {
         // V copy (kv = 1): elements i and i + half_d of V head h - heads.
         uint j = (h - p.heads) * p.head_dim + i;
         if (p.kv == 0u || j >= p.kv_width || pos >= p.max_rows) return;
-        cache_v[pos * p.kv_width + j] = v[r * p.v_stride + p.v_col + j];
-        cache_v[pos * p.kv_width + j + half_d] = v[r * p.v_stride + p.v_col + j + half_d];
+        cache_v[pos * p.kv_width + j] = CT(v[r * p.v_stride + p.v_col + j]);
+        cache_v[pos * p.kv_width + j + half_d] = CT(v[r * p.v_stride + p.v_col + j + half_d]);
         return;
     }
     if (pos >= p.t_positions) return;
@@ -95,8 +98,8 @@ void main() {
     x[base + db] = rb;
     if (p.kv != 0u && h >= p.kv_head0 && pos < p.max_rows) {
         uint kb = pos * p.kv_width + (h - p.kv_head0) * p.head_dim;
-        cache_k[kb + da] = ra;
-        cache_k[kb + db] = rb;
+        cache_k[kb + da] = CT(ra);
+        cache_k[kb + db] = CT(rb);
     }
 }
 #endif

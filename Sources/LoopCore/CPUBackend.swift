@@ -236,7 +236,7 @@ public final class CPUBackend: PlanBackend {
         case let .kvWrite(src, slot, part):
             try checkSlot(slot)
             let s = try rows(src, width: layout.kvWidth)
-            CPUOps.kvWrite(src: s, rows: n, width: layout.kvWidth, cache: kvBase(slot: slot, part: part), pos0: pos0)
+            CPUOps.kvWrite(src: s, rows: n, width: layout.kvWidth, cache: kvBase(slot: slot, part: part), pos0: pos0, type: config.kv)
 
         case let .attention(q, slot, out, heads, kvHeads, headDim, scale):
             try checkSlot(slot)

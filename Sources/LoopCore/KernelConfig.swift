@@ -32,6 +32,8 @@ public enum KVCacheType: String, Sendable, CaseIterable, CustomStringConvertible
     case f32
     case f16
     public var description: String { rawValue }
+    /// Bytes per cached value.
+    public var byteSize: Int { self == .f16 ? 2 : 4 }
 }
 
 /// What a kernel configuration's defaults depend on: the device's kind and capabilities.
@@ -45,17 +47,21 @@ public struct DeviceTraits: Sendable, Equatable {
     public var uniformTexelBuffers: Bool
     /// VK_EXT_conditional_rendering (exit decisions taken on the device).
     public var conditionalSections: Bool
+    /// 16-bit storage-buffer access (storageBuffer16BitAccess): the f16 KV cache needs it.
+    public var storage16Bit: Bool
     /// Threads a CPU device runs workgroups on (lavapipe: `LP_NUM_THREADS`, 0 meaning the
     /// submitting thread alone; else one per core). 1 on GPUs (unused there).
     public var threads: Int
-    public init(kind: Kind, subgroupSize: Int, subgroupShuffle: Bool, uniformTexelBuffers: Bool, conditionalSections: Bool, threads: Int = 1) {
+    public init(kind: Kind, subgroupSize: Int, subgroupShuffle: Bool, uniformTexelBuffers: Bool, conditionalSections: Bool,
+                storage16Bit: Bool = true, threads: Int = 1) {
         self.kind = kind; self.subgroupSize = subgroupSize; self.subgroupShuffle = subgroupShuffle
-        self.uniformTexelBuffers = uniformTexelBuffers; self.conditionalSections = conditionalSections; self.threads = max(1, threads)
+        self.uniformTexelBuffers = uniformTexelBuffers; self.conditionalSections = conditionalSections
+        self.storage16Bit = storage16Bit; self.threads = max(1, threads)
     }
 
     /// The CPU reference backend: no device, every engine-level feature available.
     public static let cpuReference = DeviceTraits(kind: .cpu, subgroupSize: 1, subgroupShuffle: false, uniformTexelBuffers: false,
-                                                  conditionalSections: true, threads: 1)
+                                                  conditionalSections: true, storage16Bit: true, threads: 1)
 
     /// Worker threads of a CPU Vulkan device as lavapipe counts them.
     public static func cpuDeviceThreads(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int {
@@ -111,7 +117,8 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
     public var prune: Bool
     /// Ouro's Q-exit decided on the device in one submission per token where the backend can.
     public var deviceExit: Bool
-    /// The KV cache's element type.
+    /// The KV cache's element type: f16 (half the memory and the attention reads; the default
+    /// where the device has 16-bit storage) or f32 (what the fp32 goldens are checked with).
     public var kv: KVCacheType
     /// Map device memory where the device allows it; false makes every transfer take the
     /// staging copies a discrete GPU needs (the `gpu` preset, tests of that path).
@@ -129,7 +136,7 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
             lanes: min(max(d.subgroupSize, 1), 64), texelRows: 32, interleave: 32, matmulTile: (8, 8),
             laneRows: 8, laneHeads: true, threads: d.threads, texelViewBytes: nil,
             splits: cpu ? 1 : 16,
-            fusion: true, chain: 8, prune: true, deviceExit: d.conditionalSections, kv: .f32, mapMemory: true)
+            fusion: true, chain: 8, prune: true, deviceExit: d.conditionalSections, kv: d.storage16Bit ? .f16 : .f32, mapMemory: true)
     }
 
     /// What a discrete GPU gets, on any device (lavapipe included): storage path, shared-memory
@@ -227,8 +234,8 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
         if reduce == .subgroup && !(d.subgroupSize >= 4 && d.subgroupShuffle) {
             throw LoopError.invalidArgument("reduce=subgroup: \(deviceName) has subgroups of \(d.subgroupSize)\(d.subgroupShuffle ? "" : " without shuffles"); use reduce=shared")
         }
-        if kv == .f16 {
-            throw LoopError.unsupported("kv=f16: the f16 KV cache is not implemented yet; use kv=f32")
+        if kv == .f16 && !d.storage16Bit {
+            throw LoopError.invalidArgument("kv=f16: \(deviceName) has no 16-bit storage-buffer access (storageBuffer16BitAccess); use kv=f32")
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import LoopCore
+import LoopVulkan
 
 /// Error of one op kind in one section, GPU against the CPU reference.
 public struct OpError: Sendable, Codable {
@@ -103,5 +104,28 @@ public enum Comparison {
         }
         return CompareReport(model: cpu.checkpoint.directory.lastPathComponent, device: gpu.backend.name, tokens: n,
                              passes: plan.passCount, ops: order.map { stats[$0]! }, logits: logits, firstNonFinite: firstBad)
+    }
+}
+
+extension Comparison {
+    /// The checks of a fixture folder's golden.safetensors (the official code's outputs pass by
+    /// pass, KV cache, exit decisions, greedy ids; see LoopCore's `checkGoldens`) on `backend`
+    /// with the kernel configuration `kernels` (after the device's defaults and
+    /// `LOOPVK_KERNELS`). Tolerance |x − g| <= atol + rtol·|g|: 1e-4 each is what the fp32
+    /// goldens hold with `kv=f32`.
+    public static func goldens(directory: URL, backend: BackendChoice, kernels: String?, atol: Float = 1e-4, rtol: Float = 1e-4) throws -> GoldenComparer {
+        let make: BackendFactory
+        switch backend {
+        case .cpu:
+            let config = try KernelConfig.resolve(for: .cpuReference, deviceName: "cpu-reference", override: kernels, check: false)
+            make = { plan, weights in try CPUBackend(layout: BackendLayout(plan: plan, maxRows: 64, maxContext: 256), weights: weights, kernels: config) }
+        case .vulkan(let name):
+            let ctx = try VulkanContext(deviceName: name)
+            let config = try KernelConfig.resolve(for: ctx.info.traits, deviceName: ctx.info.name, override: kernels)
+            make = { plan, weights in
+                try VulkanBackend(context: ctx, layout: BackendLayout(plan: plan, maxRows: 64, maxContext: 256), weights: weights, kernels: config)
+            }
+        }
+        return try checkGoldens(directory: directory, makeBackend: make, atol: atol, rtol: rtol)
     }
 }

@@ -69,7 +69,7 @@ public final class Model {
     static func checkFits(plan: LoopPlan, layout: BackendLayout, weights: WeightStore, context: VulkanContext, config: KernelConfig) throws {
         let bytes = try VulkanBackend.weightBytes(plan.allOps, weights: weights, context: context, kernels: config)
         let acts = UInt64(layout.activations.values.reduce(0, +) * layout.maxRows * 4)
-        let kv = UInt64(layout.kvSlots * 2 * layout.maxContext * layout.kvWidth * 4)
+        let kv = UInt64(layout.kvSlots * 2 * layout.maxContext * layout.kvWidth * config.kv.byteSize)
         let need = bytes + acts + kv
         var have = context.info.heaps.filter(\.deviceLocal).map(\.size).max() ?? 0
         // A CPU device's "device memory" is host memory (lavapipe reports a 2 GiB heap but

@@ -72,6 +72,8 @@ public enum SelfTest {
         var ops: [Op]
         var outputs: [String]
         var threshold: Double
+        /// The KV cache type this case runs with (nil: the configuration's).
+        var kv: KVCacheType? = nil
     }
 
     struct Runner {
@@ -103,8 +105,10 @@ public enum SelfTest {
                 var values: [String: [Float]] = [:]
                 for (name, scale) in c.inputs.sorted(by: { $0.key < $1.key }) { values[name] = floats(maxRows * c.acts[name]!, scale) }
                 for (name, v) in c.fixed { values[name] = v }
-                let cpu = try CPUBackend(layout: layout, weights: store)
-                let gpu = try VulkanBackend(context: context, layout: layout, weights: store, kernels: config)
+                var cfg = config
+                if let kv = c.kv { cfg.kv = kv }
+                let cpu = try CPUBackend(layout: layout, weights: store, kernels: cfg)
+                let gpu = try VulkanBackend(context: context, layout: layout, weights: store, kernels: cfg)
                 for backend in [cpu as PlanBackend, gpu] {
                     for (k, v) in values { try backend.write(k, values: v) }
                     if !c.setup.isEmpty {
@@ -135,7 +139,7 @@ public enum SelfTest {
             cases += 1
             do {
                 let gpuModel = try Model(directory: dir, backend: .vulkan(device: device), maxContext: 64, maxRows: 16, kernels: kernels)
-                let cpuModel = try Model(directory: dir, backend: .cpu, maxContext: 64, maxRows: 16)
+                let cpuModel = try Model(directory: dir, backend: .cpu, maxContext: 64, maxRows: 16, kernels: kernels)
                 let tokens: [Int32] = (0..<9).map { Int32(($0 * 37 + 11) % gpuModel.plan.vocab) }
                 var outs: [[[Float]]] = []
                 for m in [cpuModel, gpuModel] {
@@ -169,8 +173,22 @@ extension SelfTest {
         static let dtypes: [DType] = [.f32, .f16, .bf16]
 
         static func all(_ info: DeviceInfo) -> [(String, [Case])] {
-            [("embedding", embedding()), ("norms", norms()), ("linear", linear(info)), ("rope and KV", ropeKV()),
-             ("attention", attention()), ("elementwise", elementwise()), ("exit decision", exitDecide())]
+            [("embedding", embedding()), ("norms", norms()), ("linear", linear(info)), ("rope and KV", eachKVType(ropeKV(), info)),
+             ("attention", eachKVType(attention(), info)), ("elementwise", elementwise()), ("exit decision", exitDecide())]
+        }
+
+        /// Cases that use a KV cache, once per cache type the device can hold (f16 needs 16-bit storage).
+        static func eachKVType(_ cases: [Case], _ info: DeviceInfo) -> [Case] {
+            let types: [KVCacheType] = info.storageBuffer16Bit ? [.f32, .f16] : [.f32]
+            return cases.flatMap { c -> [Case] in
+                guard c.kvSlots > 0 else { return [c] }
+                return types.map { t in
+                    var d = c
+                    d.kv = t
+                    d.variant += " kv=\(t)"
+                    return d
+                }
+            }
         }
 
         static func embedding() -> [Case] {

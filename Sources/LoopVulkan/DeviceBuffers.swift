@@ -26,8 +26,15 @@ final class DeviceBuffers {
     let chainResults: BufferSlice
     private let dummy: BufferSlice
 
-    init(context: VulkanContext, layout: BackendLayout, weights: WeightStore, mapMemory: Bool) throws {
+    /// The KV cache's element type (KernelConfig.kv).
+    let kvType: KVCacheType
+
+    /// The KV_F16 define of the shaders that read or write the cache (see common.glsl).
+    var kvDefines: [String: String] { ["KV_F16": kvType == .f16 ? "1" : "0"] }
+
+    init(context: VulkanContext, layout: BackendLayout, weights: WeightStore, mapMemory: Bool, kv kvType: KVCacheType) throws {
         self.context = context
+        self.kvType = kvType
         self.layout = layout
         self.weights = weights
         arena = MemoryArena(context: context, hostVisible: false, map: mapMemory)
@@ -51,9 +58,9 @@ final class DeviceBuffers {
             try context.fill(s, byteCount: bytes)
             acts[name] = s
         }
-        let kvBytes = layout.maxContext * layout.kvWidth * 4
+        let kvBytes = layout.maxContext * layout.kvWidth * kvType.byteSize
         if UInt64(kvBytes) > limit {
-            throw VulkanError("KV cache", message: "\(layout.maxContext) positions x \(layout.kvWidth) floats exceed maxStorageBufferRange \(limit); use a shorter context")
+            throw VulkanError("KV cache", message: "\(layout.maxContext) positions x \(layout.kvWidth) \(kvType) values exceed maxStorageBufferRange \(limit); use a shorter context")
         }
         for _ in 0..<(layout.kvSlots * 2) {
             let s = try actArena.allocate(max(kvBytes, 4))

@@ -26,13 +26,13 @@ public final class VulkanBackend: PlanBackend {
         self.layout = layout
         self.weights = weights
         kernels = Kernels(context: context, config: config)
-        buffers = try DeviceBuffers(context: context, layout: layout, weights: weights, mapMemory: config.mapMemory)
+        buffers = try DeviceBuffers(context: context, layout: layout, weights: weights, mapMemory: config.mapMemory, kv: config.kv)
         recorder = Recorder(context: context, kernels: kernels, buffers: buffers)
     }
 
     /// Every kernel choice this backend records with (see KernelConfig). Changing it drops the
-    /// recorded sections, so the next run records with the new choices. (`mapMemory` takes
-    /// effect only at creation.)
+    /// recorded sections, so the next run records with the new choices. (`mapMemory` and `kv`
+    /// take effect only at creation: the buffers keep theirs.)
     public var config: KernelConfig {
         get { kernels.config }
         set { if newValue != kernels.config { kernels.config = newValue; recorder.invalidate() } }
@@ -137,9 +137,17 @@ public final class VulkanBackend: PlanBackend {
 
     public func readKV(slot: Int, part: KVPart, rows: Int) throws -> [Float] {
         guard rows <= layout.maxContext else { throw LoopError.invalidArgument("KV read of \(rows) rows > \(layout.maxContext)") }
-        var out = [Float](repeating: 0, count: rows * layout.kvWidth)
-        try out.withUnsafeMutableBytes { try context.download(try buffers.kvSlice(slot, part), into: $0, cache: buffers.staging) }
-        return out
+        let n = rows * layout.kvWidth
+        switch buffers.kvType {
+        case .f32:
+            var out = [Float](repeating: 0, count: n)
+            try out.withUnsafeMutableBytes { try context.download(try buffers.kvSlice(slot, part), into: $0, cache: buffers.staging) }
+            return out
+        case .f16:
+            var half = [Float16](repeating: 0, count: n)
+            try half.withUnsafeMutableBytes { try context.download(try buffers.kvSlice(slot, part), into: $0, cache: buffers.staging) }
+            return half.map { Float($0) }
+        }
     }
 
     // MARK: Profiling

@@ -6,13 +6,24 @@ import LoopEngine
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the same input on the GPU and on the CPU reference; print errors per pass and op kind.",
-        discussion: "Exits non-zero when an op's NMSE crosses its threshold (products/attention 5e-4, others 1e-7) or the GPU produces NaN/Inf.")
+        discussion: """
+            Exits non-zero when an op's NMSE crosses its threshold (products/attention 5e-4, others 1e-7) or the GPU produces NaN/Inf.
+            With --golden, checks the model folder's golden.safetensors instead (a fixture: the official code's outputs per pass, \
+            KV cache, exit decisions and greedy ids) at |x - g| <= atol + rtol*|g| on the chosen backend; the fp32 goldens hold \
+            at 1e-4 with --kernels kv=f32.
+            """)
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var promptOptions: PromptOptions
     @Flag(help: "Print the report as JSON.") var json = false
+    @Flag(help: "Check the folder's golden.safetensors (fixtures) instead of comparing with the CPU reference.") var golden = false
+    @Option(help: "With --golden: absolute tolerance.") var atol: Float = 1e-4
+    @Option(help: "With --golden: relative tolerance.") var rtol: Float = 1e-4
+
+    func validate() throws { if !golden { try promptOptions.requireOne() } }
 
     func run() throws {
+        if golden { return try runGoldens() }
         var gpuOptions = modelOptions
         gpuOptions.cpu = false
         var cpuOptions = modelOptions
@@ -34,6 +45,29 @@ struct Compare: ParsableCommand {
             print(report.passed ? "PASS" : "FAIL")
         }
         if !report.passed { throw ExitCode(1) }
+    }
+
+    struct GoldenReport: Encodable {
+        var fixture: String, backend: String, kernels: String?, atol: Float, rtol: Float
+        var tensors: [Tensor], exact: [String], failures: [String], passed: Bool
+        struct Tensor: Encodable { var name: String, count: Int, maxAbs: Float, relToScale: Float, toleranceUse: Float }
+    }
+
+    func runGoldens() throws {
+        let backend: BackendChoice = modelOptions.cpu ? .cpu : .vulkan(device: modelOptions.device)
+        if let dir = modelOptions.shaderDir { Engine.useShaderDirectory(dir) }
+        let cmp = try Comparison.goldens(directory: modelOptions.modelURL, backend: backend, kernels: modelOptions.kernels, atol: atol, rtol: rtol)
+        if json {
+            try printJSON(GoldenReport(fixture: cmp.fixture, backend: modelOptions.cpu ? "cpu-reference" : (modelOptions.device ?? "default"),
+                                       kernels: modelOptions.kernels, atol: atol, rtol: rtol,
+                                       tensors: cmp.stats.map { .init(name: $0.name, count: $0.count, maxAbs: $0.maxAbs, relToScale: $0.relToScale, toleranceUse: $0.toleranceUse) },
+                                       exact: cmp.exactChecks, failures: cmp.failures, passed: cmp.passed))
+        } else {
+            print(cmp.report)
+            for f in cmp.failures { print("FAILED: \(f)") }
+            print(cmp.passed ? "PASS" : "FAIL")
+        }
+        if !cmp.passed { throw ExitCode(1) }
     }
 
     func row(_ e: OpError) -> String {

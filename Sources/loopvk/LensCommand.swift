@@ -12,6 +12,8 @@ struct Lens: ParsableCommand {
     @OptionGroup var promptOptions: PromptOptions
     @Option(help: "Output .safetensors file.") var out: String
 
+    func validate() throws { try promptOptions.requireOne() }
+
     func run() throws {
         let model = try modelOptions.load(quiet: true, maxRows: 4096)
         let ids = try promptOptions.resolve(tokenizer: { try loadTokenizer(modelOptions.modelURL) })

@@ -58,6 +58,12 @@ struct PromptOptions: ParsableArguments {
     @Option(help: "Prompt as comma-separated token ids.")
     var tokens: String?
 
+    var given: Int { [prompt != nil, promptFile != nil, tokens != nil].filter { $0 }.count }
+
+    func requireOne() throws {
+        if given != 1 { throw ValidationError("give exactly one of --prompt, --prompt-file or --tokens") }
+    }
+
     func text() throws -> String? {
         if let prompt { return prompt }
         guard let promptFile else { return nil }
@@ -78,13 +84,15 @@ struct PromptOptions: ParsableArguments {
         return out
     }
 
+    /// At most one source here; commands that need a prompt call `requireOne` in their own
+    /// `validate` (compare --golden reads the fixture's own).
     func validate() throws {
-        let given = [prompt != nil, promptFile != nil, tokens != nil].filter { $0 }.count
-        if given != 1 { throw ValidationError("give exactly one of --prompt, --prompt-file or --tokens") }
+        if given > 1 { throw ValidationError("give exactly one of --prompt, --prompt-file or --tokens") }
     }
 
     /// Token ids of the prompt (text through the tokenizer, with its begin tokens).
     func resolve(tokenizer: () throws -> Tokenizer, chat: ((String) throws -> String)? = nil) throws -> [Int] {
+        try requireOne()
         if let ids = try tokenIDs() { return ids }
         var text = try text() ?? ""
         guard !text.isEmpty else { throw LoopError.invalidArgument("the prompt is empty") }

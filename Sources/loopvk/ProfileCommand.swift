@@ -16,6 +16,8 @@ struct Profile: ParsableCommand {
     @Option(help: "Exit policy POLICY[:THRESHOLD], as for run (default none: every pass).") var exit: String?
     @Flag(help: "Print the report as JSON.") var json = false
 
+    func validate() throws { try promptOptions.requireOne() }
+
     func run() throws {
         guard let m = ProfileMode(rawValue: mode) else { throw ValidationError("--mode must be exact or light") }
         guard decodeTokens >= 0, decodeTokens <= 100_000 else { throw ValidationError("--decode-tokens must be in 0...100000") }

@@ -29,6 +29,8 @@ struct Run: ParsableCommand {
     @Flag(help: "Huginn: start each token's recurrence from the previous token's final state.") var warmStart = false
     @Flag(help: "Print one JSON object (ids, text, per-token passes, timings) instead of streaming.") var json = false
 
+    func validate() throws { try promptOptions.requireOne() }
+
     func run() throws {
         guard let kvPolicy = KVPolicy(rawValue: kv) else { throw ValidationError("--kv must be latest, shared or reference") }
         guard maxTokens >= 0, maxTokens <= 1_000_000 else { throw ValidationError("--max-tokens must be in 0...1000000") }

@@ -19,9 +19,9 @@ import Testing
     @Test(.enabled(if: backendChoices.count > 1)) func modelThatDoesNotFitIsRefused() throws {
         var preset = try Synth.preset(family: "ouro", name: "ouro-small")
         guard case .ouro(var d, let passes) = preset.model else { Issue.record("ouro-small is not an Ouro preset"); return }
-        // KV: 16 slots x 2 x 2^18 positions x 1024 x 4 bytes = 34 GiB, more than any device here
-        // (a CPU device is held to 3/4 of the host's memory).
-        d.maxPositions = 1 << 18
+        // KV: 16 slots x 2 x 2^19 positions x 1024 x 2 bytes (f16) = 34 GiB, more than any device
+        // here (a CPU device is held to 3/4 of the host's memory).
+        d.maxPositions = 1 << 19
         d.hidden = 1024
         d.heads = 16
         d.kvHeads = 16
@@ -31,7 +31,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loopvk-nofit-\(getpid())")
         defer { try? FileManager.default.removeItem(at: dir) }
         try Synth.write(preset, to: dir, seed: 1, progress: nil)
-        #expect { try Model(directory: dir, backend: .vulkan(device: nil), maxContext: 1 << 18) } throws: {
+        #expect { try Model(directory: dir, backend: .vulkan(device: nil), maxContext: 1 << 19) } throws: {
             let s = "\($0)"
             return s.contains("device memory") && s.contains("KV cache") && s.contains("GiB")
         }

@@ -11,10 +11,22 @@ struct FixtureGPUTests {
     @Test(arguments: ["ouro-tiny-fp32", "ouro-tiny-bf16", "huginn-tiny-fp32", "loopus-tiny-qwen3-fp32"], GPU.readPaths)
     func vulkanMatchesGoldens(fixture: String, path: ReadPath) throws {
         let cmp = try checkFixture(name: fixture) { plan, weights in
-            try VulkanBackend(context: GPU.context!, layout: BackendLayout(plan: plan, maxRows: 32, maxContext: 64), weights: weights, kernels: GPU.kernels(read: path))
+            try VulkanBackend(context: GPU.context!, layout: BackendLayout(plan: plan, maxRows: 32, maxContext: 64), weights: weights, kernels: GPU.kernels(read: path, "kv=f32"))
         }
         print(cmp.report)
         #expect(!cmp.stats.isEmpty)
+        GPU.expectNoValidationMessages()
+    }
+
+    /// The f16 KV cache (the default where the device has 16-bit storage) on both read paths
+    /// and the `gpu` preset: the goldens within `f16KVTolerance`, ids and exits exact.
+    @Test(arguments: ["ouro-tiny-fp32", "ouro-tiny-bf16", "huginn-tiny-fp32", "loopus-tiny-qwen3-fp32"], GPU.readPaths.map { "read=\($0)" } + ["gpu"])
+    func vulkanMatchesGoldensWithF16KV(fixture: String, spec: String) throws {
+        let cmp = try checkFixture(name: fixture, atol: f16KVTolerance, rtol: f16KVTolerance) { plan, weights in
+            try VulkanBackend(context: GPU.context!, layout: BackendLayout(plan: plan, maxRows: 32, maxContext: 64), weights: weights,
+                              kernels: GPU.kernels(spec + ",kv=f16"))
+        }
+        #expect(!cmp.stats.isEmpty && !cmp.exactChecks.isEmpty)
         GPU.expectNoValidationMessages()
     }
 
@@ -25,7 +37,7 @@ struct FixtureGPUTests {
     func unmappedDeviceMemoryMatchesGoldens(fixture: String, path: ReadPath) throws {
         let cmp = try checkFixture(name: fixture) { plan, weights in
             let vb = try VulkanBackend(context: GPU.context!, layout: BackendLayout(plan: plan, maxRows: 32, maxContext: 64), weights: weights,
-                                       kernels: GPU.kernels(read: path, "memory=unmapped"))
+                                       kernels: GPU.kernels(read: path, "memory=unmapped,kv=f32"))
             #expect(!(try vb.act(plan.stateAct)).isHostVisible)
             return vb
         }

@@ -331,32 +331,33 @@ struct OpParityTests {
         #expect(gpu.recordedCounts(SectionKey(name, rows: 1))?.dispatches == 2)
     }
 
-    @Test func kvWriteAtPosition() throws {
+    @Test(arguments: KVCacheType.allCases) func kvWriteAtPosition(kv: KVCacheType) throws {
         var rng = SeededRandom(seed: 8)
         let width = 24, rows = 3
         let layout = BackendLayout(activations: ["s": width + 2], kvSlots: 1, kvWidth: width, maxContext: 10, maxRows: rows)
         let w = WeightStore(checkpoint: nil)
-        let cpu = try CPUBackend(layout: layout, weights: w)
-        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w)
+        let cpu = try CPUBackend(layout: layout, weights: w, kernels: GPU.kernels("kv=\(kv)"))
+        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w, kernels: GPU.kernels("kv=\(kv)"))
         let src = rng.floats(rows * (width + 2))
         for b in [cpu as PlanBackend, gpu] {
             try b.write("s", values: src)
             try b.run([.kvWrite(src: ActRef("s", col: 2), slot: 0, part: .v)], section: SectionKey("kv", rows: rows), tokens: [0, 0, 0], pos0: 5)
         }
         let c = try cpu.readKV(slot: 0, part: .v, rows: 10), g = try gpu.readKV(slot: 0, part: .v, rows: 10)
+        // f16: both round to nearest even (CPUOps.kvWrite's Float16, the shader's float16_t).
         #expect(c == g)
-        #expect(g[5 * width] == src[2])
+        #expect(g[5 * width] == (kv == .f16 ? Float(Float16(src[2])) : src[2]))
         GPU.expectNoValidationMessages()
     }
 
     /// kv_copy: rows at pos0 of one slot's K and V land in another slot, nothing else moves.
-    @Test func kvCopyBetweenSlots() throws {
+    @Test(arguments: KVCacheType.allCases) func kvCopyBetweenSlots(kv: KVCacheType) throws {
         var rng = SeededRandom(seed: 13)
         let width = 20, context = 12
         let layout = BackendLayout(activations: ["k": width, "v": width], kvSlots: 3, kvWidth: width, maxContext: context, maxRows: context)
         let w = WeightStore(checkpoint: nil)
-        let cpu = try CPUBackend(layout: layout, weights: w)
-        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w)
+        let cpu = try CPUBackend(layout: layout, weights: w, kernels: GPU.kernels("kv=\(kv)"))
+        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: w, kernels: GPU.kernels("kv=\(kv)"))
         let k = rng.floats(context * width), v = rng.floats(context * width)
         for b in [cpu as PlanBackend, gpu] {
             try b.write("k", values: k)
@@ -368,7 +369,7 @@ struct OpParityTests {
         for part in [KVPart.k, .v] {
             let g = try gpu.readKV(slot: 2, part: part, rows: context)
             #expect(g == (try cpu.readKV(slot: 2, part: part, rows: context)))
-            let src = part == .k ? k : v
+            let src = (part == .k ? k : v).map { kv == .f16 ? Float(Float16($0)) : $0 }
             #expect(Array(g[(7 * width)..<(9 * width)]) == Array(src[(7 * width)..<(9 * width)]))
             #expect(g[0..<(7 * width)].allSatisfy { $0 == 0 })
         }

@@ -106,8 +106,9 @@ struct LargeTensorTests {
 
 /// The kernel configuration: defaults per device kind, the override syntax, presets, errors.
 @Suite struct KernelConfigTests {
-    static func device(_ kind: DeviceTraits.Kind, texel: Bool = true, subgroup: Int = 8) -> DeviceTraits {
-        DeviceTraits(kind: kind, subgroupSize: subgroup, subgroupShuffle: true, uniformTexelBuffers: texel, conditionalSections: true, threads: 2)
+    static func device(_ kind: DeviceTraits.Kind, texel: Bool = true, subgroup: Int = 8, storage16: Bool = true) -> DeviceTraits {
+        DeviceTraits(kind: kind, subgroupSize: subgroup, subgroupShuffle: true, uniformTexelBuffers: texel, conditionalSections: true,
+                     storage16Bit: storage16, threads: 2)
     }
 
     @Test func defaultsFollowTheDevice() throws {
@@ -116,7 +117,12 @@ struct LargeTensorTests {
         #expect(KernelConfig.defaults(for: Self.device(.cpu, texel: false)).read == .storage)
         #expect(KernelConfig.defaults(for: Self.device(.cpu, subgroup: 1)).reduce == .shared)
         let gpu = KernelConfig.defaults(for: Self.device(.gpu, subgroup: 32))
-        #expect(gpu.read == .storage && gpu.reduce == .shared && gpu.splits == 16 && gpu.lanes == 32 && gpu.kv == .f32)
+        #expect(gpu.read == .storage && gpu.reduce == .shared && gpu.splits == 16 && gpu.lanes == 32 && gpu.kv == .f16)
+        // The f16 KV cache needs 16-bit storage: without it the default is f32 and asking for f16 is refused.
+        let old = Self.device(.gpu, storage16: false)
+        #expect(KernelConfig.defaults(for: old).kv == .f32)
+        let f16 = try KernelConfig.defaults(for: old).applying("kv=f16", device: old)
+        #expect { try f16.validate(for: old, deviceName: "gpu0") } throws: { "\($0)".contains("kv=f16") && "\($0)".contains("16-bit storage") }
     }
 
     @Test func overridesAndPresets() throws {

@@ -29,7 +29,8 @@ extension Kernels {
         // wide for the device's subgroup (head_dim 256 at 4 lanes) takes the shared-memory
         // version (4 values per invocation of 64).
         let subgroupOnly = subgroupReduce && headDim <= 32 * context.info.subgroupSize
-        let shape: (local: (Int, Int), defines: [String: String]) = subgroupOnly ? reduceShape : ((reduceThreads, 1), [:])
+        let base: (local: (Int, Int), defines: [String: String]) = subgroupOnly ? reduceShape : ((reduceThreads, 1), [:])
+        let shape = (local: base.local, defines: base.defines.merging(buffers.kvDefines) { $1 })
         guard headDim <= 4 * shape.local.0 || (subgroupOnly && headDim <= 32 * shape.local.0), headDim <= 256, kvHeads > 0, heads % kvHeads == 0 else {
             throw LoopError.unsupported("attention with \(heads) heads / \(kvHeads) KV heads x \(headDim)")
         }
@@ -66,7 +67,7 @@ extension Kernels {
                               into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
         let kvWidth = buffers.layout.kvWidth, qStride = try buffers.width(q.name)
         guard readPath == .texel, subgroupReduce, headDim % 4 == 0, kvWidth % 4 == 0, q.col % 4 == 0, qStride % 4 == 0 else { return false }
-        let kBytes = buffers.layout.maxContext * kvWidth * 4
+        let kBytes = buffers.layout.maxContext * kvWidth * buffers.kvType.byteSize
         guard let (qb, qShift) = texelWindow(try buffers.act(q.name), byteStart: 0, byteCount: ((rows - 1) * qStride + q.col + heads * headDim) * 4),
               let (kb, kShift) = texelWindow(try buffers.kvSlice(slot, .k), byteStart: 0, byteCount: kBytes),
               let (vb, vShift) = texelWindow(try buffers.kvSlice(slot, .v), byteStart: 0, byteCount: kBytes),
@@ -78,10 +79,12 @@ extension Kernels {
         // One row: an invocation per head where 8-head workgroups keep every device thread busy.
         let laneHeads = rows == 1 && config.laneHeads && Self.groups(heads, 8) >= config.threads
         let p = try pipeline("attention.comp", kinds: kinds, push: AttentionPush.self, local: laneRows || laneHeads ? (8, 1) : reduceShape.local,
-                             defines: reduceShape.defines.merging(["READ_TEXEL": "1", "NT": "\(headDim / 4)u", "LANE_ROWS": "\(perLane)",
+                             defines: reduceShape.defines.merging(buffers.kvDefines) { $1 }.merging(["READ_TEXEL": "1", "NT": "\(headDim / 4)u", "LANE_ROWS": "\(perLane)",
                                                                    "LANE_HEADS": laneHeads ? "1" : "0"]) { $1 })
         var texelPush = push
-        texelPush.qBase = u32(qShift / 4); texelPush.kBase = u32(kShift / 4); texelPush.vBase = u32(vShift / 4)
+        // Bases in elements of each view: floats for q, the cache's type for K and V.
+        let kvSize = buffers.kvType.byteSize
+        texelPush.qBase = u32(qShift / 4); texelPush.kBase = u32(kShift / kvSize); texelPush.vBase = u32(vShift / kvSize)
         try cb.dispatch(p, [qb, kb, vb, Binding(try buffers.act(out.name)), Binding(buffers.step)], push: texelPush,
                         groups: laneHeads ? (Self.groups(heads, 8), rows, 1) : (heads, laneRows ? Self.groups(rows, 8 * perLane) : rows, 1))
         return true

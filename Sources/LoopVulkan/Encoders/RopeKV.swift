@@ -4,7 +4,7 @@ import LoopCore
 // `.rope` (optionally with the layer's K/V cache writes fused in), `.kvWrite` (one part or
 // both parts of a slot), `.kvCopy` (the KV fill of passes a token skipped, up to 8 buffers per
 // dispatch). rope.comp moves vec4s (VEC4) for rotate-half rope where every size and offset is
-// a multiple of 4.
+// a multiple of 4. The caches hold the configuration's KV type (KV_F16, `buffers.kvDefines`).
 
 /// rope.comp: rotates `heads` heads of `x` in place; with `kv`, also stores the last
 /// `heads - kvHead0` (rotated K) heads and copies V into the cache.
@@ -42,7 +42,7 @@ extension Kernels {
             kvHeads = width / headDim
         }
         let vec4 = layout == .rotateHalf && headDim % 8 == 0 && [xStride, x.col, table.offset, width, vStride, vCol].allSatisfy { $0 % 4 == 0 }
-        let p = try pipeline("rope.comp", storage: 6, push: RopePush.self, local: (32, 1), defines: ["VEC4": vec4 ? "1" : "0"])
+        let p = try pipeline("rope.comp", storage: 6, push: RopePush.self, local: (32, 1), defines: buffers.kvDefines.merging(["VEC4": vec4 ? "1" : "0"]) { $1 })
         let push = RopePush(heads: u32(heads), headDim: u32(headDim), xStride: u32(xStride), xCol: u32(x.col), tBase: u32(table.offset),
                             tPositions: u32(positions), layoutKind: u32(Int(layout.rawValue)), kv: kv == nil ? 0 : 1, kvHead0: u32(heads - kvHeads),
                             kvWidth: u32(width), maxRows: u32(buffers.layout.maxContext), vStride: u32(vStride), vCol: u32(vCol))
@@ -54,7 +54,7 @@ extension Kernels {
 
     func encodeKVWrite(_ src: ActRef, slot: Int, part: KVPart, second: (ActRef, KVPart)?, rows: Int,
                        into cb: RecordedCommands, buffers: DeviceBuffers) throws {
-        let p = try pipeline("kv_write.comp", storage: 5, push: KVWritePush.self)
+        let p = try pipeline("kv_write.comp", storage: 5, push: KVWritePush.self, defines: buffers.kvDefines)
         let width = buffers.layout.kvWidth
         let a = Binding(try buffers.act(src.name)), ca = Binding(try buffers.kvSlice(slot, part))
         var b = a, cbind = ca, bStride = 0, bCol = 0
@@ -78,11 +78,11 @@ extension Kernels {
         let width = buffers.layout.kvWidth
         let push = KVCopyPush(width: u32(width), maxRows: u32(buffers.layout.maxContext))
         guard pairs.count > 2, context.info.maxStorageBuffersPerStage >= 17 else {
-            let p = try pipeline("kv_copy.comp", storage: 3, push: KVCopyPush.self)
+            let p = try pipeline("kv_copy.comp", storage: 3, push: KVCopyPush.self, defines: buffers.kvDefines)
             for (src, dst) in pairs { try cb.dispatch(p, [src, dst, Binding(buffers.step)], push: push, groups: (Self.groups(width, 64), rows, 1)) }
             return
         }
-        let p = try pipeline("kv_copy.comp", storage: 17, push: KVCopyPush.self, defines: ["PAIRS": "8"])
+        let p = try pipeline("kv_copy.comp", storage: 17, push: KVCopyPush.self, defines: buffers.kvDefines.merging(["PAIRS": "8"]) { $1 })
         for c0 in stride(from: 0, to: pairs.count, by: 8) {
             let chunk = Array(pairs[c0..<min(c0 + 8, pairs.count)])
             let padded = chunk + Array(repeating: chunk[0], count: 8 - chunk.count)

@@ -42,7 +42,7 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
     public var traits: DeviceTraits {
         DeviceTraits(kind: kind == .cpu ? .cpu : .gpu, subgroupSize: subgroupSize, subgroupShuffle: subgroupShuffle,
                      uniformTexelBuffers: uniformTexelBuffers, conditionalSections: conditionalRendering,
-                     threads: kind == .cpu ? DeviceTraits.cpuDeviceThreads() : 1)
+                     storage16Bit: storageBuffer16Bit, threads: kind == .cpu ? DeviceTraits.cpuDeviceThreads() : 1)
     }
 
     var rank: Int {
@@ -171,21 +171,28 @@ public final class VulkanContext: @unchecked Sendable {
         var condFeatures = VkPhysicalDeviceConditionalRenderingFeaturesEXT()
         condFeatures.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_CONDITIONAL_RENDERING_FEATURES_EXT
         condFeatures.conditionalRendering = VkBool32(VK_TRUE)
+        // 16-bit storage (Vulkan 1.1 core) where the device has it: the f16 KV cache.
+        var storage16 = VkPhysicalDevice16BitStorageFeatures()
+        storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES
+        storage16.storageBuffer16BitAccess = VkBool32(info.storageBuffer16Bit ? VK_TRUE : VK_FALSE)
         try withUnsafePointer(to: &priority) { pp in
             qci.pQueuePriorities = pp
             try withUnsafePointer(to: &qci) { qp in
-                try withUnsafePointer(to: &condFeatures) { cf in
-                    try extPtrs.withUnsafeMutableBufferPointer { ep in
-                        var dci = VkDeviceCreateInfo()
-                        dci.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
-                        dci.queueCreateInfoCount = 1
-                        dci.pQueueCreateInfos = qp
-                        if conditional {
-                            dci.enabledExtensionCount = 1
-                            dci.ppEnabledExtensionNames = UnsafePointer(ep.baseAddress)
-                            dci.pNext = UnsafeRawPointer(cf)
+                try withUnsafeMutablePointer(to: &condFeatures) { cf in
+                    if conditional { storage16.pNext = UnsafeMutableRawPointer(cf) }
+                    try withUnsafePointer(to: &storage16) { sf in
+                        try extPtrs.withUnsafeMutableBufferPointer { ep in
+                            var dci = VkDeviceCreateInfo()
+                            dci.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                            dci.queueCreateInfoCount = 1
+                            dci.pQueueCreateInfos = qp
+                            dci.pNext = UnsafeRawPointer(sf)
+                            if conditional {
+                                dci.enabledExtensionCount = 1
+                                dci.ppEnabledExtensionNames = UnsafePointer(ep.baseAddress)
+                            }
+                            try vkCheck(vkCreateDevice(physical, &dci, nil, &dev), "vkCreateDevice")
                         }
-                        try vkCheck(vkCreateDevice(physical, &dci, nil, &dev), "vkCreateDevice")
                     }
                 }
             }
