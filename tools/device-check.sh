@@ -97,7 +97,7 @@ run_steps() {
   echo "== table: $dest/device-check.md" | tee -a "$log"
   cat "$dest/device-check.md"
   rm -rf "$work"
-  [ "$size" = full ] && rm -rf "$models"
+  rm -rf "$models"
   return 0
 }
 

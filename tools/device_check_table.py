@@ -105,7 +105,7 @@ def main():
     if peer:
         L.append(f"| PyTorch peer ({peer['shape']} unrolled to {peer['decoderLayers']} layers, {peer['dtype']}, {peer['device']}, torch {peer['torch']}) | "
                  f"prefill {peer['prefillTokensPerSecond']:.1f} tok/s, decode {peer['decodeTokensPerSecond']:.2f} tok/s; "
-                 f"copy {peer.get('copyGBPerSecond', 0):.0f} GB/s, bf16 matmul {peer.get('matmulTFLOPS', 0):.1f} TFLOP/s |")
+                 f"copy {peer.get('copyGBPerSecond', 0):.0f} GB/s, bf16 matmul {peer.get('matmulTFLOPS', 0):.3g} TFLOP/s |")
     else:
         L.append(f"| PyTorch peer | no result (rc {rcs.get('peer-pytorch')}) |")
 

@@ -288,6 +288,11 @@ extension SelfTest {
             return t
         }
 
+        /// Attention in fp32 agrees with its twin to ~1e-12 NMSE (f16 KV: ~1e-8, both round
+        /// the same way), so 1e-5 still flags an output off by 1% (NMSE 1e-4), which the
+        /// products' 5e-4 would let through.
+        static let attentionNMSE = 1e-5
+
         static func ropeKV() -> [Case] {
             var out: [Case] = []
             for layout in [RopeLayout.rotateHalf, .interleaved] {
@@ -305,14 +310,14 @@ extension SelfTest {
                                 ops: [.rope(x: ActRef("qk"), heads: heads + kvHeads, headDim: hd, table: WeightRef("rope"), tablePositions: 64, layout: layout),
                                       .kvWrite(src: ActRef("qk", col: heads * hd), slot: 0, part: .k), .kvWrite(src: ActRef("v"), slot: 0, part: .v),
                                       .attention(q: ActRef("qk"), slot: 0, out: ActRef("o"), heads: kvHeads, kvHeads: kvHeads, headDim: hd, scale: 0.2)],
-                                outputs: ["qk", "o"], threshold: 5e-4))
+                                outputs: ["qk", "o"], threshold: attentionNMSE))
             }
             out.append(Case(op: "kv_copy", variant: "8 buffers per dispatch", size: "3 slots x 48", acts: ["k": 48, "o": 48], kvSlots: 4, kvWidth: 48, maxContext: 16,
                             rows: 3, pos0: 5, inputs: ["k": 1],
                             setup: [.kvWrite(src: ActRef("k"), slot: 0, part: .k), .kvWrite(src: ActRef("k"), slot: 0, part: .v)], setupRows: 8,
                             ops: [.kvCopy(from: 0, to: 1), .kvCopy(from: 0, to: 2), .kvCopy(from: 0, to: 3),
                                   .attention(q: ActRef("k"), slot: 3, out: ActRef("o"), heads: 3, kvHeads: 3, headDim: 16, scale: 0.25)],
-                            outputs: ["o"], threshold: 5e-4))
+                            outputs: ["o"], threshold: attentionNMSE))
             return out
         }
 
@@ -325,7 +330,7 @@ extension SelfTest {
                             rows: rows, pos0: context - rows, inputs: ["k": 2, "v": 1, "q": 2],
                             setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
                             ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o"), heads: heads, kvHeads: kvHeads, headDim: hd, scale: 1 / Float(hd).squareRoot())],
-                            outputs: ["o"], threshold: 5e-4)
+                            outputs: ["o"], threshold: attentionNMSE)
             }
         }
 
