@@ -6,6 +6,11 @@
 //
 // READ_TEXEL 0 (storage buffers): one workgroup per (output feature, row); invocations stride
 //   over k, subgroup + shared-memory reduction.
+//   VEC16 1 (GPUs; in_f, the window's element base, x's column and stride whole 16-byte
+//   texels): a subgroup per output feature, the workgroup's gl_NumSubgroups features side by
+//   side; each invocation loads 16 bytes of W (8 bf16/f16 or 4 f32) and the x values they
+//   multiply per step, consecutive invocations consecutive 16-byte words (coalesced), then one
+//   subgroupAdd. Every W byte is fetched once; no shared memory, no barrier.
 // READ_TEXEL 1 (uniform texel buffers): W and x are R32G32B32A32_UINT views, 16 bytes per
 //   texelFetch (4 f32 or 8 f16/bf16). Two W layouts (the host picks per weight, see
 //   encodeTexelLinear in Encoders/Linear.swift):
@@ -58,7 +63,35 @@ void store(uint r, uint of, float acc) {
     if (p.accumulate != 0u) o[oi] += acc; else o[oi] = acc;
 }
 
-#if READ_TEXEL == 0
+#ifndef VEC16
+#define VEC16 0
+#endif
+
+#if READ_TEXEL == 0 && VEC16
+
+layout(std430, binding = 0) readonly buffer X { vec4 x4[]; };
+layout(std430, binding = 1) readonly buffer Wt { uvec4 W[]; };
+
+void main() {
+    // j is the same across a subgroup, so a subgroup past the end leaves as a whole.
+    uint j = gl_WorkGroupID.x * gl_NumSubgroups + gl_SubgroupID;
+    uint r = gl_WorkGroupID.y;
+    if (j >= p.ocount || r >= p.rows) return;
+    const uint XV = W_EPT / 4u;                 // x vec4s per W texel
+    uint nt = p.in_f / W_EPT;
+    uint wb = (p.w_base + j * p.in_f) / W_EPT;
+    uint xb = (r * p.x_stride + p.x_col) / 4u;
+    float acc = 0.0;
+    for (uint t = gl_SubgroupInvocationID; t < nt; t += gl_SubgroupSize) {
+        vec4 x0 = x4[xb + XV * t];
+        vec4 x1 = XV == 2u ? x4[xb + XV * t + 1u] : vec4(0.0);
+        acc += w_texel_dot(W[wb + t], x0, x1);
+    }
+    acc = subgroupAdd(acc);
+    if (subgroupElect()) store(r, p.o0 + j, acc);
+}
+
+#elif READ_TEXEL == 0
 
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer Wt { uint W[]; };

@@ -59,6 +59,10 @@ extension Kernels {
         return try weightWindow(buffers, bias.name, start: bias.offset, count: count)
     }
 
+    /// Output features per workgroup of the storage path's 16-byte GEMV (matvec.comp VEC16),
+    /// one subgroup each.
+    static let gemvFeatures = 4
+
     /// `.linear`: through texel views where the read path is texel and the shapes fit, else
     /// storage buffers in chunks of output features that each fit `maxStorageBufferRange`.
     func encodeLinear(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
@@ -83,7 +87,14 @@ extension Kernels {
                                   oCol: u32(out.col), wBase: base, bBase: bbase, hasBias: bias == nil ? 0 : 1,
                                   accumulate: accumulate ? 1 : 0, o0: u32(o0), ocount: u32(n), rows: u32(rows))
             let bindings = [Binding(try buffers.act(x.name)), wb, bb, Binding(try buffers.act(out.name))]
-            if rows == 1 {
+            let ept = dt == .f32 ? 4 : 8
+            if rows == 1, [.f32, .f16, .bf16].contains(dt), inF % ept == 0, Int(base) % ept == 0,
+               x.col % 4 == 0, Int(push.xStride) % 4 == 0 {
+                // 16-byte loads, a subgroup per feature, `Self.gemvFeatures` features per workgroup.
+                let f = Self.gemvFeatures, sg = context.info.subgroupSize
+                let p = try pipeline("matvec.comp", storage: 4, push: LinearPush.self, local: (f * sg, 1), w: dt, b: bdt, defines: ["VEC16": "1"])
+                try cb.dispatch(p, bindings, push: push, groups: (Self.groups(n, f), rows, 1))
+            } else if rows == 1 {
                 let p = try pipeline("matvec.comp", storage: 4, push: LinearPush.self, local: (reduceThreads, 1), w: dt, b: bdt)
                 try cb.dispatch(p, bindings, push: push, groups: (n, rows, 1))
             } else {
