@@ -78,7 +78,7 @@ final class DeviceBuffers {
 
     /// Kernels' own working memory: the fused head + argmax's per-workgroup bests and counter,
     /// the split attention's partial states. Hazard tracking sees them as buffers of their own.
-    enum Scratch: String, Hashable { case argmax, attentionSplit = "attention-split" }
+    enum Scratch: String, Hashable { case argmax, argmaxSplit = "argmax-split", attentionSplit = "attention-split" }
 
     /// A zero-filled device buffer of at least `bytes` for `kind`, made on first use and kept
     /// (a larger request makes a new buffer; sections recorded with the old one keep it).

@@ -171,6 +171,7 @@ final class Kernels {
         switch step {
         case .headArgmax: scratch = [.scratch(.argmax)]
         case .op(.attention) where rows == 1: scratch = [.scratch(.attentionSplit)]
+        case .op(.argmax): scratch = [.scratch(.argmaxSplit)]
         default: break
         }
         return (reads + scratch, writes + scratch)

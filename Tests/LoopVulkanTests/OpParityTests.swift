@@ -425,4 +425,27 @@ struct OpParityTests {
                   ops: [.argmax(x: ActRef("x"), out: ActRef("i"), dim: dim), .softmax(x: ActRef("x"), out: ActRef("s"), dim: dim)],
                   outputs: ["i", "s"], threshold: 1e-7, configure: Self.reduce(subgroup))
     }
+
+    /// A vocabulary-sized row: with workgroup reductions the argmax splits across workgroups
+    /// (argmax.comp SPLIT, 4 groups of 2500 here) and merges; ties across group boundaries go to
+    /// the first index, NaN never wins, an all-NaN row gives 0.
+    @Test(arguments: [false, true])
+    func argmaxOverAVocabulary(subgroup: Bool) throws {
+        var rng = SeededRandom(seed: 21)
+        let dim = 10_000, rows = 4
+        #expect(Kernels.argmaxGroups(dim: dim) == 4)
+        var x = rng.floats(rows * dim, 5)
+        x[100] = 9; x[7000] = 9                                  // row 0: a tie across groups
+        x[dim + 2499] = 8; x[dim + 2500] = 8                     // row 1: a tie across a group boundary
+        x[2 * dim + 9999] = .nan; x[2 * dim + 5000] = 7          // row 2: NaN beside the maximum
+        for i in 0..<dim { x[3 * dim + i] = .nan }               // row 3: all NaN
+        _ = try check("argmax-vocabulary-\(subgroup)", acts: ["x": dim, "i": 1], rows: rows, weights: WeightStore(checkpoint: nil), inputs: ["x": x],
+                  ops: [.argmax(x: ActRef("x"), out: ActRef("i"), dim: dim)], outputs: ["i"], threshold: 0, configure: Self.reduce(subgroup))
+        // The CPU twin's answers, stated: the check above holds the GPU to them.
+        let cpu = try CPUBackend(layout: BackendLayout(activations: ["x": dim, "i": 1], kvSlots: 0, kvWidth: 1, maxContext: rows, maxRows: rows),
+                                 weights: WeightStore(checkpoint: nil))
+        try cpu.write("x", values: x)
+        try cpu.run([.argmax(x: ActRef("x"), out: ActRef("i"), dim: dim)], section: SectionKey("a", rows: rows), tokens: [Int32](repeating: 0, count: rows), pos0: 0)
+        #expect(try cpu.read("i", rows: rows) == [100, 2499, 5000, 0])
+    }
 }

@@ -32,11 +32,14 @@ struct CopyPush: PushBlock {
     static let shader = "copy.comp"
     var width: UInt32 = 0, sStride: UInt32 = 0, sCol: UInt32 = 0, oStride: UInt32 = 0, oCol: UInt32 = 0, rows: UInt32 = 0
 }
-/// argmax.comp and softmax.comp: one workgroup per row.
+/// argmax.comp: one workgroup per row, or (SPLIT) `groups` workgroups of `chunk` values per row
+/// and a second stage.
 struct ArgmaxPush: PushBlock {
     static let shader = "argmax.comp"
     var dim: UInt32 = 0, xStride: UInt32 = 0, xCol: UInt32 = 0, oStride: UInt32 = 0, oCol: UInt32 = 0
+    var chunk: UInt32 = 0, groups: UInt32 = 0
 }
+/// softmax.comp: one workgroup per row.
 struct SoftmaxPush: PushBlock {
     static let shader = "softmax.comp"
     var dim: UInt32 = 0, xStride: UInt32 = 0, xCol: UInt32 = 0, oStride: UInt32 = 0, oCol: UInt32 = 0
@@ -111,13 +114,30 @@ extension Kernels {
                         groups: (Self.groups(width, 64), rows, 1))
     }
 
+    /// Workgroups per row of the split argmax (workgroup reductions only): one per 2048 values,
+    /// at most 64; 1 (no split) under 4096 values.
+    static func argmaxGroups(dim: Int) -> Int { dim < 4096 ? 1 : min(64, dim / 2048) }
+
     func encodeArgmax(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .argmax(x, out, dim) = op else { return }
+        var push = ArgmaxPush(dim: u32(dim), xStride: u32(try buffers.width(x.name)), xCol: u32(x.col),
+                              oStride: u32(try buffers.width(out.name)), oCol: u32(out.col))
+        let groups = Self.argmaxGroups(dim: dim)
+        if !subgroupReduce, groups > 1 {
+            // Split: `groups` partial bests per row into a scratch buffer, then their reduction.
+            push.chunk = u32(Self.groups(dim, groups)); push.groups = u32(groups)
+            let part = try buffers.scratch(.argmaxSplit, bytes: rows * groups * 8)
+            let s1 = try pipeline("argmax.comp", storage: 2, push: ArgmaxPush.self, local: reduceShape.local,
+                                  defines: reduceShape.defines.merging(["SPLIT": "1", "STAGE": "1"]) { $1 })
+            try cb.dispatch(s1, [Binding(try buffers.act(x.name)), Binding(part)], push: push, groups: (groups, rows, 1))
+            cb.barrier()
+            let s2 = try pipeline("argmax.comp", storage: 2, push: ArgmaxPush.self, local: reduceShape.local,
+                                  defines: reduceShape.defines.merging(["SPLIT": "1", "STAGE": "2"]) { $1 })
+            try cb.dispatch(s2, [Binding(part), Binding(try buffers.act(out.name))], push: push, groups: (rows, 1, 1))
+            return
+        }
         let p = try pipeline("argmax.comp", storage: 2, push: ArgmaxPush.self, local: reduceShape.local, defines: reduceShape.defines)
-        try cb.dispatch(p, [Binding(try buffers.act(x.name)), Binding(try buffers.act(out.name))],
-                        push: ArgmaxPush(dim: u32(dim), xStride: u32(try buffers.width(x.name)), xCol: u32(x.col),
-                                         oStride: u32(try buffers.width(out.name)), oCol: u32(out.col)),
-                        groups: (rows, 1, 1))
+        try cb.dispatch(p, [Binding(try buffers.act(x.name)), Binding(try buffers.act(out.name))], push: push, groups: (rows, 1, 1))
     }
 
     func encodeSoftmax(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
