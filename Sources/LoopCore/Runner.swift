@@ -56,6 +56,8 @@ public struct LoopUSHalting: Sendable {
     public let settings: Settings
     public let passes: Int
     private var logSurvival: Float = 0
+    /// The cdf rule's 1 − Π(1 − q) over the passes evaluated so far.
+    public var cdf: Float { 1 - Foundation.exp(logSurvival) }
 
     public init(_ settings: Settings, passes: Int) { self.settings = settings; self.passes = passes }
 
@@ -71,7 +73,6 @@ public struct LoopUSHalting: Sendable {
             guard evaluate else { return false }
             if settings.strategy == .threshold { return q > settings.threshold }
             logSurvival += Foundation.log1p(-min(q, 1 - 1e-7))
-            let cdf = 1 - Foundation.exp(logSurvival)
             return cdf > settings.threshold
         }
     }

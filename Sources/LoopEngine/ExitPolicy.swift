@@ -143,39 +143,62 @@ struct ExitTracker {
         }
     }
 
+    /// The value the policy compared with its threshold after the last pass seen (Ouro: the exit
+    /// CDF; LoopUS: q, the cdf or the state change; Huginn: the criterion), nil where the policy
+    /// has none (none, fixed:K) or had nothing to compare yet.
+    private(set) var signal: Float?
+
     /// Called after pass `t` (0-based) with what the policy asked for. True = stop now.
     mutating func shouldStop(after t: Int, exitSignal: Float?, state: [Float]?, logits: [Float]?) -> Bool {
+        let fires = observe(after: t, exitSignal: exitSignal, state: state, logits: logits)
+        return t + 1 >= totalPasses || fires
+    }
+
+    /// Folds in pass `t` and says whether the policy's rule fires there (the last pass always
+    /// stops, see `shouldStop`; the signal is computed there too, for reports).
+    private mutating func observe(after t: Int, exitSignal: Float?, state: [Float]?, logits: [Float]?) -> Bool {
         let done = t + 1
-        if done >= totalPasses { return true }
+        signal = nil
         switch policy {
         case .none: return false
         case .fixed(let k): return done >= k
         case .qExit(let q):
             remaining = OuroQExit.remaining(remaining, gateLogit: exitSignal ?? 0)
+            signal = 1 - remaining
             return OuroQExit.stops(remaining: remaining, done: done, passes: totalPasses, threshold: q, minPasses: minPasses)
         case .loopus:
             var change = Float.infinity
             if let s = state, let p = prevState { change = Self.norm(zip(s, p).map { $0 - $1 }) }
             prevState = state
             guard let q = exitSignal ?? (state != nil ? 0 : nil) else { return false }
-            return loopus!.shouldStop(afterPass: t, q: q, stateChangeNorm: change) && done >= minPasses
+            let stop = loopus!.shouldStop(afterPass: t, q: q, stateChangeNorm: change)
+            switch loopus!.settings.strategy {
+            case .threshold: signal = q
+            case .cdf: signal = loopus!.cdf
+            case .convergence: signal = change.isFinite ? change : nil
+            }
+            return stop && done >= minPasses
         case .huginn(let c, let threshold):
             var stop = false
             switch c {
             case .latentDiff, .cosine:
                 if let s = state, let p = prevState {
+                    let value: Float
                     if c == .latentDiff {
-                        stop = Self.norm(zip(s, p).map { $0 - $1 }) / max(Self.norm(s), 1e-20) < threshold
+                        value = Self.norm(zip(s, p).map { $0 - $1 }) / max(Self.norm(s), 1e-20)
                     } else {
                         let dot = zip(s, p).reduce(Float(0)) { $0 + $1.0 * $1.1 }
-                        stop = 1 - dot / max(Self.norm(s) * Self.norm(p), 1e-20) < threshold
+                        value = 1 - dot / max(Self.norm(s) * Self.norm(p), 1e-20)
                     }
+                    signal = value
+                    stop = value < threshold
                 }
                 prevState = state
             case .argmaxStability:
                 let a = Sampler.argmax(logits ?? [])
                 sameArgmax = a == prevArgmax ? sameArgmax + 1 : 1
                 prevArgmax = a
+                signal = Float(sameArgmax)
                 stop = Float(sameArgmax) >= threshold
             case .kl, .minpKL, .entropyDiff:
                 var lp = Self.logSoftmax(logits ?? [])
@@ -184,6 +207,7 @@ struct ExitTracker {
                 if c == .entropyDiff {
                     let h = Self.entropy(lp)
                     let hp = prevEntropy ?? Foundation.log(Float(max(lp.count, 1)))
+                    signal = abs(h - hp)
                     stop = abs(h - hp) < threshold
                     prevEntropy = h
                 } else {
@@ -192,6 +216,7 @@ struct ExitTracker {
                     for i in lp.indices where prev[i] > -.infinity {
                         kl += Foundation.exp(prev[i]) * (prev[i] - lp[i])
                     }
+                    signal = kl
                     stop = kl < threshold
                 }
                 prevLogProbs = lp

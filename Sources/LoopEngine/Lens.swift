@@ -12,6 +12,9 @@ public struct LensResult: Sendable {
     public var states: [[Float]] = []
     /// exits[t] = [tokens] exit signal after pass t+1 (Ouro gate logit, LoopUS q), if any.
     public var exits: [[Float]] = []
+    /// [tokens x hidden] recurrent state before pass 1 (what the prelude leaves; policies that
+    /// compare states, such as Huginn's latent-diff, start from it). Not part of `entries()`.
+    public var initialState: [Float] = []
     public var exitSignal: ExitSignal
 
     /// The tensors `loopvk lens` writes: logits.<t>, hidden.<t>, exit.<t> (t = 1...N).
@@ -41,6 +44,7 @@ extension Model {
         let runner = PlanRunner(plan: plan, backend: backend)
         var r = LensResult(tokens: ids.count, vocab: plan.vocab, hidden: plan.hidden, exitSignal: plan.exitSignal)
         try runner.prelude(tokens: ids, pos0: 0)
+        r.initialState = try runner.state(rows: ids.count)
         for t in 0..<plan.passCount {
             try runner.pass(t, tokens: ids, pos0: 0)
             r.states.append(try runner.state(rows: ids.count))

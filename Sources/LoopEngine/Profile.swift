@@ -38,17 +38,26 @@ public enum Profiler {
     /// Runs `prompt` then `decodeTokens` greedy tokens with GPU timestamps on.
     public static func run(model: Model, prompt: [Int], decodeTokens: Int, mode: ProfileMode, exit: ExitPolicy = .none)
         throws -> (report: ProfileReport, trace: Data) {
-        guard let vb = model.vulkan else { throw LoopError.invalidArgument("profile needs a Vulkan device (not --cpu)") }
-        guard vb.context.supportsTimestamps else { throw LoopError.unsupported("\(vb.context.info.name) has no compute-queue timestamps") }
-        let gen = Generator(model: model)
-        vb.profileMode = mode
-        vb.clearProfile()
-        defer { vb.profileMode = nil }
         var options = GenerationOptions()
         options.maxTokens = decodeTokens
         options.ignoreEOS = true
         options.exit = exit
-        _ = try gen.generate(prompt: prompt, options: options)
+        let r = try run(model: model, prompt: prompt, options: options, mode: mode)
+        return (r.report, r.trace)
+    }
+
+    /// Generates from `prompt` with `options` (and the KV policy `kv`) with GPU timestamps on;
+    /// returns the profile of that run and the generation itself (`loopvk report` shows both).
+    public static func run(model: Model, prompt: [Int], options: GenerationOptions, kv: KVPolicy = .latest, mode: ProfileMode)
+        throws -> (report: ProfileReport, trace: Data, generation: GenerationResult) {
+        guard let vb = model.vulkan else { throw LoopError.invalidArgument("profile needs a Vulkan device (not --cpu)") }
+        guard vb.context.supportsTimestamps else { throw LoopError.unsupported("\(vb.context.info.name) has no compute-queue timestamps") }
+        let gen = Generator(model: model, kv: kv)
+        vb.profileMode = mode
+        vb.clearProfile()
+        defer { vb.profileMode = nil }
+        let exit = options.exit
+        let generation = try gen.generate(prompt: prompt, options: options)
 
         // Ops of every section name, to attribute bytes.
         var sectionOps: [String: [Op]] = ["prelude": gen.prelude, "prelude-warm": gen.warmPrelude, "head": gen.head, "head-argmax": gen.headArgmax, "head-prefill": gen.prefillHead]
@@ -104,10 +113,10 @@ public enum Profiler {
             host[h.name, default: .init(name: h.name, count: 0, totalMicros: 0)].count += 1
             host[h.name]!.totalMicros += h.seconds * 1e6
         }
-        let report = ProfileReport(mode: mode.rawValue, device: vb.context.info.name, promptTokens: prompt.count, decodeTokens: decodeTokens,
+        let report = ProfileReport(mode: mode.rawValue, device: vb.context.info.name, promptTokens: prompt.count, decodeTokens: generation.ids.count,
                                    byOpAndPass: order.map { rows[$0]! }, byPass: passOrder.map { passes[$0]! },
                                    host: ["record", "submit", "wait"].compactMap { host[$0] })
-        return (report, try trace(vb))
+        return (report, try trace(vb), generation)
     }
 
     /// Chrome / Perfetto trace-event JSON: one track for GPU work (events named by pass and op),
