@@ -126,10 +126,10 @@ extension LoopReport {
             for (t, r) in p.passes.enumerated() {
                 let best = r.top.first
                 let prob = best?.probability ?? 0
-                let title = "pass \(t + 1): " + r.top.map { "\($0.text) \(String(format: "%.3f", $0.probability))" }.joined(separator: ", ")
                 var cls = best?.id == final?.id ? "final" : ""
                 if let k = p.decodePasses, t + 1 > k { cls += " skipped" }
-                top += "<td class=\"\(cls)\" style=\"\(HTML.probabilityStyle(prob))\" title=\"\(HTML.escape(title))\">\(HTML.escape(best?.text ?? ""))<small>\(String(format: "%.2f", prob))</small></td>"
+                // The script fills the cell's title (its top k) on hover, from the data block.
+                top += "<td class=\"\(cls)\" style=\"\(HTML.probabilityStyle(prob))\" data-pass=\"\(t)\">\(HTML.escape(best?.text ?? ""))<small>\(String(format: "%.2f", prob))</small></td>"
                 rank += "<td style=\"\(HTML.rankStyle(r.finalRank, vocab: vocab))\">\(r.finalRank)</td>"
             }
             top += "</tr>"
@@ -262,26 +262,51 @@ extension LoopReport {
 
     // MARK: Data for the script
 
-    /// The rows the script reads to fill the detail table (numbers rounded to 4 significant
-    /// digits to keep the page small), with `<` and `&` escaped so nothing closes the script.
+    /// The rows the script reads (detail table, cell titles), compact: token texts once in
+    /// `tokens`, per pass arrays, numbers to 4 significant digits. `<`, `>` and `&` are escaped
+    /// (`\u003c`...) so nothing in it can close the script element.
+    ///
+    /// {"passCount":T, "signal":{...}|null, "tokens":{"id":"text"},
+    ///  "rows":[{"i","tok","next","ng","d","r","top":[[id,p,...] per pass],"fr","nr","np","kl","cos","sig"}]}
     func dataJSON() -> String {
-        func r4(_ x: Float) -> Float { x == 0 || !x.isFinite ? x : Float(String(format: "%.4g", x)) ?? x }
-        var rows = positions
-        for i in rows.indices {
-            for t in rows[i].passes.indices {
-                var p = rows[i].passes[t]
-                p.top = p.top.map { Candidate(id: $0.id, text: $0.text, probability: r4($0.probability)) }
-                p.klToFinal = r4(p.klToFinal); p.cosineToFinal = r4(p.cosineToFinal)
-                p.signal = p.signal.map(r4); p.exitActivation = p.exitActivation.map(r4); p.nextProbability = p.nextProbability.map(r4)
-                rows[i].passes[t] = p
-            }
+        func n(_ x: Float?) -> String {
+            guard let x else { return "null" }
+            if !x.isFinite { return "null" }
+            return x == 0 ? "0" : String(format: "%.4g", x)
         }
-        struct Payload: Encodable { var positions: [Position]; var signal: ExitSignalInfo?; var passCount: Int }
-        let enc = JSONEncoder()
-        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        let data = (try? enc.encode(Payload(positions: rows, signal: signal, passCount: passCount))) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "<", with: "\\u003c")
-            .replacingOccurrences(of: ">", with: "\\u003e").replacingOccurrences(of: "&", with: "\\u0026")
+        func list(_ xs: [String]) -> String { "[" + xs.joined(separator: ",") + "]" }
+        var texts: [Int: String] = [:]
+        var rows: [String] = []
+        for p in positions {
+            texts[p.token] = p.text
+            if let next = p.next { texts[next] = p.nextText }
+            var fields = ["\"i\":\(p.index)", "\"tok\":\(p.token)", "\"next\":\(p.next.map(String.init) ?? "null")", "\"ng\":\(p.nextGenerated)",
+                          "\"d\":\(p.decodePasses.map(String.init) ?? "null")", "\"r\":\(p.rulePasses)"]
+            var tops: [String] = []
+            for r in p.passes {
+                for c in r.top { texts[c.id] = c.text }
+                tops.append(list(r.top.flatMap { ["\($0.id)", n($0.probability)] }))
+            }
+            fields.append("\"top\":" + list(tops))
+            fields.append("\"fr\":" + list(p.passes.map { "\($0.finalRank)" }))
+            fields.append("\"nr\":" + list(p.passes.map { $0.nextRank.map(String.init) ?? "null" }))
+            fields.append("\"np\":" + list(p.passes.map { n($0.nextProbability) }))
+            fields.append("\"kl\":" + list(p.passes.map { n($0.klToFinal) }))
+            fields.append("\"cos\":" + list(p.passes.map { n($0.cosineToFinal) }))
+            fields.append("\"sig\":" + list(p.passes.map { n($0.signal) }))
+            rows.append("{" + fields.joined(separator: ",") + "}")
+        }
+        let tokenTable = texts.keys.sorted().map { "\"\($0)\":" + JSONText.string(texts[$0]!) }.joined(separator: ",")
+        let signalJSON = signal.map { "{\"name\":\(JSONText.string($0.name)),\"comparison\":\(JSONText.string($0.comparison)),\"threshold\":\(n($0.threshold))}" } ?? "null"
+        let json = "{\"passCount\":\(passCount),\"signal\":\(signalJSON),\"tokens\":{\(tokenTable)},\"rows\":[\n" + rows.joined(separator: ",\n") + "]}"
+        return json.replacingOccurrences(of: "<", with: "\\u003c").replacingOccurrences(of: ">", with: "\\u003e").replacingOccurrences(of: "&", with: "\\u0026")
+    }
+}
+
+/// JSON string literals (through JSONEncoder, so every escape is right).
+enum JSONText {
+    static func string(_ s: String) -> String {
+        String(decoding: (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
     }
 }
 
@@ -369,7 +394,8 @@ struct SVGChart {
     }
 
     func render() -> String {
-        let w = 460.0, h = 250.0, left = 58.0, right = 12.0, top = 26.0, bottom = 40.0
+        let legendWidth = paths.contains { $0.label != nil && $0.cls != "mean" } ? 96.0 : 0
+        let w = 460.0 + legendWidth, h = 250.0, left = 58.0, right = 12.0 + legendWidth, top = 26.0, bottom = 40.0
         let pw = w - left - right, ph = h - top - bottom
         let values = paths.flatMap { $0.points.compactMap(\.1) }.filter(\.isFinite) + (threshold.map { [$0] } ?? [])
         let floor = 1e-12
@@ -394,7 +420,7 @@ struct SVGChart {
         s += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(pw)\" height=\"\(ph)\" class=\"frame\"/>"
         // x ticks: at most ~16 labels.
         let step = max(1, Int((Double(xs.count) / 16).rounded(.up)))
-        for (i, x) in xs.enumerated() where i % step == 0 || i == xs.count - 1 {
+        for (i, x) in xs.enumerated() where i % step == 0 || (i == xs.count - 1 && i % step >= (step + 1) / 2) {
             s += "<line x1=\"\(f(px(x)))\" x2=\"\(f(px(x)))\" y1=\"\(f(top + ph))\" y2=\"\(f(top + ph + 4))\" class=\"tick\"/>"
             s += "<text x=\"\(f(px(x)))\" y=\"\(f(top + ph + 15))\" class=\"xt\">\(HTML.number(x))</text>"
         }
@@ -422,7 +448,7 @@ struct SVGChart {
             s += "<path d=\"\(d)\" class=\"\(p.cls)\"\(row)><title>\(HTML.escape(p.label ?? "row \(p.row)"))</title></path>"
             if let label = p.label, p.cls != "mean" {
                 for (x, v) in p.points { if let v, v.isFinite { s += "<circle cx=\"\(f(px(x)))\" cy=\"\(f(py(v)))\" r=\"2.5\" class=\"\(p.cls)\"/>" } }
-                s += "<text x=\"\(f(left + 6))\" y=\"\(f(top + 12 + Double(legend) * 12))\" class=\"legend \(p.cls)\">\(HTML.escape(label))</text>"
+                s += "<text x=\"\(f(left + pw + 8))\" y=\"\(f(top + 10 + Double(legend) * 12))\" class=\"legend \(p.cls)\">\(HTML.escape(label))</text>"
                 legend += 1
             }
         }
@@ -525,44 +551,53 @@ struct HTMLPage {
     static let script = """
     (function(){
       const D = JSON.parse(document.getElementById('report-data').textContent);
-      const num = v => (v === null || v === undefined) ? '–' : (typeof v !== 'number') ? String(v)
+      const name = id => (id in D.tokens) ? D.tokens[id] : ('#' + id);
+      const num = v => (v === null || v === undefined) ? '–'
         : (v === 0) ? '0' : (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e4) ? String(Number(v.toPrecision(3))) : v.toExponential(2);
+      const pairs = a => { const out = []; for (let k = 0; k + 1 < a.length; k += 2) out.push([a[k], a[k + 1]]); return out; };
       function cell(tr, text, cls) { const td = document.createElement('td'); td.textContent = text; if (cls) td.className = cls; tr.appendChild(td); return td; }
       function select(r) {
-        const p = D.positions[r]; if (!p) return;
+        const p = D.rows[r]; if (!p) return;
         document.querySelectorAll('.sel').forEach(e => e.classList.remove('sel'));
         document.querySelectorAll('[data-row="' + r + '"]').forEach(e => e.classList.add('sel'));
-        const how = p.decodePasses ? ('decode ran ' + p.decodePasses + ' of ' + D.passCount + ' passes') : 'prefill row: every pass ran';
-        document.getElementById('detail-title').textContent = 'Row ' + r + ': token "' + p.text + '" (id ' + p.token + ')' +
-          (p.nextText !== undefined && p.nextText !== null ? ' → next "' + p.nextText + '"' + (p.nextGenerated ? ' (generated)' : ' (prompt)') : '') +
-          '; ' + how + '; the exit rule on these readouts stops after pass ' + p.rulePasses + '.';
+        const how = p.d ? ('decode ran ' + p.d + ' of ' + D.passCount + ' passes') : 'prefill row: every pass ran';
+        document.getElementById('detail-title').textContent = 'Row ' + r + ' reads "' + name(p.tok) + '" (id ' + p.tok + ')' +
+          (p.next !== null ? ' and predicts "' + name(p.next) + '"' + (p.ng ? ' (generated)' : ' (prompt)') : '') +
+          '; ' + how + '; the exit rule on these readouts stops after pass ' + p.r + '.';
         const t = document.getElementById('detail-table'); t.textContent = '';
         const head = t.createTHead().insertRow();
         const cols = ['pass'];
-        for (let k = 0; k < (p.passes[0] ? p.passes[0].top.length : 0); k++) cols.push('top ' + (k + 1));
+        const k = p.top.length ? p.top[0].length / 2 : 0;
+        for (let j = 0; j < k; j++) cols.push('top ' + (j + 1));
         cols.push('final rank', 'next rank (p)', 'KL to final', 'cos to final');
         if (D.signal) cols.push(D.signal.name + ' ' + D.signal.comparison + ' ' + num(D.signal.threshold));
         cols.forEach(c => { const th = document.createElement('th'); th.textContent = c; head.appendChild(th); });
         const body = t.createTBody();
-        p.passes.forEach((x, i) => {
+        p.top.forEach((top, i) => {
           const tr = body.insertRow();
-          if (p.decodePasses && i + 1 === p.decodePasses) tr.className = 'stop';
-          else if (p.decodePasses && i + 1 > p.decodePasses) tr.className = 'skipped';
+          if (p.d && i + 1 === p.d) tr.className = 'stop';
+          else if (p.d && i + 1 > p.d) tr.className = 'skipped';
           cell(tr, String(i + 1));
-          x.top.forEach(c => {
+          pairs(top).forEach(([id, prob]) => {
             const td = cell(tr, '', 'bar'); const b = document.createElement('span'); b.className = 'pbar';
-            b.style.width = Math.round(60 * c.probability) + 'px'; td.appendChild(b);
-            td.appendChild(document.createTextNode(c.text + ' ' + c.probability.toFixed(3)));
+            b.style.width = Math.round(60 * prob) + 'px'; td.appendChild(b);
+            td.appendChild(document.createTextNode(name(id) + ' ' + prob.toFixed(3)));
           });
-          cell(tr, String(x.finalRank));
-          cell(tr, x.nextRank ? (x.nextRank + ' (' + x.nextProbability.toFixed(3) + ')') : '–');
-          cell(tr, num(x.klToFinal)); cell(tr, num(x.cosineToFinal));
-          if (D.signal) cell(tr, num(x.signal));
+          cell(tr, String(p.fr[i]));
+          cell(tr, p.nr[i] !== null ? (p.nr[i] + ' (' + p.np[i].toFixed(3) + ')') : '–');
+          cell(tr, num(p.kl[i])); cell(tr, num(p.cos[i]));
+          if (D.signal) cell(tr, num(p.sig[i]));
         });
       }
       document.addEventListener('click', e => { const el = e.target.closest('[data-row]'); if (el) select(Number(el.dataset.row)); });
-      const firstDecoded = D.positions.findIndex(p => p.decodePasses);
-      select(firstDecoded >= 0 ? firstDecoded : D.positions.length - 1);
+      document.addEventListener('mouseover', e => {
+        const td = e.target.closest('td[data-pass]'); if (!td || td.title) return;
+        const tr = td.closest('tr[data-row]'); const p = tr && D.rows[Number(tr.dataset.row)]; if (!p) return;
+        const t = Number(td.dataset.pass);
+        td.title = 'pass ' + (t + 1) + ': ' + pairs(p.top[t]).map(([id, prob]) => name(id) + ' ' + prob.toFixed(3)).join(', ');
+      });
+      const firstDecoded = D.rows.findIndex(p => p.d);
+      select(firstDecoded >= 0 ? firstDecoded : D.rows.length - 1);
     })();
     """
 }
