@@ -7,10 +7,12 @@ section, the detail table the script fills has one row per pass, the page refere
 outside itself, and a screenshot is not blank (many distinct colours).
 
 usage: report_browser_check.py [--screenshot-dir DIR] FILE.html[:PASSES] ...
+       report_browser_check.py --shrink IN.png OUT.png   (palette PNG for the README)
 (PASSES: the run's pass count, to check the detail table's rows.)
 Exits non-zero on any failure, printing one line per problem.
 """
 import argparse
+import collections
 import html.parser
 import os
 import re
@@ -72,8 +74,8 @@ class DOM(html.parser.HTMLParser):
             self.stack.pop()
 
 
-def png_colours(path):
-    """Distinct RGB colours of an 8-bit RGB/RGBA PNG (Chromium's screenshots), sampled."""
+def png_decode(path):
+    """(width, height, rows of RGB bytes) of an 8-bit RGB/RGBA PNG (Chromium's screenshots)."""
     data = open(path, "rb").read()
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError("not a PNG")
@@ -82,9 +84,9 @@ def png_colours(path):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         body = data[pos + 8:pos + 8 + length]
         if kind == b"IHDR":
-            width, height, depth, ctype = struct.unpack(">IIBB", body[:10])
-            if depth != 8 or ctype not in (2, 6):
-                raise ValueError(f"unsupported PNG (depth {depth}, colour type {ctype})")
+            width, height, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body[:13])
+            if depth != 8 or ctype not in (2, 6) or interlace:
+                raise ValueError(f"unsupported PNG (depth {depth}, colour type {ctype}, interlace {interlace})")
         elif kind == b"IDAT":
             idat += body
         pos += 12 + length
@@ -92,31 +94,61 @@ def png_colours(path):
     raw = zlib.decompress(idat)
     stride = width * bpp
     prev = bytearray(stride)
-    colours = set()
+    rows = []
     i = 0
-    for y in range(height):
+    for _ in range(height):
         f = raw[i]
         line = bytearray(raw[i + 1:i + 1 + stride])
         i += 1 + stride
-        for x in range(stride):  # undo the PNG filter of this scanline
-            left = line[x - bpp] if x >= bpp else 0
-            up = prev[x]
-            ul = prev[x - bpp] if x >= bpp else 0
-            if f == 1:
-                line[x] = (line[x] + left) & 255
-            elif f == 2:
-                line[x] = (line[x] + up) & 255
-            elif f == 3:
-                line[x] = (line[x] + (left + up) // 2) & 255
-            elif f == 4:
-                p = left + up - ul
-                pa, pb, pc = abs(p - left), abs(p - up), abs(p - ul)
-                line[x] = (line[x] + (left if pa <= pb and pa <= pc else up if pb <= pc else ul)) & 255
+        if f == 2:
+            line = bytearray((a + b) & 255 for a, b in zip(line, prev))
+        elif f != 0:
+            for x in range(stride):  # undo the scanline's filter (1 sub, 3 average, 4 Paeth)
+                left = line[x - bpp] if x >= bpp else 0
+                up = prev[x]
+                if f == 1:
+                    line[x] = (line[x] + left) & 255
+                elif f == 3:
+                    line[x] = (line[x] + (left + up) // 2) & 255
+                elif f == 4:
+                    ul = prev[x - bpp] if x >= bpp else 0
+                    p = left + up - ul
+                    pa, pb, pc = abs(p - left), abs(p - up), abs(p - ul)
+                    line[x] = (line[x] + (left if pa <= pb and pa <= pc else up if pb <= pc else ul)) & 255
         prev = line
-        if y % 4 == 0:
-            for x in range(0, width, 2):
-                colours.add(bytes(line[x * bpp:x * bpp + 3]))
-    return width, height, colours
+        rows.append(bytes(line) if bpp == 3 else bytes(b for k, b in enumerate(line) if k % 4 != 3))
+    return width, height, rows
+
+
+def png_colours(path):
+    """Width, height and the distinct colours of a PNG (every 4th row, every 2nd pixel)."""
+    w, h, rows = png_decode(path)
+    colours = set()
+    for y in range(0, h, 4):
+        r = rows[y]
+        for x in range(0, w, 2):
+            colours.add(r[3 * x:3 * x + 3])
+    return w, h, colours
+
+
+def png_shrink(src, dst, colours=256):
+    """Re-encodes a screenshot as an 8-bit palette PNG (the most frequent colours, others mapped
+    to the nearest), zlib level 9: for the README's committed screenshot."""
+    w, h, rows = png_decode(src)
+    counts = collections.Counter(r[3 * x:3 * x + 3] for r in rows for x in range(w))
+    palette = [c for c, _ in counts.most_common(colours)]
+    index = {c: k for k, c in enumerate(palette)}
+    def nearest(c):
+        return min(range(len(palette)), key=lambda k: sum((a - b) ** 2 for a, b in zip(c, palette[k])))
+    for c in counts:
+        if c not in index:
+            index[c] = nearest(c)
+    raw = b"".join(b"\x00" + bytes(index[r[3 * x:3 * x + 3]] for x in range(w)) for r in rows)
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xffffffff)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0))
+    png += chunk(b"PLTE", b"".join(palette)) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    open(dst, "wb").write(png)
 
 
 def check(path, passes, shot_dir):
@@ -165,8 +197,12 @@ def check(path, passes, shot_dir):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--screenshot-dir", default=tempfile.gettempdir())
-    ap.add_argument("pages", nargs="+")
+    ap.add_argument("--shrink", nargs=2, metavar=("IN.png", "OUT.png"), help="only re-encode a screenshot as a palette PNG")
+    ap.add_argument("pages", nargs="*")
     a = ap.parse_args()
+    if a.shrink:
+        png_shrink(*a.shrink)
+        return
     ok = True
     for spec in a.pages:
         path, _, passes = spec.partition(":")

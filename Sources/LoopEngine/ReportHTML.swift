@@ -84,8 +84,10 @@ extension LoopReport {
         let rows = positions.filter { $0.decodePasses != nil }
         let chartRows = rows.isEmpty ? positions : rows
         let logY = s.comparison == "<"
+        // Probabilities and CDFs on [0, 1]; criteria that fall towards a small threshold on a log scale.
+        let unit = s.comparison != "<" && !s.policy.hasPrefix("argmax")
         let chart = SVGChart(title: "\(s.name) per pass" + (rows.isEmpty ? "" : " (generated tokens)"), xLabel: "pass", yLabel: s.name, logY: logY,
-                             xTicks: Array(1...T), threshold: Double(s.threshold))
+                             xTicks: Array(1...T), threshold: Double(s.threshold), yDomain: unit ? (0, 1) : nil)
             .lines(chartRows.map { p in (p.index, p.passes.enumerated().map { (Double($0.offset + 1), $0.element.signal.map(Double.init)) }) })
         let legend = "Green cells: the signal meets the threshold (\(HTML.escape(s.comparison)) \(HTML.number(s.threshold))). Outlined: the pass decode stopped after; faded: passes decode skipped (the lens computed them anyway). \"rule\": where the rule stops on the lens's own readouts."
         return section("exit", "Exit decisions", legend, decisionTable() + table + chart.render())

@@ -67,16 +67,27 @@ struct Report: ParsableCommand {
         request.evals = evals
         let report = try LoopReport.build(model: model, request: request, tokenizer: tokenizer)
         let html = report.html()
-        try Data(html.utf8).write(to: URL(fileURLWithPath: out))
+        try write(Data(html.utf8), to: out)
         if let data {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
             enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            try enc.encode(report).write(to: URL(fileURLWithPath: data))
+            try write(try enc.encode(report), to: data)
         }
         let kb = String(format: "%.0f KB", Double(html.utf8.count) / 1024)
         printErr("wrote \(out) (\(kb)): \(ids.count) prompt + \(report.generated.count) generated tokens x \(report.passCount) passes"
                  + (report.profile == nil ? ", \(report.profileNote ?? "no profile")" : ", GPU profile on \(report.profile!.device)")
                  + (evals.isEmpty ? "" : ", \(evals.count) eval runs"))
+    }
+
+    func write(_ bytes: Data, to path: String) throws {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+            throw LoopError.invalidArgument("cannot write \(path): the folder \(folder) does not exist")
+        }
+        guard FileManager.default.createFile(atPath: path, contents: bytes) else {
+            throw LoopError.invalidArgument("cannot write \(path) (is it writable?)")
+        }
     }
 }
