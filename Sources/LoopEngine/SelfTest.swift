@@ -233,8 +233,7 @@ extension SelfTest {
         /// they agree with their twins far below 1e-5 NMSE (the f16 KV cache rounds the same way
         /// on both); 1e-5 flags an output off by 1% (NMSE 1e-4), which `compare`'s 5e-4 lets
         /// through.
-        static let productNMSE = 1e-5
-        static let attentionNMSE = 1e-5
+        static let accumulationNMSE = 1e-5
 
         static func linear(_ info: DeviceInfo) -> [Case] {
             var out: [Case] = []
@@ -247,7 +246,7 @@ extension SelfTest {
                                         weights: [("W", dt, [outF, inF], 0.2), ("b", dt, [outF], 1)], inputs: ["x": 1, "y": 1],
                                         ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W"), bias: bias ? WeightRef("b") : nil,
                                                       out: ActRef("y", col: 1), inFeatures: inF, outFeatures: outF, accumulate: acc)],
-                                        outputs: ["y"], threshold: productNMSE))
+                                        outputs: ["y"], threshold: accumulationNMSE))
                     }
                 }
                 // The stacked gate/up product with the gated SiLU, decode and prefill rows.
@@ -256,7 +255,7 @@ extension SelfTest {
                                     weights: [("W", dt, [192, 64], 0.2)], inputs: ["x": 1],
                                     ops: [.linear(x: ActRef("x"), weight: WeightRef("W"), bias: nil, out: ActRef("gu"), inFeatures: 64, outFeatures: 192, accumulate: false),
                                           .siluMul(gate: ActRef("gu"), up: ActRef("gu", col: 96), out: ActRef("h", col: 4), dim: 96)],
-                                    outputs: ["h"], threshold: productNMSE))
+                                    outputs: ["h"], threshold: accumulationNMSE))
                 }
                 // Greedy decode's head and argmax.
                 out.append(Case(op: "linear+argmax", variant: "\(dt)", size: "1x128->3001", acts: ["x": 128, "logits": 3001, "am": 1], rows: 1,
@@ -270,7 +269,7 @@ extension SelfTest {
             out.append(Case(op: "linear", variant: "bf16, grid over maxComputeWorkGroupCount[0] \(info.maxWorkGroupCount[0])", size: "1x16->\(wide)",
                             acts: ["x": 16, "y": wide], rows: 1, weights: [("W", .bf16, [wide, 16], 0.2)], inputs: ["x": 1],
                             ops: [.linear(x: ActRef("x"), weight: WeightRef("W"), bias: nil, out: ActRef("y"), inFeatures: 16, outFeatures: wide, accumulate: false)],
-                            outputs: ["y"], threshold: productNMSE))
+                            outputs: ["y"], threshold: accumulationNMSE))
             // A weight larger than one storage binding (bound in row chunks), where that is small enough to test.
             let range = Int(info.maxStorageBufferRange)
             if range <= 256 << 20 {
@@ -278,7 +277,7 @@ extension SelfTest {
                 out.append(Case(op: "linear", variant: "bf16, W over maxStorageBufferRange \(range)", size: "1x\(inF)->\(rows)",
                                 acts: ["x": inF, "y": rows], rows: 1, weights: [("W", .bf16, [rows, inF], 0.05)], inputs: ["x": 1],
                                 ops: [.linear(x: ActRef("x"), weight: WeightRef("W"), bias: nil, out: ActRef("y"), inFeatures: inF, outFeatures: rows, accumulate: false)],
-                                outputs: ["y"], threshold: productNMSE))
+                                outputs: ["y"], threshold: accumulationNMSE))
             }
             return out
         }
@@ -313,14 +312,14 @@ extension SelfTest {
                                 ops: [.rope(x: ActRef("qk"), heads: heads + kvHeads, headDim: hd, table: WeightRef("rope"), tablePositions: 64, layout: layout),
                                       .kvWrite(src: ActRef("qk", col: heads * hd), slot: 0, part: .k), .kvWrite(src: ActRef("v"), slot: 0, part: .v),
                                       .attention(q: ActRef("qk"), slot: 0, out: ActRef("o"), heads: kvHeads, kvHeads: kvHeads, headDim: hd, scale: 0.2)],
-                                outputs: ["qk", "o"], threshold: attentionNMSE))
+                                outputs: ["qk", "o"], threshold: accumulationNMSE))
             }
             out.append(Case(op: "kv_copy", variant: "8 buffers per dispatch", size: "3 slots x 48", acts: ["k": 48, "o": 48], kvSlots: 4, kvWidth: 48, maxContext: 16,
                             rows: 3, pos0: 5, inputs: ["k": 1],
                             setup: [.kvWrite(src: ActRef("k"), slot: 0, part: .k), .kvWrite(src: ActRef("k"), slot: 0, part: .v)], setupRows: 8,
                             ops: [.kvCopy(from: 0, to: 1), .kvCopy(from: 0, to: 2), .kvCopy(from: 0, to: 3),
                                   .attention(q: ActRef("k"), slot: 3, out: ActRef("o"), heads: 3, kvHeads: 3, headDim: 16, scale: 0.25)],
-                            outputs: ["o"], threshold: attentionNMSE))
+                            outputs: ["o"], threshold: accumulationNMSE))
             return out
         }
 
@@ -333,7 +332,7 @@ extension SelfTest {
                             rows: rows, pos0: context - rows, inputs: ["k": 2, "v": 1, "q": 2],
                             setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
                             ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o"), heads: heads, kvHeads: kvHeads, headDim: hd, scale: 1 / Float(hd).squareRoot())],
-                            outputs: ["o"], threshold: attentionNMSE)
+                            outputs: ["o"], threshold: accumulationNMSE)
             }
         }
 

@@ -87,9 +87,9 @@ extension Kernels {
                                   oCol: u32(out.col), wBase: base, bBase: bbase, hasBias: bias == nil ? 0 : 1,
                                   accumulate: accumulate ? 1 : 0, o0: u32(o0), ocount: u32(n), rows: u32(rows))
             let bindings = [Binding(try buffers.act(x.name)), wb, bb, Binding(try buffers.act(out.name))]
-            let ept = dt == .f32 ? 4 : 8
-            if rows == 1, [.f32, .f16, .bf16].contains(dt), inF % ept == 0, Int(base) % ept == 0,
-               x.col % 4 == 0, Int(push.xStride) % 4 == 0 {
+            // Elements per 16-byte load: a one-element-per-block format's (W_EPT in the shader).
+            let ept = 16 / (dt.weightFormat?.elementBytes ?? 16)
+            if rows == 1, ept > 1, inF % ept == 0, Int(base) % ept == 0, x.col % 4 == 0, Int(push.xStride) % 4 == 0 {
                 // 16-byte loads, a subgroup per feature, `Self.gemvFeatures` features per workgroup.
                 let f = Self.gemvFeatures, sg = context.info.subgroupSize
                 let p = try pipeline("matvec.comp", storage: 4, push: LinearPush.self, local: (f * sg, 1), w: dt, b: bdt, defines: ["VEC16": "1"])
