@@ -11,8 +11,12 @@ for f in Shaders/*.comp; do
   # Shaders with a texel read path (READ_TEXEL) are checked on both paths, the texel one with
   # and without its workgroup reduction (t = 2).
   paths=0; grep -q READ_TEXEL "$f" && paths="0 1 2"
+  # Weight formats: the float ones, plus the block formats (block_formats.glsl) where the
+  # shader reads them; linear_block.comp reads block formats only.
+  dtypes="0 1 2"; grep -q '"block_formats.glsl"' "$f" && dtypes="0 1 2 10 11 12 13 20"
+  [ "$(basename "$f")" = linear_block.comp ] && dtypes="10 11 12 13 20"
   for t in $paths; do
-  for w in 0 1 2; do
+  for w in $dtypes; do
     out="$tmp/$(basename "$f").$w.$t.spv"
     if ! glslc --target-env=vulkan1.2 -IShaders -DW_DTYPE=$w -DB_DTYPE=$w -DREAD_TEXEL=$((t > 0)) -DWG_REDUCE=$((t / 2)) -o "$out" "$f"; then
       echo "check-shaders: FAILED to compile $f (W_DTYPE=$w READ_TEXEL=$t)"; fail=1; continue
@@ -53,6 +57,16 @@ extra=("matmul.comp -DREAD_TEXEL=1 -DLANE_FEATURES=1"
        "rope.comp -DVEC4=1"
        "rmsnorm.comp -DVEC4=1"
        "rmsnorm.comp -DVEC4=1 -DSUBGROUP_ONLY=1")
+# MLX's other bit widths, group sizes and scale dtypes (W_DTYPE 20).
+for f in linear_block.comp embedding.comp; do
+  for v in "-DMLX_BITS=8 -DMLX_GS=32" "-DMLX_BITS=4 -DMLX_GS=128 -DMLX_SCALE_BF16=0" "-DMLX_BITS=8 -DMLX_GS=128 -DMLX_SCALE_BF16=0"; do
+    out="$tmp/mlx.$count.spv"
+    if ! glslc --target-env=vulkan1.2 -IShaders -DW_DTYPE=20 $v -o "$out" "Shaders/$f" || ! spirv-val --target-env vulkan1.2 "$out"; then
+      echo "check-shaders: FAILED $f (W_DTYPE=20 $v)"; fail=1; continue
+    fi
+    count=$((count + 1))
+  done
+done
 for e in "${extra[@]}"; do
   set -- $e; f=Shaders/$1; shift
   for w in 0 1 2; do

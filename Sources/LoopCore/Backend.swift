@@ -34,7 +34,9 @@ public final class WeightStore: @unchecked Sendable {
         switch dtype {
         case .f16: data = values.map { Float16Bits.floatToF16($0) }.withUnsafeBytes { Data($0) }
         case .bf16: data = values.map { Float16Bits.floatToBF16($0) }.withUnsafeBytes { Data($0) }
-        default: precondition(dtype == .f32, "\(dtype) is not a float dtype"); data = values.withUnsafeBytes { Data($0) }
+        default:
+            guard let format = dtype.weightFormat else { preconditionFailure("\(dtype) is not a weight format") }
+            data = Data(format.quantize(values))
         }
         add(name, dtype: dtype, shape: shape, data: data)
     }

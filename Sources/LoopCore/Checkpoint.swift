@@ -9,6 +9,12 @@ public final class Checkpoint: @unchecked Sendable {
     public let configData: Data
     private var files: [SafeTensorsFile] = []
     private var where_: [String: (file: Int, info: TensorInfo)] = [:]
+    /// MLX-quantized weights (config.json "quantization"): name -> the block-format tensor the
+    /// engine reads (see MLXAffine), built from `name` (U32), its `.scales` and `.biases`.
+    private var mlxWeights: [String: (info: TensorInfo, bits: Int, groupSize: Int)] = [:]
+    /// Repacked bytes of the MLX weights asked for (dropped again by releaseResidentPages(of:)).
+    private var repacked: [String: UnsafeMutableRawBufferPointer] = [:]
+    private let repackLock = NSLock()
 
     public init(directory: URL) throws {
         self.directory = directory
@@ -57,6 +63,60 @@ public final class Checkpoint: @unchecked Sendable {
             shards.append((name, f))
         }
         try addShards(shards, index: expected)
+        try indexMLXQuantization()
+    }
+
+    deinit { for b in repacked.values { b.deallocate() } }
+
+    /// MLX's quantized layout: with `"quantization": {"group_size", "bits"}` in config.json,
+    /// every U32 tensor `X.weight` with `X.scales` and `X.biases` is a quantized weight.
+    private func indexMLXQuantization() throws {
+        let cfgPath = directory.appendingPathComponent("config.json").path
+        let packedNames = where_.filter { $0.value.info.dtype == .u32 }.map(\.key).sorted()
+        guard let q = config["quantization"] else {
+            if let n = packedNames.first {
+                throw LoopError.invalidConfig("tensor \(SafeTensorsFile.printable(n)) is U32 (MLX-packed) but \(cfgPath) has no \"quantization\" object with bits and group_size")
+            }
+            return
+        }
+        guard let qd = q as? [String: Any], let bits = qd["bits"] as? Int, let gs = qd["group_size"] as? Int else {
+            throw LoopError.invalidConfig("\(cfgPath): \"quantization\" must be an object with integer \"bits\" and \"group_size\" (MLX's layout)")
+        }
+        guard [4, 8].contains(bits), [32, 64, 128].contains(gs) else {
+            throw LoopError.invalidConfig("\(cfgPath): MLX quantization with bits \(bits) and group size \(gs) is not supported (bits 4 or 8, group size 32, 64 or 128)")
+        }
+        for name in packedNames {
+            let w = where_[name]!.info
+            let stem = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name
+            let shown = SafeTensorsFile.printable(name)
+            guard let s = where_[stem + ".scales"]?.info, let b = where_[stem + ".biases"]?.info else {
+                throw LoopError.missingTensor("\(SafeTensorsFile.printable(stem)).scales / .biases (the MLX scales and biases of \(shown))")
+            }
+            guard w.shape.count == 2, s.shape.count == 2, b.shape == s.shape, s.dtype == b.dtype,
+                  let dtype = MLXAffine.dtype(bits: bits, groupSize: gs, scales: s.dtype) else {
+                throw LoopError.invalidArgument("MLX weight \(shown) \(w.shape) with scales \(s.dtype.rawValue) \(s.shape) and biases \(b.dtype.rawValue) \(b.shape): expected 2-D U32 weights and bf16/f16 scales and biases of one shape")
+            }
+            let rows = w.shape[0], inF = w.shape[1] * 32 / bits
+            guard s.shape == [rows, inF / gs], inF % gs == 0 else {
+                throw LoopError.wrongShape(tensor: stem + ".scales", expected: [rows, inF / gs], found: s.shape)
+            }
+            let bytes = dtype.weightFormat!.bytes(elements: rows * inF)!
+            mlxWeights[name] = (TensorInfo(name: name, dtype: dtype, shape: [rows, inF], fileOffset: 0, byteCount: bytes), bits, gs)
+        }
+    }
+
+    /// The repacked bytes of an MLX weight (built once, until released).
+    private func mlxBytes(_ name: String, _ q: (info: TensorInfo, bits: Int, groupSize: Int)) -> UnsafeRawBufferPointer {
+        repackLock.lock(); defer { repackLock.unlock() }
+        if let b = repacked[name] { return UnsafeRawBufferPointer(b) }
+        let stem = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name
+        func raw(_ n: String) -> UnsafeRawBufferPointer { let w = where_[n]!; return files[w.file].bytes(of: w.info) }
+        let data = MLXAffine.repack(weight: raw(name), scales: raw(stem + ".scales"), biases: raw(stem + ".biases"),
+                                    rows: q.info.shape[0], inF: q.info.shape[1], bits: q.bits, groupSize: q.groupSize)
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: max(data.count, 1), alignment: 16)
+        data.withUnsafeBytes { buf.copyMemory(from: $0) }
+        repacked[name] = buf
+        return UnsafeRawBufferPointer(rebasing: buf[0..<data.count])
     }
 
     /// A checkpoint whose safetensors are already open (or held in memory): `configData` is the
@@ -67,6 +127,7 @@ public final class Checkpoint: @unchecked Sendable {
         self.configData = configData
         config = try Self.parseConfig(configData, path: directory.appendingPathComponent("config.json").path)
         try addShards(shards, index: [:])
+        try indexMLXQuantization()
     }
 
     /// config.json as a JSON object.
@@ -116,7 +177,7 @@ public final class Checkpoint: @unchecked Sendable {
 
     public var tensorNames: [String] { where_.keys.sorted() }
 
-    public func info(_ name: String) -> TensorInfo? { where_[name]?.info }
+    public func info(_ name: String) -> TensorInfo? { mlxWeights[name]?.info ?? where_[name]?.info }
 
     /// Drops the resident pages of every mapped file (see `MappedFile.releaseResidentPages`).
     public func releaseResidentPages() {
@@ -125,12 +186,23 @@ public final class Checkpoint: @unchecked Sendable {
 
     /// Drops the resident pages of one tensor's bytes (after a device has copied them).
     public func releaseResidentPages(of name: String) {
+        if mlxWeights[name] != nil {
+            repackLock.lock()
+            repacked.removeValue(forKey: name)?.deallocate()
+            repackLock.unlock()
+            let stem = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : name
+            for part in [name, stem + ".scales", stem + ".biases"] {
+                if let w = where_[part] { files[w.file].file.releaseResidentPages(w.info.fileOffset..<(w.info.fileOffset + w.info.byteCount)) }
+            }
+            return
+        }
         guard let w = where_[name] else { return }
         files[w.file].file.releaseResidentPages(w.info.fileOffset..<(w.info.fileOffset + w.info.byteCount))
     }
 
     /// The tensor's raw stored bytes (inside the mmap; valid while the checkpoint lives).
     public func bytes(_ name: String) throws -> (info: TensorInfo, bytes: UnsafeRawBufferPointer) {
+        if let q = mlxWeights[name] { return (q.info, mlxBytes(name, q)) }
         guard let w = where_[name] else { throw LoopError.missingTensor(name) }
         return (w.info, files[w.file].bytes(of: w.info))
     }

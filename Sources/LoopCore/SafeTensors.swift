@@ -142,7 +142,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
             let tname = Self.printable(key)
             guard let entry = value as? [String: Any] else { throw fail("entry \(tname) is not an object") }
             guard let dts = entry["dtype"] as? String else { throw fail("tensor \(tname) has no dtype") }
-            guard let dtype = DType(rawValue: dts) else {
+            guard let dtype = DType(rawValue: dts), dtype.isSafeTensorsType else {
                 throw fail("tensor \(tname) has unsupported dtype \(Self.printable(dts))")
             }
             guard let shapeAny = entry["shape"] as? [Any] else { throw fail("tensor \(tname) has no shape") }
@@ -232,12 +232,14 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public static func toFloats(_ raw: UnsafeRawBufferPointer, dtype: DType, count: Int) -> [Float] {
         if let format = dtype.weightFormat { return format.dequantize(raw, count) }
         switch dtype {
-        case .f32, .f16, .bf16:
-            preconditionFailure("float dtypes have a weight format")
         case .i64:
             return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
         case .i32:
             return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) }
+        case .u32:
+            return (0..<count).map { Float(raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }
+        default:
+            preconditionFailure("\(dtype) has a weight format")
         }
     }
 }

@@ -14,14 +14,23 @@ public struct WeightFormat: Sendable, CustomStringConvertible {
     public let bytesPerBlock: Int
     /// `W_DTYPE` / `B_DTYPE` in the shaders.
     public let shaderCode: Int
+    /// Further defines the shaders read this format with (MLX's bits, group size, scale type).
+    public let shaderDefines: [String: String]
     /// `count` elements (a whole number of blocks) from their stored bytes.
     public let dequantize: @Sendable (_ raw: UnsafeRawBufferPointer, _ count: Int) -> [Float]
+    /// Stored bytes of `values` (a whole number of blocks): rounding to nearest for the float
+    /// formats, the reference quantizer for the block formats.
+    public let quantize: @Sendable (_ values: [Float]) -> [UInt8]
 
-    public init(name: String, elementsPerBlock: Int, bytesPerBlock: Int, shaderCode: Int,
-                dequantize: @escaping @Sendable (_ raw: UnsafeRawBufferPointer, _ count: Int) -> [Float]) {
+    public init(name: String, elementsPerBlock: Int, bytesPerBlock: Int, shaderCode: Int, shaderDefines: [String: String] = [:],
+                dequantize: @escaping @Sendable (_ raw: UnsafeRawBufferPointer, _ count: Int) -> [Float],
+                quantize: @escaping @Sendable (_ values: [Float]) -> [UInt8]) {
         self.name = name; self.elementsPerBlock = elementsPerBlock; self.bytesPerBlock = bytesPerBlock
-        self.shaderCode = shaderCode; self.dequantize = dequantize
+        self.shaderCode = shaderCode; self.shaderDefines = shaderDefines; self.dequantize = dequantize; self.quantize = quantize
     }
+
+    /// Several elements per block (a quantized format): read by the block kernels.
+    public var isBlock: Bool { elementsPerBlock > 1 }
 
     public var description: String { name }
 
@@ -35,18 +44,36 @@ public struct WeightFormat: Sendable, CustomStringConvertible {
     /// Bytes of one element where blocks hold one element (the 32- and 16-bit floats).
     public var elementBytes: Int? { elementsPerBlock == 1 ? bytesPerBlock : nil }
 
-    public static let f32 = WeightFormat(name: "f32", elementsPerBlock: 1, bytesPerBlock: 4, shaderCode: 0) { raw, n in
+    static func bytes<T>(_ v: [T]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
+
+    public static let f32 = WeightFormat(name: "f32", elementsPerBlock: 1, bytesPerBlock: 4, shaderCode: 0, dequantize: { raw, n in
         (0..<n).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
-    }
-    public static let f16 = WeightFormat(name: "f16", elementsPerBlock: 1, bytesPerBlock: 2, shaderCode: 1) { raw, n in
+    }, quantize: { bytes($0) })
+    public static let f16 = WeightFormat(name: "f16", elementsPerBlock: 1, bytesPerBlock: 2, shaderCode: 1, dequantize: { raw, n in
         (0..<n).map { Float16Bits.f16ToFloat(raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }
-    }
-    public static let bf16 = WeightFormat(name: "bf16", elementsPerBlock: 1, bytesPerBlock: 2, shaderCode: 2) { raw, n in
+    }, quantize: { bytes($0.map(Float16Bits.floatToF16)) })
+    public static let bf16 = WeightFormat(name: "bf16", elementsPerBlock: 1, bytesPerBlock: 2, shaderCode: 2, dequantize: { raw, n in
         (0..<n).map { Float16Bits.bf16ToFloat(raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)) }
+    }, quantize: { bytes($0.map(Float16Bits.floatToBF16)) })
+
+    // GGUF's block formats, ggml's layouts (BlockFormats.swift; shaders: block_formats.glsl).
+    public static let q8_0 = WeightFormat(name: "q8_0", elementsPerBlock: 32, bytesPerBlock: 34, shaderCode: 10,
+                                          dequantize: GGMLBlocks.dequantizeQ8_0, quantize: GGMLBlocks.quantizeQ8_0)
+    public static let q4_0 = WeightFormat(name: "q4_0", elementsPerBlock: 32, bytesPerBlock: 18, shaderCode: 11,
+                                          dequantize: GGMLBlocks.dequantizeQ4_0, quantize: GGMLBlocks.quantizeQ4_0)
+    public static let q4_k = WeightFormat(name: "q4_k", elementsPerBlock: 256, bytesPerBlock: 144, shaderCode: 12,
+                                          dequantize: GGMLBlocks.dequantizeQ4_K, quantize: GGMLBlocks.quantizeQ4_K)
+    public static let q6_k = WeightFormat(name: "q6_k", elementsPerBlock: 256, bytesPerBlock: 210, shaderCode: 13,
+                                          dequantize: GGMLBlocks.dequantizeQ6_K, quantize: GGMLBlocks.quantizeQ6_K)
+
+    /// MLX's affine quantization as the engine stores it: per group of `groupSize` elements its
+    /// scale and bias (16-bit, MLX's dtype) then the packed values as MLX packs them (see MLXAffine).
+    public static func mlx(bits: Int, groupSize: Int, scales: DType) -> WeightFormat {
+        MLXAffine.format(bits: bits, groupSize: groupSize, scales: scales)
     }
 
     /// The formats the engine reads weights in.
-    public static let all: [WeightFormat] = [.f32, .f16, .bf16]
+    public static let all: [WeightFormat] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_k, .q6_k] + MLXAffine.formats.map(\.format)
 }
 
 extension DType {
@@ -56,7 +83,12 @@ extension DType {
         case .f32: return .f32
         case .f16: return .f16
         case .bf16: return .bf16
-        case .i32, .i64: return nil
+        case .q8_0: return .q8_0
+        case .q4_0: return .q4_0
+        case .q4_k: return .q4_k
+        case .q6_k: return .q6_k
+        case .i32, .i64, .u32: return nil
+        default: return MLXAffine.formats.first { $0.dtype == self }?.format
         }
     }
 }

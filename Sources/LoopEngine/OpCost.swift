@@ -4,18 +4,22 @@ import LoopCore
 /// behind GB/s figures and the decode roofline.
 public struct OpCost {
     let plan: LoopPlan
-    let elementBytes: (String) -> Int
+    /// Stored bytes per element of a weight (a fraction for block formats).
+    let elementBytes: (String) -> Double
 
     public init(model: Model) {
         plan = model.plan
         let weights = model.weights
-        elementBytes = { name in (try? weights.info(name).dtype.byteSize) ?? 4 }
+        elementBytes = { name in
+            guard let f = (try? weights.info(name))?.dtype.weightFormat else { return 4 }
+            return Double(f.bytesPerBlock) / Double(f.elementsPerBlock)
+        }
     }
 
     /// Bytes for `rows` rows at positions pos0 ..< pos0 + rows.
     public func bytes(_ op: Op, rows: Int, pos0: Int) -> Double {
         let r = Double(rows), f = 4.0
-        func w(_ ref: WeightRef?) -> Double { ref.map { Double(elementBytes($0.name)) } ?? 0 }
+        func w(_ ref: WeightRef?) -> Double { ref.map { elementBytes($0.name) } ?? 0 }
         switch op {
         case let .embed(t, _, dim, _, _): return r * Double(dim) * (w(t) + f)
         case let .rmsNorm(_, add, weight, _, dim, groups, _, mode):

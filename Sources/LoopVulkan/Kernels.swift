@@ -73,7 +73,8 @@ final class Kernels {
         let extraKey = extra.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         let key = "\(shader)|\(w.rawValue)|\(b.rawValue)|\(local.0)x\(local.1)|\(kindKey)|\(extraKey)|\(constants)|\(P.self)"
         if let p = pipelines[key] { return p }
-        let defines = ["W_DTYPE": Self.code(w), "B_DTYPE": Self.code(b)].merging(extra) { $1 }
+        let defines = ["W_DTYPE": Self.code(w), "B_DTYPE": Self.code(b)]
+            .merging(w.weightFormat?.shaderDefines ?? [:]) { $1 }.merging(extra) { $1 }
         let p = try context.makePipeline(shader, defines: defines, kinds: kinds, pushBytes: P.wordCount * 4, localSize: local, constants: constants)
         pipelines[key] = p
         return p
@@ -133,7 +134,7 @@ final class Kernels {
         guard readPath == .texel, texelInterleave > 0 else { return nil }
         let info = try weights.info(weight.name)
         let count = info.shape.reduce(1, *)
-        guard inF > 0, (inF * info.dtype.byteSize) % 16 == 0, count % inF == 0, weight.offset % inF == 0 else { return nil }
+        guard !info.dtype.isBlock, inF > 0, (inF * info.dtype.byteSize) % 16 == 0, count % inF == 0, weight.offset % inF == 0 else { return nil }
         let row = weight.offset / inF
         return .interleaved(name: weight.name, inFeatures: inF, block: texelInterleave, firstRow: row % texelInterleave)
     }

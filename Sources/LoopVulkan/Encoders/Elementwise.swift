@@ -55,6 +55,7 @@ extension Kernels {
     func encodeEmbedding(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .embed(table, vocab, dim, out, scale) = op else { return }
         let w = try buffers.weight(table.name)
+        if w.dtype.isBlock { return try encodeBlockEmbedding(op, rows: rows, into: cb, buffers: buffers) }
         let rowBytes = dim * w.dtype.byteSize
         let maxRows = max(1, Int(context.info.maxStorageBufferRange) / rowBytes - 1)
         var r0 = 0

@@ -67,6 +67,7 @@ extension Kernels {
     /// storage buffers in chunks of output features that each fit `maxStorageBufferRange`.
     func encodeLinear(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .linear(x, weight, bias, out, inF, outF, accumulate) = op else { return }
+        if try buffers.weights.info(weight.name).dtype.isBlock { return try encodeBlockLinear(op, rows: rows, into: cb, buffers: buffers) }
         let biasW = try biasWindow(bias, count: outF, buffers: buffers)
         if readPath == .texel,
            try encodeTexelLinear(x: x, weight: weight, bias: biasW, out: out, inF: inF, outF: outF, accumulate: accumulate,
@@ -134,6 +135,7 @@ extension Kernels {
     func encodeTexelLinear(x: ActRef, weight: WeightRef, bias: (Binding, UInt32, DType)?, out: ActRef, inF: Int, outF: Int,
                            accumulate: Bool, rows: Int, epilogue: LinearEpilogue?, into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
         let info = try buffers.weights.info(weight.name)
+        guard !info.dtype.isBlock else { return false }    // (block formats: encodeBlockLinear)
         let total = info.shape.reduce(1, *)
         guard weight.offset >= 0, weight.offset + outF * inF <= total else {
             throw LoopError.invalidArgument("op reads elements \(weight.offset)..<\(weight.offset + outF * inF) of \(weight.name), which has \(total)")
