@@ -9,6 +9,8 @@ import LoopCore
 /// linear_block.comp's block: matvec.comp's, with `wBase` a byte address.
 struct BlockLinearPush: PushBlock {
     static let shader = "linear_block.comp"
+    /// (Any block format: the shader has no float-format variant.)
+    static var defines: [String: String] { ["W_DTYPE": "10"] }
     var base = LinearPush()
     init() {}
     init(_ base: LinearPush) { self.base = base }
