@@ -171,9 +171,11 @@ extension SelfTest {
     /// The cases, by op family.
     enum Cases {
         static let dtypes: [DType] = [.f32, .f16, .bf16]
+        /// The block formats (linear_block.comp, embedding.comp's block branch): GGUF's and two MLX variants.
+        static let blockDTypes: [DType] = [.q8_0, .q4_0, .q4_k, .q6_k, .mlx4g64bf16, .mlx8g32f16]
 
         static func all(_ info: DeviceInfo) -> [(String, [Case])] {
-            [("embedding", embedding()), ("norms", norms()), ("linear", linear(info)), ("rope and KV", eachKVType(ropeKV(), info)),
+            [("embedding", embedding()), ("norms", norms()), ("linear", linear(info)), ("block formats", blockFormats()), ("rope and KV", eachKVType(ropeKV(), info)),
              ("attention", eachKVType(attention(), info)), ("elementwise", elementwise()), ("exit decision", exitDecide())]
         }
 
@@ -197,6 +199,27 @@ extension SelfTest {
                      weights: [("emb", dt, [37, 45], 1)],
                      ops: [.embed(table: WeightRef("emb"), vocab: 37, dim: 45, out: ActRef("out", col: 2), scale: 1.7)], outputs: ["out"], threshold: 1e-7)
             }
+        }
+
+        /// Products and gathers over each block format: decode, a partial row group and prefill
+        /// rows, rows read from an offset, bias and accumulation.
+        static func blockFormats() -> [Case] {
+            var out: [Case] = []
+            for dt in blockDTypes {
+                let inF = 512
+                for (rows, outF) in [(1, 67), (3, 19), (70, 24)] {
+                    out.append(Case(op: "linear", variant: "\(dt.weightFormat!.name) accumulate bias", size: "\(rows)x\(inF)->\(outF)",
+                                    acts: ["x": inF + 1, "y": outF + 2], rows: rows,
+                                    weights: [("W", dt, [outF + 2, inF], 0.2), ("b", .bf16, [outF], 1)], inputs: ["x": 1, "y": 1],
+                                    ops: [.linear(x: ActRef("x", col: 1), weight: WeightRef("W", offset: 2 * inF), bias: WeightRef("b"),
+                                                  out: ActRef("y", col: 1), inFeatures: inF, outFeatures: outF, accumulate: true)],
+                                    outputs: ["y"], threshold: accumulationNMSE))
+                }
+                out.append(Case(op: "embed", variant: "\(dt.weightFormat!.name)", size: "37x256", acts: ["out": 259], rows: 7, tokens: [0, 5, 36, 5, 17, 2, 9],
+                                weights: [("emb", dt, [37, 256], 1)],
+                                ops: [.embed(table: WeightRef("emb"), vocab: 37, dim: 256, out: ActRef("out", col: 2), scale: 1.7)], outputs: ["out"], threshold: 1e-7))
+            }
+            return out
         }
 
         static func norms() -> [Case] {

@@ -5,17 +5,26 @@ import Testing
 
 @Suite struct ShaderTests {
     /// Every shader file is embedded in the binary, and every .comp compiles with shaderc for
-    /// each weight dtype (and on both read paths where it has a texel path).
+    /// each weight format it serves (and on both read paths where it has a texel path): the
+    /// element formats everywhere, the block formats (GGUF, MLX) in linear_block and embedding.
     @Test func everyShaderCompiles() throws {
         let names = ShaderSource.names.filter { $0.hasSuffix(".comp") }
         #expect(names.count >= 14)
+        let elementFormats = WeightFormat.all.filter { !$0.isBlock }
+        let blockFormats = WeightFormat.all.filter(\.isBlock)
+        #expect(blockFormats.count >= 4)
         for n in names {
+            let text = try ShaderSource.text(n)
             // (READ_TEXEL, WG_REDUCE) for shaders with a texel read path.
-            let paths = try ShaderSource.text(n).contains("READ_TEXEL") ? [("0", "0"), ("1", "0"), ("1", "1")] : [("0", "0")]
-            for w in ["0", "1", "2"] {
+            let paths = text.contains("READ_TEXEL") ? [("0", "0"), ("1", "0"), ("1", "1")] : [("0", "0")]
+            let formats: [WeightFormat] = n == "linear_block.comp" ? blockFormats
+                : text.contains("W_IS_BLOCK") ? elementFormats + blockFormats : elementFormats
+            for f in formats {
                 for (t, r) in paths {
-                    let words = try ShaderCompiler.shared.spirv(n, defines: ["W_DTYPE": w, "B_DTYPE": w, "READ_TEXEL": t, "WG_REDUCE": r])
-                    #expect(words.first == 0x0723_0203, "\(n) (READ_TEXEL=\(t), WG_REDUCE=\(r)) did not produce SPIR-V")
+                    var defines = ["W_DTYPE": "\(f.shaderCode)", "B_DTYPE": f.isBlock ? "0" : "\(f.shaderCode)", "READ_TEXEL": t, "WG_REDUCE": r]
+                    defines.merge(f.shaderDefines) { a, _ in a }
+                    let words = try ShaderCompiler.shared.spirv(n, defines: defines)
+                    #expect(words.first == 0x0723_0203, "\(n) (\(f.name), READ_TEXEL=\(t), WG_REDUCE=\(r)) did not produce SPIR-V")
                 }
             }
         }
@@ -24,10 +33,12 @@ import Testing
 
     /// Each shader in Shaders/ is the GPU side of a plan op and has a CPU twin (the op list);
     /// attention_combine is attention's second kernel when it is split (flash-decoding); advance
-    /// moves a greedy chain (several tokens per submission) on to its next token.
+    /// moves a greedy chain (several tokens per submission) on to its next token; linear_block
+    /// is the linear op's kernel for block-quantized weights (GGUF, MLX).
     @Test func everyShaderIsAnOp() throws {
         let opShaders: Set<String> = ["embedding", "rmsnorm", "layernorm", "matvec", "matmul", "rope", "kv_write", "attention", "advance",
-                                      "attention_combine", "silu_mul", "unary", "binary", "copy", "argmax", "softmax", "kv_copy", "exit_decide"]
+                                      "attention_combine", "silu_mul", "unary", "binary", "copy", "argmax", "softmax", "kv_copy", "exit_decide",
+                                      "linear_block"]
         let files = Set(ShaderSource.names.filter { $0.hasSuffix(".comp") }.map { String($0.dropLast(5)) })
         #expect(files == opShaders)
     }
