@@ -15,9 +15,14 @@ public final class Checkpoint: @unchecked Sendable {
     /// Repacked bytes of the MLX weights asked for (dropped again by releaseResidentPages(of:)).
     private var repacked: [String: UnsafeMutableRawBufferPointer] = [:]
     private let repackLock = NSLock()
+    /// The GGUF file this checkpoint was read from (nil for a folder).
+    public let gguf: GGUFFile?
+    /// GGUF tensors stored with llama.cpp's Q/K row permutation: name -> heads to undo it over.
+    private var permutedRows: [String: Int] = [:]
 
     public init(directory: URL) throws {
         self.directory = directory
+        gguf = nil
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDir) else {
             throw LoopError.fileNotFound(directory.path)
@@ -125,9 +130,60 @@ public final class Checkpoint: @unchecked Sendable {
     init(directory: URL, configData: Data, shards: [(name: String, file: SafeTensorsFile)]) throws {
         self.directory = directory
         self.configData = configData
+        gguf = nil
         config = try Self.parseConfig(configData, path: directory.appendingPathComponent("config.json").path)
         try addShards(shards, index: [:])
         try indexMLXQuantization()
+    }
+
+    /// A GGUF file's tensors under the names the families read, its config built from the
+    /// metadata (see GGUFModelMap). `directory` is the file itself; there are no side files.
+    public init(gguf g: GGUFFile) throws {
+        directory = URL(fileURLWithPath: g.path)
+        gguf = g
+        let m = try GGUFModelMap.map(g)
+        configData = m.configData
+        config = m.config
+        var infos: [String: TensorInfo] = [:]
+        for (name, t) in m.tensors {
+            infos[name] = TensorInfo(name: name, dtype: t.tensor.dtype, shape: t.tensor.shape, fileOffset: t.tensor.fileOffset, byteCount: t.tensor.byteCount)
+            if let heads = t.permuteHeads {
+                let rows = t.tensor.shape[0]
+                guard heads > 0, rows % heads == 0, (rows / heads) % 2 == 0 else {
+                    throw LoopError.invalidArgument("GGUF tensor \(t.tensor.name) has \(rows) rows, not an even number per head over \(heads) heads")
+                }
+                permutedRows[name] = heads
+            }
+        }
+        var shards = [(name: (g.path as NSString).lastPathComponent, file: SafeTensorsFile(file: g.file, tensors: infos))]
+        if !m.extra.isEmpty {
+            var bytes: [UInt8] = [], extra: [String: TensorInfo] = [:]
+            for (name, e) in m.extra.sorted(by: { $0.key < $1.key }) {
+                extra[name] = TensorInfo(name: name, dtype: .f32, shape: e.shape, fileOffset: bytes.count, byteCount: e.values.count * 4)
+                for v in e.values { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+            }
+            let file = bytes.withUnsafeBytes { MappedFile(copying: $0, path: g.path + " (metadata tensors)") }
+            shards.append((name: "metadata", file: SafeTensorsFile(file: file, tensors: extra)))
+        }
+        try addShards(shards, index: [:])
+    }
+
+    /// A permuted GGUF tensor's rows put back in the Hugging Face order (built once, until released).
+    private func unpermutedBytes(_ name: String, heads: Int) -> UnsafeRawBufferPointer {
+        repackLock.lock(); defer { repackLock.unlock() }
+        let w = where_[name]!
+        if let b = repacked[name] { return UnsafeRawBufferPointer(rebasing: b[0..<w.info.byteCount]) }
+        let src = files[w.file].bytes(of: w.info)
+        let rows = w.info.shape[0], rowBytes = w.info.byteCount / rows
+        let order = GGUFModelMap.permutedRow(rows: rows, heads: heads)
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: max(w.info.byteCount, 1), alignment: 16)
+        for r in 0..<rows {
+            let from = order[r] * rowBytes
+            UnsafeMutableRawBufferPointer(rebasing: buf[(r * rowBytes)..<((r + 1) * rowBytes)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: src[from..<(from + rowBytes)]))
+        }
+        repacked[name] = buf
+        return UnsafeRawBufferPointer(rebasing: buf[0..<w.info.byteCount])
     }
 
     /// config.json as a JSON object.
@@ -197,6 +253,11 @@ public final class Checkpoint: @unchecked Sendable {
             return
         }
         guard let w = where_[name] else { return }
+        if permutedRows[name] != nil {
+            repackLock.lock()
+            repacked.removeValue(forKey: name)?.deallocate()
+            repackLock.unlock()
+        }
         files[w.file].file.releaseResidentPages(w.info.fileOffset..<(w.info.fileOffset + w.info.byteCount))
     }
 
@@ -204,6 +265,7 @@ public final class Checkpoint: @unchecked Sendable {
     public func bytes(_ name: String) throws -> (info: TensorInfo, bytes: UnsafeRawBufferPointer) {
         if let q = mlxWeights[name] { return (q.info, mlxBytes(name, q)) }
         guard let w = where_[name] else { throw LoopError.missingTensor(name) }
+        if let heads = permutedRows[name] { return (w.info, unpermutedBytes(name, heads: heads)) }
         return (w.info, files[w.file].bytes(of: w.info))
     }
 
@@ -224,6 +286,7 @@ public final class Checkpoint: @unchecked Sendable {
 
     /// Reads an optional JSON file next to config.json.
     public func jsonFile(_ name: String) -> [String: Any]? {
+        guard gguf == nil else { return nil }
         let url = directory.appendingPathComponent(name)
         guard let d = try? Self.readSmallFile(url) else { return nil }
         return (try? JSONSerialization.jsonObject(with: d)) as? [String: Any]

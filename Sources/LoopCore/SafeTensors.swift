@@ -108,6 +108,13 @@ public final class SafeTensorsFile: @unchecked Sendable {
         try self.init(file: file)
     }
 
+    /// Tensors already located in `file` (a GGUF file's data, or tensors built in memory).
+    init(file: MappedFile, tensors: [String: TensorInfo]) {
+        self.file = file
+        self.tensors = tensors
+        metadata = [:]
+    }
+
     public init(file: MappedFile) throws {
         self.file = file
         let name = (file.path as NSString).lastPathComponent
@@ -192,7 +199,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
 
     /// `text` fit for a one-line error message: control characters escaped, cut after 200 characters.
-    static func printable(_ text: String) -> String {
+    public static func printable(_ text: String) -> String {
         var out = ""
         var count = 0
         for scalar in text.unicodeScalars {

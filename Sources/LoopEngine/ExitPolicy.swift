@@ -42,6 +42,15 @@ public enum ExitPolicy: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Parses `POLICY[:THRESHOLD]` for a loaded model (its exit rules; errors say why a rule is missing).
+    public static func parse(_ text: String, info: ModelInfo) throws -> ExitPolicy {
+        do {
+            return try parse(text, rules: info.exitRules, modelType: info.modelType)
+        } catch LoopError.invalidArgument(let m) where info.exitRulesNote != nil && m.contains("needs") {
+            throw LoopError.invalidArgument(m + ": " + info.exitRulesNote!)
+        }
+    }
+
     /// Parses `POLICY[:THRESHOLD]` for a model that offers `rules` (its `ModelInfo.exitRules`;
     /// `modelType` names it in errors). Errors name the accepted policies.
     public static func parse(_ text: String, rules: Set<ExitRuleFamily>, modelType: String) throws -> ExitPolicy {

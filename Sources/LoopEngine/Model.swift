@@ -32,7 +32,7 @@ public final class Model {
     /// (`read=storage,splits=8`, `gpu`), applied after `LOOPVK_KERNELS`.
     public init(directory: URL, passes: Int? = nil, backend choice: BackendChoice = .vulkan(device: nil),
                 maxContext: Int? = nil, maxRows: Int = 256, kernels: String? = nil, progress: ((Double) -> Void)? = nil) throws {
-        checkpoint = try Checkpoint(directory: directory)
+        checkpoint = try Checkpoint.open(directory)
         guard maxRows >= 1 else { throw LoopError.invalidArgument("rows per call must be positive") }
         if let m = maxContext, m < 1 { throw LoopError.invalidArgument("context length must be positive, got \(m)") }
         // The RoPE tables and the KV cache are built for the context actually allocated.

@@ -21,8 +21,8 @@ struct Eval: ParsableCommand {
         let model = try modelOptions.load(quiet: json)
         let dir = modelOptions.modelURL
         let tokenizer = try loadTokenizer(dir)
-        let policy = try exit.map { try ExitPolicy.parse($0, rules: model.info.exitRules, modelType: model.info.modelType) } ?? .none
-        let tokConfig = try? TokenizerConfig(contentsOf: dir.appendingPathComponent("tokenizer_config.json"))
+        let policy = try exit.map { try ExitPolicy.parse($0, info: model.info) } ?? .none
+        let tokConfig = ModelFiles.tokenizerConfig(at: dir)
         let stops = try stopTokens(model: model, directory: dir, tokenizer: tokenizer, tokenizerConfig: tokConfig)
         let bar = ProgressBar(label: "evaluating", enabled: !json)
         let r = try Evaluation.run(model: model, tokenizer: tokenizer, tasks: list, exit: policy, stopTokens: stops) { done, total in

@@ -6,7 +6,7 @@ import LoopTokenizer
 
 /// --model, --passes, --cpu, --device, --context: shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Checkpoint folder (config.json + safetensors). Default: the bundled looped-arith model.")
+    @Option(help: "Checkpoint folder (config.json + safetensors) or a .gguf file. Default: the bundled looped-arith model.")
     var model: String?
 
     @Option(help: "Loop passes per token (default: from config.json).")
@@ -115,11 +115,7 @@ enum DefaultModel {
 }
 
 func loadTokenizer(_ dir: URL) throws -> Tokenizer {
-    let url = dir.appendingPathComponent("tokenizer.json")
-    guard FileManager.default.fileExists(atPath: url.path) else {
-        throw LoopError.invalidArgument("\(dir.path) has no tokenizer.json; pass --tokens")
-    }
-    return try Tokenizer(contentsOf: url)
+    try ModelFiles.tokenizer(at: dir)
 }
 
 /// A one-line progress bar on standard error (only on a terminal).

@@ -24,7 +24,7 @@ struct Profile: ParsableCommand {
         if modelOptions.cpu { throw ValidationError("profile measures the GPU; drop --cpu") }
         let model = try modelOptions.load(quiet: json)
         let ids = try promptOptions.resolve(tokenizer: { try loadTokenizer(modelOptions.modelURL) })
-        let policy = try exit.map { try ExitPolicy.parse($0, rules: model.info.exitRules, modelType: model.info.modelType) } ?? .none
+        let policy = try exit.map { try ExitPolicy.parse($0, info: model.info) } ?? .none
         let (r, traceData) = try Profiler.run(model: model, prompt: ids, decodeTokens: decodeTokens, mode: m, exit: policy)
         if let trace { try traceData.write(to: URL(fileURLWithPath: trace)) }
         if json {

@@ -38,11 +38,11 @@ struct Report: ParsableCommand {
         // --model may name a file of the checkpoint folder (config.json, model.safetensors).
         var options = modelOptions
         var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: options.modelURL.path, isDirectory: &isDir), !isDir.boolValue {
+        if FileManager.default.fileExists(atPath: options.modelURL.path, isDirectory: &isDir), !isDir.boolValue, !Checkpoint.isGGUF(options.modelURL) {
             options.model = options.modelURL.deletingLastPathComponent().path
         }
         let dir = options.modelURL
-        let tokenizer = FileManager.default.fileExists(atPath: dir.appendingPathComponent("tokenizer.json").path) ? try loadTokenizer(dir) : nil
+        let tokenizer = ModelFiles.hasTokenizer(at: dir) ? try loadTokenizer(dir) : nil
         let ids = try promptOptions.resolve(tokenizer: {
             guard let tokenizer else { throw LoopError.invalidArgument("\(dir.path) has no tokenizer.json; pass --tokens") }
             return tokenizer
@@ -54,9 +54,9 @@ struct Report: ParsableCommand {
         var request = ReportRequest(prompt: ids)
         request.generation.maxTokens = maxTokens
         request.generation.minPasses = minPasses
-        request.generation.exit = try exit.map { try ExitPolicy.parse($0, rules: model.info.exitRules, modelType: model.info.modelType) } ?? .none
+        request.generation.exit = try exit.map { try ExitPolicy.parse($0, info: model.info) } ?? .none
         if let tokenizer {
-            let tokConfig = try? TokenizerConfig(contentsOf: dir.appendingPathComponent("tokenizer_config.json"))
+            let tokConfig = ModelFiles.tokenizerConfig(at: dir)
             request.generation.stopTokens = try stopTokens(model: model, directory: dir, tokenizer: tokenizer, tokenizerConfig: tokConfig)
         } else {
             request.generation.stopTokens = Set(model.info.eosTokenIds)

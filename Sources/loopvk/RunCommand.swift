@@ -46,7 +46,7 @@ struct Run: ParsableCommand {
             tokenizer = try loadTokenizer(dir)
             return tokenizer!
         }
-        let tokConfig = try? TokenizerConfig(contentsOf: dir.appendingPathComponent("tokenizer_config.json"))
+        let tokConfig = ModelFiles.tokenizerConfig(at: dir)
         var chatRender: ((String) throws -> String)?
         if chat {
             chatRender = { text in
@@ -54,7 +54,7 @@ struct Run: ParsableCommand {
                 // length sizes the KV cache).
                 let t = try template.map { try ChatTemplate(named: $0) }
                     ?? ChatTemplate.detect(chatTemplateString: tokConfig?.chatTemplate,
-                                           fallback: try ModelFamily.plan(checkpoint: try Checkpoint(directory: dir), passes: modelOptions.passes, maxContext: 1).1.chatTemplate)
+                                           fallback: try ModelFamily.plan(checkpoint: try Checkpoint.open(dir), passes: modelOptions.passes, maxContext: 1).1.chatTemplate)
                 var messages: [(role: String, content: String)] = []
                 if let system { messages.append((role: "system", content: system)) }
                 messages.append((role: "user", content: text))
@@ -75,7 +75,7 @@ struct Run: ParsableCommand {
         options.warmStart = warmStart
         options.stopStrings = stop
         if let exit {
-            options.exit = try ExitPolicy.parse(exit, rules: model.info.exitRules, modelType: model.info.modelType)
+            options.exit = try ExitPolicy.parse(exit, info: model.info)
         } else if model.info.exitRules.contains(.qExit), let q = model.info.earlyExitThreshold, q < 1 {
             options.exit = .qExit(q)     // the reference's default output is already the Q-exit rule
         }

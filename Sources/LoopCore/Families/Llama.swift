@@ -137,7 +137,15 @@ public enum Llama: LoopFamily {
     /// The attention geometry with a rotate-half RoPE table computed into the plan.
     static func ropeSpec(_ a: PlanAssembler, _ d: LlamaConfig.Dims, positions: Int, name: String) throws -> AttentionSpec {
         try ConfigDecoding.checkRopeTable(positions: positions, headDim: d.headDim, field: "max_position_embeddings")
-        let inv = try RopeTables.inverseFrequencies(theta: d.theta, headDim: d.headDim, scaling: d.scaling)
+        var inv = try RopeTables.inverseFrequencies(theta: d.theta, headDim: d.headDim, scaling: d.scaling)
+        // GGUF files of Llama 3 carry their RoPE scaling as one divisor per frequency.
+        if a.has("rope_freqs.weight") {
+            let f = try a.checkpoint.floats("rope_freqs.weight")
+            guard f.count == inv.count, f.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                throw LoopError.invalidArgument("rope_freqs.weight holds \(f.count) factors; RoPE of head_dim \(d.headDim) needs \(inv.count) positive ones")
+            }
+            inv = zip(inv, f).map { $0 / $1 }
+        }
         let table = a.compute(name, shape: [positions, d.headDim / 2, 2], values: RopeTables.table(inverseFrequencies: inv, positions: positions))
         return AttentionSpec(hidden: d.hidden, heads: d.heads, kvHeads: d.kvHeads, headDim: d.headDim, ropeTable: table,
                              ropePositions: positions, ropeLayout: .rotateHalf, normEps: d.eps)

@@ -28,6 +28,8 @@ public struct ModelInfo: Sendable {
     public var bosTokenId: Int?
     /// The exit rules the family offers besides none and fixed:K (ExitPolicy.parse checks them).
     public var exitRules: Set<ExitRuleFamily> = []
+    /// Why a family's usual exit rules are missing from this checkpoint (said when one is asked for).
+    public var exitRulesNote: String?
     /// Token strings the family's reference stops generation on (used where the tokenizer has them).
     public var stopTokens: [String] = []
     /// The chat format to use when tokenizer_config.json has no recognisable template

@@ -75,8 +75,10 @@ public enum Ouro: LoopFamily {
                 n4: try a.weight("\(p).post_attention_layernorm_2.weight", [hd])))
         }
         let finalNorm = try a.weight("model.norm.weight", [hd])
-        let gateW = try a.weight("model.early_exit_gate.weight", [1, hd])
-        let gateB = try a.weight("model.early_exit_gate.bias", [1])
+        // llama.cpp's Ouro GGUFs drop the exit gate: such a model runs every pass or a fixed count.
+        let hasGate = a.has("model.early_exit_gate.weight") || checkpoint.gguf == nil
+        let gateW = hasGate ? try a.weight("model.early_exit_gate.weight", [1, hd]) : nil
+        let gateB = hasGate ? try a.weight("model.early_exit_gate.bias", [1]) : nil
 
         var passOps: [[Op]] = []
         for t in 0..<passCount {
@@ -90,7 +92,9 @@ public enum Ouro: LoopFamily {
                 ops.append(.rmsNorm(x: o, add: nil, weight: w.n4, out: h, dim: hd, groups: 1, eps: d.eps, mode: .accumulate))
             }
             ops.append(.rmsNorm(x: h, add: nil, weight: finalNorm, out: h, dim: hd, groups: 1, eps: d.eps, mode: .plain))
-            ops.append(.linear(x: h, weight: gateW, bias: gateB, out: exit, inFeatures: hd, outFeatures: 1, accumulate: false))
+            if let gateW {
+                ops.append(.linear(x: h, weight: gateW, bias: gateB, out: exit, inFeatures: hd, outFeatures: 1, accumulate: false))
+            }
             passOps.append(ops)
         }
         let head: [Op] = [
@@ -100,13 +104,16 @@ public enum Ouro: LoopFamily {
         var plan = LoopPlan(family: "ouro", hidden: hd, vocab: d.vocab, activations: a.activations,
                             kvSlots: passCount * d.layers, kvWidth: spec.kvWidth, maxContext: context, computed: a.computed,
                             prelude: prelude, passes: passOps, head: head, stateAct: "h", logitsAct: "logits",
-                            exitAct: "exit", exitSignal: .ouroGateLogit)
+                            exitAct: hasGate ? "exit" : nil, exitSignal: hasGate ? .ouroGateLogit : .none)
         plan.concatenated = a.concatenated
         var info = ModelInfo(modelType: "ouro", defaultPasses: defaultPasses, passes: passCount, maxContext: context,
                              hidden: hd, vocab: d.vocab,
                              eosTokenIds: ConfigDecoding.eosIds([cfg.base.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),
                              bosTokenId: cfg.base.bosTokenId?.ids.first)
-        info.exitRules = [.qExit]
+        info.exitRules = hasGate ? [.qExit] : []
+        if !hasGate {
+            info.exitRulesNote = "this Ouro GGUF has no early-exit gate (llama.cpp's converter drops it), and Q-exit needs the gate; `loopvk quantize` keeps it"
+        }
         info.stopTokens = ["<|endoftext|>", "<|im_end|>"]
         info.chatTemplate = "chatml"
         info.referenceComputesAllPasses = true
