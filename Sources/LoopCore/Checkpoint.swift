@@ -146,7 +146,7 @@ public final class Checkpoint: @unchecked Sendable {
         config = m.config
         var infos: [String: TensorInfo] = [:]
         for (name, t) in m.tensors {
-            infos[name] = TensorInfo(name: name, dtype: t.tensor.dtype, shape: t.tensor.shape, fileOffset: t.tensor.fileOffset, byteCount: t.tensor.byteCount)
+            infos[name] = TensorInfo(name: name, dtype: t.tensor.dtype, shape: m.shapes[name] ?? t.tensor.shape, fileOffset: t.tensor.fileOffset, byteCount: t.tensor.byteCount)
             if let heads = t.permuteHeads {
                 let rows = t.tensor.shape[0]
                 guard heads > 0, rows % heads == 0, (rows / heads) % 2 == 0 else {

@@ -98,6 +98,17 @@ public enum GGUFModelMap {
         var tensors: [String: (tensor: GGUFTensor, permuteHeads: Int?)]
         /// Tensors kept in metadata (the Ouro exit gate): name -> (shape, values).
         var extra: [String: (shape: [Int], values: [Float])]
+        /// Shapes of more than GGUF's 4 dimensions (stored folded, see `shapeKeyPrefix`).
+        var shapes: [String: [Int]] = [:]
+    }
+
+    /// `loopvk.shape.NAME`: the true shape of a tensor of more than 4 dimensions, stored with its
+    /// leading dimensions folded into one (GGUF and ggml hold at most 4).
+    public static let shapeKeyPrefix = "loopvk.shape."
+
+    /// The shape a tensor is stored with in GGUF (at most 4 dimensions).
+    public static func storedShape(_ shape: [Int]) -> [Int] {
+        shape.count <= 4 ? shape : [shape.dropLast(3).reduce(1, *)] + shape.suffix(3)
     }
 
     static func map(_ g: GGUFFile) throws -> Mapped {
@@ -113,9 +124,17 @@ public enum GGUFModelMap {
             throw LoopError.invalidArgument("GGUF file \(g.path) (architecture \(arch)) has no \(configKey): it was not written by `loopvk quantize`")
         }
         let config = try Checkpoint.parseConfig(data, path: "\(g.path) \(configKey)")
-        var tensors: [String: (GGUFTensor, Int?)] = [:]
-        for t in g.tensors { tensors[t.name] = (t, nil) }
-        return Mapped(configData: data, config: config, tensors: tensors, extra: [:])
+        var tensors: [String: (GGUFTensor, Int?)] = [:], shapes: [String: [Int]] = [:]
+        for t in g.tensors {
+            tensors[t.name] = (t, nil)
+            if let s = try g.ints(shapeKeyPrefix + t.name) {
+                guard s.allSatisfy({ $0 >= 1 }), storedShape(s) == t.shape else {
+                    throw LoopError.invalidArgument("GGUF metadata \(shapeKeyPrefix + t.name) in \(g.path) is \(s), which does not fold to the stored \(t.shape)")
+                }
+                shapes[t.name] = s
+            }
+        }
+        return Mapped(configData: data, config: config, tensors: tensors, extra: [:], shapes: shapes)
     }
 
     private static func mapLlamaCpp(_ g: GGUFFile, arch: String) throws -> Mapped {

@@ -109,7 +109,9 @@ public enum Quantize {
         var items: [Item] = [], dropped: [String] = [], counts: [String: Int] = [:]
         for name in ck.tensorNames {
             guard let info = ck.info(name) else { continue }
-            guard used.contains(name) else { dropped.append(name); continue }
+            // Tensors the plan builder reads itself (LoopUS's A_log, Huginn's freqs_cis) are not
+            // op weights: only llama.cpp's layouts drop what they have no name for.
+            if llamaCpp, !used.contains(name), GGUFModelMap.ggufName(name, arch: arch) == nil { dropped.append(name); continue }
             if llamaCpp, arch == "ouro", name.hasPrefix("model.early_exit_gate.") {
                 // llama.cpp would refuse an unknown tensor: the gate travels as metadata.
                 let key = name.hasSuffix(".bias") ? GGUFModelMap.gateBiasKey : GGUFModelMap.gateWeightKey
@@ -141,7 +143,10 @@ public enum Quantize {
             return (n.hasPrefix("token_embd") ? 0 : 2, 0, n)
         }
         if llamaCpp { items.sort { rank($0.gguf) < rank($1.gguf) } }
-        w.tensors = items.map { ($0.gguf, $0.shape, $0.dtype) }
+        for it in items where it.shape.count > 4 {
+            w.set(GGUFModelMap.shapeKeyPrefix + it.gguf, .array(type: 11, it.shape.map { .i64(Int64($0)) }))
+        }
+        w.tensors = items.map { ($0.gguf, GGUFModelMap.storedShape($0.shape), $0.dtype) }
 
         var inputBytes = 0
         try w.write(to: out) { i in
