@@ -195,6 +195,6 @@ public enum ModelFiles {
         if text.contains(#"\\p{N}{1,3}"#) { return "llama-bpe" }
         if text.contains(#"(?i:'s|'t|'re|'ve|'m|'ll|'d)"#) { return "qwen2" }
         if text.contains("Digits") { return "smollm" }
-        return "gpt2"
+        return "gpt-2"  // llama.cpp's loader knows GPT-2's as "gpt-2" (its converter writes that)
     }
 }
