@@ -232,32 +232,19 @@ public final class GGUFFile: @unchecked Sendable {
         return s
     }
 
-    public func strings(_ key: String) throws -> [String]? {
+    /// An array value whose every element `element` converts (`what` names the element kind in errors).
+    private func array<T>(_ key: String, of what: String, _ element: (GGUFValue) -> T?) throws -> [T]? {
         guard let v = metadata[key] else { return nil }
         guard let a = v.array else { throw LoopError.invalidArgument("GGUF metadata \(key) in \(path) is not an array") }
         return try a.map {
-            guard let s = $0.string else { throw LoopError.invalidArgument("GGUF metadata \(key) in \(path) is not an array of strings") }
-            return s
+            guard let x = element($0) else { throw LoopError.invalidArgument("GGUF metadata \(key) in \(path) is not an array of \(what)") }
+            return x
         }
     }
 
-    public func ints(_ key: String) throws -> [Int]? {
-        guard let v = metadata[key] else { return nil }
-        guard let a = v.array else { throw LoopError.invalidArgument("GGUF metadata \(key) in \(path) is not an array") }
-        return try a.map {
-            guard let i = $0.int else { throw LoopError.invalidArgument("GGUF metadata \(key) in \(path) is not an array of integers") }
-            return i
-        }
-    }
-
-    public func floats(_ key: String) throws -> [Float]? {
-        guard let v = metadata[key] else { return nil }
-        guard let a = v.array else { throw LoopError.invalidArgument("GGUF metadata \(key) in \(path) is not an array") }
-        return try a.map {
-            guard let d = $0.double else { throw LoopError.invalidArgument("GGUF metadata \(key) in \(path) is not an array of numbers") }
-            return Float(d)
-        }
-    }
+    public func strings(_ key: String) throws -> [String]? { try array(key, of: "strings") { $0.string } }
+    public func ints(_ key: String) throws -> [Int]? { try array(key, of: "integers") { $0.int } }
+    public func floats(_ key: String) throws -> [Float]? { try array(key, of: "numbers") { $0.double.map(Float.init) } }
 
     /// Bounds-checked little-endian reads over the file's bytes.
     struct Reader {

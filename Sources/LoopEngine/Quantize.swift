@@ -105,7 +105,7 @@ public enum Quantize {
         for (k, v) in GGUFModelMap.metadata(config: ck.config, arch: arch, configData: ck.configData) { w.set(k, v) }
         for (k, v) in try ModelFiles.tokenizerMetadata(folder: model, config: ck.config) { w.set(k, v) }
 
-        struct Item { var hf: String; var gguf: String; var dtype: DType; var shape: [Int]; var permuteHeads: Int? }
+        struct Item { var hf: String; var gguf: String; var dtype: DType; var shape: [Int]; var permuteHeads: Int?; var storedBytes: Int }
         var items: [Item] = [], dropped: [String] = [], counts: [String: Int] = [:]
         for name in ck.tensorNames {
             guard let info = ck.info(name) else { continue }
@@ -133,7 +133,7 @@ public enum Quantize {
                 if type == .f32 { dtype = .f32 }
             }
             let heads = llamaCpp && GGUFModelMap.permutesQK(arch: arch) ? GGUFModelMap.permutationHeads(name, config: ck.config) : nil
-            items.append(Item(hf: name, gguf: gname, dtype: dtype, shape: info.shape, permuteHeads: heads))
+            items.append(Item(hf: name, gguf: gname, dtype: dtype, shape: info.shape, permuteHeads: heads, storedBytes: info.byteCount))
             counts[dtype.rawValue, default: 0] += 1
         }
         // llama.cpp's order: the embedding, the blocks in order, then the rest.
@@ -153,7 +153,7 @@ public enum Quantize {
             let it = items[i]
             progress?(i, items.count, it.hf)
             var values = try ck.floats(it.hf)
-            inputBytes += try ck.bytes(it.hf).info.byteCount
+            inputBytes += it.storedBytes
             ck.releaseResidentPages(of: it.hf)
             if let heads = it.permuteHeads {
                 let rows = it.shape[0], cols = values.count / rows
