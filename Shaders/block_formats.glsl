@@ -16,8 +16,22 @@
 // qh[64], i8 scales[16], f16 d); 20 MLX affine (MLX_BITS 4|8, MLX_GS 32|64|128, per group a
 // 16-bit scale and bias (MLX_SCALE_BF16 1: bf16, 0: f16) then the packed values).
 // Addresses are even (block sizes and row starts are), so 16-bit reads never straddle words.
+//
+// BLOCK_INTERLEAVED 1 (linear_block.comp's texel kernel over the interleaved copy, see
+// DeviceBuffers.interleavedWeight): `il_block(b)` adds block b (E = elements per block) of
+// the invocation's RPL features times TR rows of x to their sums, through the kernel's
+//   il_texel(b, u, i)   main texel u of block b of feature i (the block minus its side bytes,
+//                       WeightFormat.sideBytes, as 16-byte texels in stored order)
+//   il_side(b, i)       the side bytes of block b of feature i (16-bit scales) in one uint
+//   il_x4(r, k)         x[row r of the tile, k ..< k + 4]; il_nr rows of the tile are real
+//   il_add(i, r, v)     sum[feature i, row r] += v
+// Each format's branch decodes a texel once for all TR rows and folds a scale's offset
+// (Q4_0's -8, K-quant minimums, MLX's bias) into one multiply of the x sum.
 
 #define W_IS_BLOCK (W_DTYPE >= 10)
+#ifndef BLOCK_INTERLEAVED
+#define BLOCK_INTERLEAVED 0
+#endif
 
 // 16 / 32 bits at an even byte address; one byte.
 uint w_u16(uint a) { uint w = W_WORD(a >> 2u); return (a & 2u) != 0u ? w >> 16u : w & 0xFFFFu; }
@@ -34,6 +48,7 @@ vec4 u4x4(uint w, uint shift) { return vec4(uvec4(w >> shift, w >> (shift + 8u),
 
 #if W_DTYPE == 10
 #define W_ROW_BYTES(n) ((n) / 32u * 34u)
+const uint W_BLOCK_ELEMS = 32u, W_MAIN_BYTES = 32u, W_SIDE_BYTES = 2u;   // interleaved copy: d apart
 void block_decode8(uint row, uint c, uint e, out vec4 lo, out vec4 hi) {
     uint a = row + 34u * c;
     float d = w_half(a);
@@ -44,6 +59,7 @@ void block_decode8(uint row, uint c, uint e, out vec4 lo, out vec4 hi) {
 
 #elif W_DTYPE == 11
 #define W_ROW_BYTES(n) ((n) / 32u * 18u)
+const uint W_BLOCK_ELEMS = 32u, W_MAIN_BYTES = 16u, W_SIDE_BYTES = 2u;
 void block_decode8(uint row, uint c, uint e, out vec4 lo, out vec4 hi) {
     uint a = row + 18u * c;
     float d = w_half(a);
@@ -55,6 +71,7 @@ void block_decode8(uint row, uint c, uint e, out vec4 lo, out vec4 hi) {
 
 #elif W_DTYPE == 12
 #define W_ROW_BYTES(n) ((n) / 256u * 144u)
+const uint W_BLOCK_ELEMS = 256u, W_MAIN_BYTES = 144u, W_SIDE_BYTES = 0u;
 void block_decode8(uint row, uint c, uint e, out vec4 lo, out vec4 hi) {
     uint a = row + 144u * (c >> 3u), j = c & 7u;
     vec2 dm = unpackHalf2x16(w_u32(a));
@@ -77,6 +94,7 @@ void block_decode8(uint row, uint c, uint e, out vec4 lo, out vec4 hi) {
 
 #elif W_DTYPE == 13
 #define W_ROW_BYTES(n) ((n) / 256u * 210u)
+const uint W_BLOCK_ELEMS = 256u, W_MAIN_BYTES = 208u, W_SIDE_BYTES = 2u;
 void block_decode8(uint row, uint c, uint e, out vec4 lo, out vec4 hi) {
     // Chunk c of the super-block: half h (128 elements), quarter q (32): element l of it has its
     // low 4 bits in ql[64h + 32(q & 1) + l] (high nibble when q >= 2), its high 2 bits at bit 2q
@@ -107,6 +125,7 @@ void block_decode8(uint row, uint c, uint e, out vec4 lo, out vec4 hi) {
 #endif
 const uint MLX_GROUP_BYTES = 4u + MLX_GS * MLX_BITS / 8u;
 #define W_ROW_BYTES(n) ((n) / MLX_GS * MLX_GROUP_BYTES)
+const uint W_BLOCK_ELEMS = MLX_GS, W_MAIN_BYTES = MLX_GS * MLX_BITS / 8u, W_SIDE_BYTES = 4u;
 float mlx_scale(uint bits16) {
 #if MLX_SCALE_BF16
     return uintBitsToFloat(bits16 << 16u);
@@ -139,4 +158,193 @@ float block_elem(uint row, uint k) {
     uint i = k & 7u;
     return i < 4u ? lo[i] : hi[i - 4u];
 }
+#endif
+
+#if BLOCK_INTERLEAVED
+float il_half(uint side, uint which) { return unpackHalf2x16(side >> (16u * which)).x; }
+float il_sum(vec4 a) { return a.x + a.y + a.z + a.w; }
+
+#if W_DTYPE == 10
+// Q8_0: side d; texels 0, 1: q[0..15], q[16..31].
+void il_block(uint b) {
+    float d[RPL];
+    for (uint i = 0u; i < RPL; i++) d[i] = il_half(il_side(b, i), 0u);
+    for (uint u = 0u; u < 2u; u++) {
+        vec4 xv[TR * 4u];
+        for (uint r = 0u; r < TR; r++) {
+            if (r >= il_nr) break;
+            for (uint q = 0u; q < 4u; q++) xv[4u * r + q] = il_x4(r, 32u * b + 16u * u + 4u * q);
+        }
+        for (uint i = 0u; i < RPL; i++) {
+            uvec4 w = il_texel(b, u, i);
+            vec4 q0 = i8x4(w.x), q1 = i8x4(w.y), q2 = i8x4(w.z), q3 = i8x4(w.w);
+            for (uint r = 0u; r < TR; r++) {
+                if (r >= il_nr) break;
+                il_add(i, r, d[i] * (dot(q0, xv[4u * r]) + dot(q1, xv[4u * r + 1u]) + dot(q2, xv[4u * r + 2u]) + dot(q3, xv[4u * r + 3u])));
+            }
+        }
+    }
+}
+
+#elif W_DTYPE == 11
+// Q4_0: side d; texel 0: byte j's low nibble is element j, its high nibble element 16 + j.
+void il_block(uint b) {
+    vec4 xv[TR * 8u];
+    float sx[TR];
+    for (uint r = 0u; r < TR; r++) {
+        if (r >= il_nr) break;
+        vec4 s = vec4(0.0);
+        for (uint q = 0u; q < 8u; q++) { xv[8u * r + q] = il_x4(r, 32u * b + 4u * q); s += xv[8u * r + q]; }
+        sx[r] = il_sum(s);
+    }
+    for (uint i = 0u; i < RPL; i++) {
+        float d = il_half(il_side(b, i), 0u);
+        uvec4 w = il_texel(b, 0u, i);
+        vec4 lo0 = u4x4(w.x, 0u), lo1 = u4x4(w.y, 0u), lo2 = u4x4(w.z, 0u), lo3 = u4x4(w.w, 0u);
+        vec4 hi0 = u4x4(w.x, 4u), hi1 = u4x4(w.y, 4u), hi2 = u4x4(w.z, 4u), hi3 = u4x4(w.w, 4u);
+        for (uint r = 0u; r < TR; r++) {
+            if (r >= il_nr) break;
+            uint x0 = 8u * r;
+            float t = dot(lo0, xv[x0]) + dot(lo1, xv[x0 + 1u]) + dot(lo2, xv[x0 + 2u]) + dot(lo3, xv[x0 + 3u])
+                    + dot(hi0, xv[x0 + 4u]) + dot(hi1, xv[x0 + 5u]) + dot(hi2, xv[x0 + 6u]) + dot(hi3, xv[x0 + 7u]);
+            il_add(i, r, d * (t - 8.0 * sx[r]));
+        }
+    }
+}
+
+#elif W_DTYPE == 12
+// Q4_K: texel 0: d, dmin, the 12 bytes of 6-bit scales and mins; texels 1 + 2p, 2 + 2p: the
+// 32 bytes of sub-blocks 2p (low nibbles, elements 64p + 0..31) and 2p + 1 (high nibbles,
+// 64p + 32..63), 16 bytes each.
+uint il_byte(uvec4 h, uint k) { return (h[1u + (k >> 2u)] >> (8u * (k & 3u))) & 255u; }
+// ggml's get_scale_min_k4 over the header texel: scale and min of sub-block j.
+vec2 il_scale_min(uvec4 h, uint j) {
+    if (j < 4u) return vec2(float(il_byte(h, j) & 63u), float(il_byte(h, j + 4u) & 63u));
+    uint q = il_byte(h, j + 4u);
+    return vec2(float((q & 15u) | ((il_byte(h, j - 4u) >> 6u) << 4u)), float((q >> 4u) | ((il_byte(h, j) >> 6u) << 4u)));
+}
+void il_block(uint b) {
+    uvec4 hdr[RPL];
+    for (uint i = 0u; i < RPL; i++) hdr[i] = il_texel(b, 0u, i);
+    for (uint p2 = 0u; p2 < 4u; p2++) {
+        // Per feature: scale and min of the pair's two sub-blocks (d * sc, dmin * m).
+        vec4 dm[RPL];
+        for (uint i = 0u; i < RPL; i++) {
+            vec2 f = unpackHalf2x16(hdr[i].x);
+            vec2 a = il_scale_min(hdr[i], 2u * p2), c = il_scale_min(hdr[i], 2u * p2 + 1u);
+            dm[i] = vec4(f.x * a.x, f.y * a.y, f.x * c.x, f.y * c.y);
+        }
+        for (uint hp = 0u; hp < 2u; hp++) {
+            vec4 xv[TR * 8u];
+            vec2 sx[TR];
+            for (uint r = 0u; r < TR; r++) {
+                if (r >= il_nr) break;
+                uint k = 256u * b + 64u * p2 + 16u * hp;
+                vec4 sl = vec4(0.0), sh = vec4(0.0);
+                for (uint q = 0u; q < 4u; q++) {
+                    xv[8u * r + q] = il_x4(r, k + 4u * q); sl += xv[8u * r + q];
+                    xv[8u * r + 4u + q] = il_x4(r, k + 32u + 4u * q); sh += xv[8u * r + 4u + q];
+                }
+                sx[r] = vec2(il_sum(sl), il_sum(sh));
+            }
+            for (uint i = 0u; i < RPL; i++) {
+                uvec4 w = il_texel(b, 1u + 2u * p2 + hp, i);
+                vec4 lo0 = u4x4(w.x, 0u), lo1 = u4x4(w.y, 0u), lo2 = u4x4(w.z, 0u), lo3 = u4x4(w.w, 0u);
+                vec4 hi0 = u4x4(w.x, 4u), hi1 = u4x4(w.y, 4u), hi2 = u4x4(w.z, 4u), hi3 = u4x4(w.w, 4u);
+                for (uint r = 0u; r < TR; r++) {
+                    if (r >= il_nr) break;
+                    uint x0 = 8u * r;
+                    float tl = dot(lo0, xv[x0]) + dot(lo1, xv[x0 + 1u]) + dot(lo2, xv[x0 + 2u]) + dot(lo3, xv[x0 + 3u]);
+                    float th = dot(hi0, xv[x0 + 4u]) + dot(hi1, xv[x0 + 5u]) + dot(hi2, xv[x0 + 6u]) + dot(hi3, xv[x0 + 7u]);
+                    il_add(i, r, dm[i].x * tl - dm[i].y * sx[r].x + dm[i].z * th - dm[i].w * sx[r].y);
+                }
+            }
+        }
+    }
+}
+
+#elif W_DTYPE == 13
+// Q6_K: side d; texels 0-7 ql[128], 8-11 qh[64], 12 the 16 int8 scales. Half h, segment s
+// (16 bytes t = 16s ..< 16s + 16 of the half): ql texels A = 4h + s, B = 4h + 2 + s, qh texel
+// 8 + 2h + s give elements 128h + 16s + 32g + (0..15) for g = 0..3 (A low, B low, A high,
+// B high nibbles; qh bits 2g), scale 8h + s + 2g.
+vec4 il_q6(uint ql, uint shift, uint qh, uint g) {
+    uvec4 hb = (uvec4(qh, qh >> 8u, qh >> 16u, qh >> 24u) >> (2u * g)) & 3u;
+    return u4x4(ql, shift) + vec4(hb * 16u);
+}
+float il_scale6(uvec4 sc, uint k) { return float(int(sc[k >> 2u] << (24u - 8u * (k & 3u))) >> 24); }
+void il_block(uint b) {
+    uvec4 sc[RPL];
+    float d[RPL];
+    for (uint i = 0u; i < RPL; i++) { sc[i] = il_texel(b, 12u, i); d[i] = il_half(il_side(b, i), 0u); }
+    for (uint h = 0u; h < 2u; h++) {
+        for (uint s = 0u; s < 2u; s++) {
+            vec4 xv[TR * 16u];
+            vec4 sx[TR];
+            for (uint r = 0u; r < TR; r++) {
+                if (r >= il_nr) break;
+                uint k = 256u * b + 128u * h + 16u * s;
+                for (uint g = 0u; g < 4u; g++) {
+                    vec4 a = vec4(0.0);
+                    for (uint q = 0u; q < 4u; q++) { xv[16u * r + 4u * g + q] = il_x4(r, k + 32u * g + 4u * q); a += xv[16u * r + 4u * g + q]; }
+                    sx[r][g] = il_sum(a);
+                }
+            }
+            for (uint i = 0u; i < RPL; i++) {
+                uvec4 A = il_texel(b, 4u * h + s, i), B = il_texel(b, 4u * h + 2u + s, i), H = il_texel(b, 8u + 2u * h + s, i);
+                vec4 sg = d[i] * vec4(il_scale6(sc[i], 8u * h + s), il_scale6(sc[i], 8u * h + s + 2u),
+                                      il_scale6(sc[i], 8u * h + s + 4u), il_scale6(sc[i], 8u * h + s + 6u));
+                for (uint r = 0u; r < TR; r++) {
+                    if (r >= il_nr) break;
+                    vec4 t = vec4(0.0);
+                    for (uint q = 0u; q < 4u; q++) {
+                        uint x0 = 16u * r + q;
+                        t.x += dot(il_q6(A[q], 0u, H[q], 0u), xv[x0]);
+                        t.y += dot(il_q6(B[q], 0u, H[q], 1u), xv[x0 + 4u]);
+                        t.z += dot(il_q6(A[q], 4u, H[q], 2u), xv[x0 + 8u]);
+                        t.w += dot(il_q6(B[q], 4u, H[q], 3u), xv[x0 + 12u]);
+                    }
+                    il_add(i, r, dot(sg, t - 32.0 * sx[r]));
+                }
+            }
+        }
+    }
+}
+
+#elif W_DTYPE == 20
+// MLX affine: side scale, bias; texel u: elements (16 / MLX_BITS * 8) u onwards, consecutive
+// (4-bit: 32 per texel, element n of a word at bits 4n; 8-bit: 16, one per byte).
+const uint IL_EPT = 128u / MLX_BITS;          // elements per texel
+void il_block(uint b) {
+    vec2 sb[RPL];
+    for (uint i = 0u; i < RPL; i++) { uint w = il_side(b, i); sb[i] = vec2(mlx_scale(w & 0xFFFFu), mlx_scale(w >> 16u)); }
+    for (uint u = 0u; u < MLX_GS / IL_EPT; u++) {
+        vec4 xv[TR * (IL_EPT / 4u)];
+        float sx[TR];
+        for (uint r = 0u; r < TR; r++) {
+            if (r >= il_nr) break;
+            vec4 a = vec4(0.0);
+            for (uint q = 0u; q < IL_EPT / 4u; q++) { xv[(IL_EPT / 4u) * r + q] = il_x4(r, MLX_GS * b + IL_EPT * u + 4u * q); a += xv[(IL_EPT / 4u) * r + q]; }
+            sx[r] = il_sum(a);
+        }
+        for (uint i = 0u; i < RPL; i++) {
+            uvec4 w = il_texel(b, u, i);
+            for (uint r = 0u; r < TR; r++) {
+                if (r >= il_nr) break;
+                uint x0 = (IL_EPT / 4u) * r;
+                float t = 0.0;
+                for (uint c = 0u; c < 4u; c++) {
+#if MLX_BITS == 4
+                    t += dot(vec4(uvec4(w[c], w[c] >> 4u, w[c] >> 8u, w[c] >> 12u) & 15u), xv[x0 + 2u * c])
+                       + dot(vec4(uvec4(w[c] >> 16u, w[c] >> 20u, w[c] >> 24u, w[c] >> 28u) & 15u), xv[x0 + 2u * c + 1u]);
+#else
+                    t += dot(vec4(uvec4(w[c], w[c] >> 8u, w[c] >> 16u, w[c] >> 24u) & 255u), xv[x0 + c]);
+#endif
+                }
+                il_add(i, r, sb[i].x * t + sb[i].y * sx[r]);
+            }
+        }
+    }
+}
+#endif
 #endif

@@ -10,12 +10,63 @@
 // 32-element chunks of the row in turn (consecutive invocations consecutive chunks), decodes
 // each chunk once for all the workgroup's rows, and the rows' sums end in one subgroupAdd each.
 // READ_TEXEL 1 binds W as a R32G32B32A32_UINT texel view instead of a storage buffer.
+//
+// INTERLEAVED 1 (texel read path, CPU devices): W is the interleaved copy (see
+// DeviceBuffers.interleavedWeight): per group of ROWS (32) features, main texel u of block b of
+// feature i at (b * MT + u) * ROWS + i (MT = texels per block minus its side bytes), then the
+// side bytes (16-bit scales) of block b, feature i at (b * ROWS + i) * S. w_base is the texel
+// index of the window's first group. A workgroup computes one group for TR rows (decode: 1);
+// each invocation owns RPL = ROWS / invocations features and walks all of k, so the workgroup
+// reads its group as one sequential stream, no reduction (matvec.comp's interleaved kernel
+// for the float formats). x is a texel view too; each block's decode (block_formats.glsl,
+// il_block) is shared by the TR rows.
 #include "common.glsl"
 
 #ifndef READ_TEXEL
 #define READ_TEXEL 0
 #endif
+#ifndef INTERLEAVED
+#define INTERLEAVED 0
+#endif
 
+#if INTERLEAVED
+layout(constant_id = 2) const uint ROWS = 32u;   // features per group
+layout(constant_id = 3) const uint ALIGNED = 1u; // x rows start on whole texels
+layout(constant_id = 4) const uint TR = 1u;      // rows per workgroup
+layout(constant_id = 5) const uint RPL = 4u;     // features per invocation
+
+layout(push_constant) uniform P {
+    uint in_f; uint x_stride; uint x_col; uint o_stride;
+    uint o_col; uint w_base; uint b_base; uint has_bias;
+    uint accumulate; uint o0; uint ocount; uint rows;
+} p;
+
+layout(binding = 0) uniform usamplerBuffer X;
+layout(binding = 1) uniform usamplerBuffer W;
+layout(std430, binding = 2) readonly buffer Bs { uint B[]; };
+layout(std430, binding = 3) buffer Out { float o[]; };
+#define W_WORD(i) texelFetch(W, int((i) >> 2u))[(i) & 3u]
+
+uint il_main_base;    // texel of (block 0, texel 0, feature f0) of this group
+uint il_side_base;    // byte of the group's side bytes
+uint il_mt;           // main texels per block
+uint il_f0;           // the invocation's first feature in the group
+uint il_x[TR];        // element index of each tile row's x in X
+uint il_nr;           // real rows in the tile
+float il_acc[RPL * TR];
+
+uvec4 il_texel(uint b, uint u, uint i) { return texelFetch(W, int(il_main_base + (b * il_mt + u) * ROWS + i)); }
+vec4 il_x4(uint r, uint k) {
+    uint e = il_x[r] + k;
+    if (ALIGNED != 0u) return uintBitsToFloat(texelFetch(X, int(e >> 2u)));
+    return vec4(uintBitsToFloat(texelFetch(X, int(e >> 2u))[e & 3u]), uintBitsToFloat(texelFetch(X, int((e + 1u) >> 2u))[(e + 1u) & 3u]),
+                uintBitsToFloat(texelFetch(X, int((e + 2u) >> 2u))[(e + 2u) & 3u]), uintBitsToFloat(texelFetch(X, int((e + 3u) >> 2u))[(e + 3u) & 3u]));
+}
+void il_add(uint i, uint r, float v) { il_acc[i * TR + r] += v; }
+uint il_side(uint b, uint i);
+#define BLOCK_INTERLEAVED 1
+
+#else
 layout(push_constant) uniform P {
     uint in_f; uint x_stride; uint x_col; uint o_stride;
     uint o_col; uint w_base; uint b_base; uint has_bias;
@@ -33,8 +84,49 @@ layout(std430, binding = 1) readonly buffer Wt { uint W[]; };
 layout(std430, binding = 2) readonly buffer Bs { uint B[]; };
 layout(std430, binding = 3) buffer Out { float o[]; };
 
+#endif
+
 #include "block_formats.glsl"
 
+#if INTERLEAVED
+uint il_side(uint b, uint i) {
+    const uint S = W_SIDE_BYTES;
+    uint a = il_side_base + (b * ROWS + il_f0 + i) * S;
+    uint w = W_WORD(a >> 2u);
+    return S == 4u ? w : (w >> (8u * (a & 3u))) & 0xFFFFu;
+}
+
+void main() {
+    uint g = gl_WorkGroupID.x, j0 = g * ROWS;
+    uint r0 = gl_WorkGroupID.y * TR;
+    if (j0 >= p.ocount || r0 >= p.rows) return;
+    il_nr = min(TR, p.rows - r0);
+    il_f0 = gl_LocalInvocationID.x * RPL;
+    uint nb = p.in_f / W_BLOCK_ELEMS;
+    il_mt = W_MAIN_BYTES / 16u;
+    uint groupTexels = ROWS * nb * (W_MAIN_BYTES + W_SIDE_BYTES) / 16u;
+    uint gb = p.w_base + g * groupTexels;
+    il_main_base = gb + il_f0;
+    il_side_base = (gb + ROWS * nb * il_mt) * 16u;
+    for (uint r = 0u; r < TR; r++) il_x[r] = (r0 + min(r, il_nr - 1u)) * p.x_stride + p.x_col;
+    for (uint i = 0u; i < RPL * TR; i++) il_acc[i] = 0.0;
+    for (uint b = 0u; b < nb; b++) il_block(b);
+    for (uint i = 0u; i < RPL; i++) {
+        uint f = j0 + il_f0 + i;
+        if (f >= p.ocount) break;
+        uint of = p.o0 + f;
+        float bias = p.has_bias != 0u ? LOAD_B(B, p.b_base + of) : 0.0;
+        for (uint r = 0u; r < TR; r++) {
+            if (r >= il_nr) break;
+            uint oi = (r0 + r) * p.o_stride + p.o_col + of;
+            float s = il_acc[i * TR + r] + bias;
+            if (p.accumulate != 0u) o[oi] += s; else o[oi] = s;
+        }
+    }
+}
+
+
+#else
 const uint RB = 8u;
 
 void main() {
@@ -70,3 +162,4 @@ void main() {
         }
     }
 }
+#endif

@@ -39,7 +39,7 @@ public enum MLXAffine {
         let packed = gs * bits / 8, block = 4 + packed, mask = (1 << bits) - 1
         return WeightFormat(
             name: name, elementsPerBlock: gs, bytesPerBlock: block, shaderCode: 20,
-            shaderDefines: ["MLX_BITS": "\(bits)", "MLX_GS": "\(gs)", "MLX_SCALE_BF16": scales == .bf16 ? "1" : "0"],
+            shaderDefines: ["MLX_BITS": "\(bits)", "MLX_GS": "\(gs)", "MLX_SCALE_BF16": scales == .bf16 ? "1" : "0"], sideBytes: 0..<4,
             dequantize: { raw, n in
                 var y = [Float](repeating: 0, count: n)
                 for g in 0..<(n / gs) {

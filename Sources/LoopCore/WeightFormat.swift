@@ -21,12 +21,26 @@ public struct WeightFormat: Sendable, CustomStringConvertible {
     /// Stored bytes of `values` (a whole number of blocks): rounding to nearest for the float
     /// formats, the reference quantizer for the block formats.
     public let quantize: @Sendable (_ values: [Float]) -> [UInt8]
+    /// A block format's bytes that the texel path's interleaved copy stores apart from the rest
+    /// of the block (its 16-bit scales: Q8_0's and Q4_0's d, Q6_K's d, MLX's scale and bias),
+    /// so that the rest is whole 16-byte texels (see `interleavedMainBytes`). Empty for the
+    /// float formats and for Q4_K (144 bytes, nine texels as stored).
+    public let sideBytes: Range<Int>
 
     public init(name: String, elementsPerBlock: Int, bytesPerBlock: Int, shaderCode: Int, shaderDefines: [String: String] = [:],
+                sideBytes: Range<Int> = 0..<0,
                 dequantize: @escaping @Sendable (_ raw: UnsafeRawBufferPointer, _ count: Int) -> [Float],
                 quantize: @escaping @Sendable (_ values: [Float]) -> [UInt8]) {
         self.name = name; self.elementsPerBlock = elementsPerBlock; self.bytesPerBlock = bytesPerBlock
-        self.shaderCode = shaderCode; self.shaderDefines = shaderDefines; self.dequantize = dequantize; self.quantize = quantize
+        self.shaderCode = shaderCode; self.shaderDefines = shaderDefines; self.sideBytes = sideBytes
+        self.dequantize = dequantize; self.quantize = quantize
+    }
+
+    /// Bytes of a block that the interleaved copy keeps as 16-byte texels (all but `sideBytes`),
+    /// or nil when they are not whole texels (the format has no interleaved copy).
+    public var interleavedMainBytes: Int? {
+        let m = bytesPerBlock - sideBytes.count
+        return isBlock && m > 0 && m % 16 == 0 ? m : nil
     }
 
     /// Several elements per block (a quantized format): read by the block kernels.
@@ -57,13 +71,13 @@ public struct WeightFormat: Sendable, CustomStringConvertible {
     }, quantize: { bytes($0.map(Float16Bits.floatToBF16)) })
 
     // GGUF's block formats, ggml's layouts (BlockFormats.swift; shaders: block_formats.glsl).
-    public static let q8_0 = WeightFormat(name: "q8_0", elementsPerBlock: 32, bytesPerBlock: 34, shaderCode: 10,
+    public static let q8_0 = WeightFormat(name: "q8_0", elementsPerBlock: 32, bytesPerBlock: 34, shaderCode: 10, sideBytes: 0..<2,
                                           dequantize: GGMLBlocks.dequantizeQ8_0, quantize: GGMLBlocks.quantizeQ8_0)
-    public static let q4_0 = WeightFormat(name: "q4_0", elementsPerBlock: 32, bytesPerBlock: 18, shaderCode: 11,
+    public static let q4_0 = WeightFormat(name: "q4_0", elementsPerBlock: 32, bytesPerBlock: 18, shaderCode: 11, sideBytes: 0..<2,
                                           dequantize: GGMLBlocks.dequantizeQ4_0, quantize: GGMLBlocks.quantizeQ4_0)
     public static let q4_k = WeightFormat(name: "q4_k", elementsPerBlock: 256, bytesPerBlock: 144, shaderCode: 12,
                                           dequantize: GGMLBlocks.dequantizeQ4_K, quantize: GGMLBlocks.quantizeQ4_K)
-    public static let q6_k = WeightFormat(name: "q6_k", elementsPerBlock: 256, bytesPerBlock: 210, shaderCode: 13,
+    public static let q6_k = WeightFormat(name: "q6_k", elementsPerBlock: 256, bytesPerBlock: 210, shaderCode: 13, sideBytes: 208..<210,
                                           dequantize: GGMLBlocks.dequantizeQ6_K, quantize: GGMLBlocks.quantizeQ6_K)
 
     /// MLX's affine quantization as the engine stores it: per group of `groupSize` elements its

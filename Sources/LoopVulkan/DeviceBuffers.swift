@@ -112,7 +112,8 @@ final class DeviceBuffers {
         let key = WeightCopy.interleaved(name: name, inFeatures: inF, block: block, firstRow: firstRow).key
         if let w = weightSlices[key] { return w }
         let w: (BufferSlice, DType, Int) = try weights.withBytes(name) { dtype, shape, raw in
-            guard dtype.isFloat else { throw LoopError.wrongDType(tensor: name, found: dtype.rawValue) }
+            guard let format = dtype.weightFormat else { throw LoopError.wrongDType(tensor: name, found: dtype.rawValue) }
+            if format.isBlock { return try interleavedBlocks(name, format: format, dtype: dtype, shape: shape, raw: raw, inF: inF, block: block, firstRow: firstRow) }
             let count = shape.reduce(1, *), es = dtype.byteSize
             guard inF > 0, block > 0, (inF * es) % 16 == 0, count % inF == 0, firstRow >= 0, firstRow < max(count / inF, 1) else {
                 throw LoopError.invalidArgument("\(name) (\(count) elements) cannot be read as rows of \(inF) from row \(firstRow) in blocks of \(block)")
@@ -153,6 +154,60 @@ final class DeviceBuffers {
         weights.releaseStacked(name)
         weights.releaseResident(name)
         return w
+    }
+
+    /// `interleavedWeight` for a block format: per group of `block` rows, main texel u of block
+    /// b of row i at (b * MT + u) * block + i (MT: the block's bytes less its side bytes, in
+    /// 16-byte texels, in stored order), then the side bytes of block b, row i at
+    /// (b * block + i) * S (linear_block.comp's INTERLEAVED kernel); the last group zero-padded.
+    /// The same bytes as stored, reordered (plus the padding).
+    private func interleavedBlocks(_ name: String, format: WeightFormat, dtype: DType, shape: [Int], raw: UnsafeRawBufferPointer,
+                                   inF: Int, block: Int, firstRow: Int) throws -> (BufferSlice, DType, Int) {
+        let count = shape.reduce(1, *), epb = format.elementsPerBlock, bpb = format.bytesPerBlock
+        let side = format.sideBytes, s = side.count
+        guard inF > 0, block > 0, inF % epb == 0, count % inF == 0, let main = format.interleavedMainBytes,
+              (block * inF / epb * s) % 16 == 0, firstRow >= 0, firstRow < max(count / inF, 1) else {
+            throw LoopError.invalidArgument("\(name) (\(dtype.rawValue), \(count) elements) cannot be read as rows of \(inF) from row \(firstRow) in interleaved groups of \(block)")
+        }
+        // Side bytes sit at the block's start or end, so the rest is one run of texels.
+        guard side.isEmpty || side.lowerBound == 0 || side.upperBound == bpb else {
+            throw LoopError.invalidArgument("\(dtype.rawValue): side bytes \(side) are neither at the start nor the end of a block")
+        }
+        let mainStart = side.lowerBound == 0 ? s : 0
+        let rows = count / inF - firstRow, nb = inF / epb, mt = main / 16, rowBytes = nb * bpb
+        let groups = (rows + block - 1) / block, groupBytes = block * rowBytes
+        let slice = try arena.allocate(groups * groupBytes)
+        let perChunk = max(1, (8 << 20) / groupBytes)
+        var buffer = [UInt8](repeating: 0, count: min(perChunk, groups) * groupBytes)
+        let src = raw.baseAddress! + firstRow * rowBytes
+        var g0 = 0
+        while g0 < groups {
+            let ng = min(perChunk, groups - g0)
+            try buffer.withUnsafeMutableBytes { dst in
+                let d = dst.baseAddress!
+                memset(d, 0, ng * groupBytes)
+                for g in 0..<ng {
+                    let out = d + g * groupBytes, sideOut = out + block * nb * main
+                    for i in 0..<block {
+                        let row = (g0 + g) * block + i
+                        guard row < rows else { break }
+                        let inp = src + row * rowBytes
+                        for b in 0..<nb {
+                            let blk = inp + b * bpb
+                            // The block without its side bytes (at its start or end), as texels.
+                            let m = blk + mainStart
+                            for t in 0..<mt {
+                                (out + ((b * mt + t) * block + i) * 16).storeBytes(of: (m + 16 * t).loadUnaligned(as: SIMD2<UInt64>.self), as: SIMD2<UInt64>.self)
+                            }
+                            if s > 0 { memcpy(sideOut + (b * block + i) * s, blk + side.lowerBound, s) }
+                        }
+                    }
+                }
+                try context.upload(UnsafeRawBufferPointer(rebasing: dst[0..<(ng * groupBytes)]), to: slice, at: g0 * groupBytes, cache: staging)
+            }
+            g0 += ng
+        }
+        return (slice, dtype, groups * block * inF)
     }
 
     /// The device copies uploaded so far (`WeightCopy.key`s; "#f32" for fp32 copies).

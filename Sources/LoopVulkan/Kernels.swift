@@ -28,7 +28,8 @@ enum WeightCopy: Hashable {
             return bytes
         case let .interleaved(_, inF, block, first):
             let rows = count / max(inF, 1) - first
-            return (rows + block - 1) / block * block * inF * es
+            let rowBytes = info.dtype.isBlock ? (info.dtype.weightFormat?.bytes(elements: inF) ?? 0) : inF * es
+            return (rows + block - 1) / block * block * rowBytes
         }
     }
 }
@@ -128,13 +129,21 @@ final class Kernels {
     }
 
     /// The interleaved copy a texel-path product over `weight` reads, or nil when it reads the
-    /// row-major copy: rows must be whole texels and the window must start on a whole row.
-    /// A window that starts mid-block gets its own copy whose blocks start at that row.
+    /// row-major copy: rows must be whole texels (a block format: whole blocks whose bytes
+    /// less their side bytes are whole texels, see WeightFormat.interleavedMainBytes) and the
+    /// window must start on a whole row. A window that starts mid-block gets its own copy
+    /// whose blocks start at that row.
     func interleavedCopy(_ weight: WeightRef, inF: Int, weights: WeightStore) throws -> WeightCopy? {
         guard readPath == .texel, texelInterleave > 0 else { return nil }
         let info = try weights.info(weight.name)
         let count = info.shape.reduce(1, *)
-        guard !info.dtype.isBlock, inF > 0, (inF * info.dtype.byteSize) % 16 == 0, count % inF == 0, weight.offset % inF == 0 else { return nil }
+        guard inF > 0, count % inF == 0, weight.offset % inF == 0 else { return nil }
+        if let f = info.dtype.weightFormat, f.isBlock {
+            guard inF % f.elementsPerBlock == 0, f.interleavedMainBytes != nil,
+                  (texelInterleave * inF / f.elementsPerBlock * f.sideBytes.count) % 16 == 0 else { return nil }
+        } else if (inF * info.dtype.byteSize) % 16 != 0 {
+            return nil
+        }
         let row = weight.offset / inF
         return .interleaved(name: weight.name, inFeatures: inF, block: texelInterleave, firstRow: row % texelInterleave)
     }

@@ -6,7 +6,7 @@ import Testing
 /// The block formats on the GPU (linear_block.comp, embedding.comp's block branch) against
 /// the CPU twins' dequantized weights: the decode product (1 row), few-row and prefill
 /// products (3, 8, 9 and 70 rows: whole and partial row groups of 8), the embedding gather;
-/// both read paths; weights read from row offsets, with and without bias, accumulating.
+/// both read paths (the texel one over the interleaved copy and over row-major W); weights read from row offsets, with and without bias, accumulating.
 /// Both sides multiply the same dequantized values in fp32, so the products agree to
 /// accumulation order: NMSE <= 1e-9.
 @Suite(.serialized, .enabled(if: GPU.available))
@@ -15,10 +15,10 @@ struct BlockFormatParityTests {
     static let threshold = 1e-9
 
     func check(_ name: String, acts: [String: Int], rows: Int, tokens: [Int32]? = nil, weights: WeightStore, inputs: [String: [Float]],
-               ops: [Op], outputs: [String], readPath: ReadPath, sourceLocation: SourceLocation = #_sourceLocation) throws -> VulkanBackend {
+               ops: [Op], outputs: [String], kernels spec: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> VulkanBackend {
         let layout = BackendLayout(activations: acts, kvSlots: 0, kvWidth: 1, maxContext: max(64, rows), maxRows: rows)
         let cpu = try CPUBackend(layout: layout, weights: weights)
-        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: weights, kernels: GPU.kernels(read: readPath))
+        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: weights, kernels: GPU.kernels(spec))
         for backend in [cpu as PlanBackend, gpu] {
             for (k, v) in inputs { try backend.write(k, values: v) }
             try backend.run(ops, section: SectionKey(name, rows: rows), tokens: tokens ?? [Int32](repeating: 0, count: rows), pos0: 0)
@@ -33,8 +33,14 @@ struct BlockFormatParityTests {
         return gpu
     }
 
-    @Test(arguments: formats, GPU.readPaths)
-    func linear(dtype: DType, path: ReadPath) throws {
+    /// Kernel configurations: each read path (the texel one over the interleaved copy), and the
+    /// texel path over row-major W (interleave=0).
+    static var linearKernels: [String] {
+        GPU.readPaths.map { "read=\($0)" } + (GPU.hasTexelPath ? ["read=texel,interleave=0"] : [])
+    }
+
+    @Test(arguments: formats, linearKernels)
+    func linear(dtype: DType, path: String) throws {
         var rng = SeededRandom(seed: 77)
         let epb = dtype.weightFormat!.elementsPerBlock
         let inF = max(epb, 256) * 2   // 512: whole blocks of every format
@@ -48,8 +54,11 @@ struct BlockFormatParityTests {
                 let gpu = try check(name, acts: ["x": inF + xCol, "y": outF + 2], rows: rows, weights: w, inputs: inputs,
                                     ops: [.linear(x: ActRef("x", col: xCol), weight: WeightRef("W", offset: offRows * inF), bias: bias ? WeightRef("b", offset: offRows) : nil,
                                                   out: ActRef("y", col: offRows % 2), inFeatures: inF, outFeatures: outF, accumulate: acc)],
-                                    outputs: ["y"], readPath: path)
-                #expect(gpu.kernels.pipelineKeys.contains { $0.hasPrefix("linear_block.comp|\(dtype.rawValue)|") }, "\(name) did not take linear_block.comp")
+                                    outputs: ["y"], kernels: path)
+                let keys = gpu.kernels.pipelineKeys.filter { $0.hasPrefix("linear_block.comp|\(dtype.rawValue)|") }
+                #expect(!keys.isEmpty, "\(name) did not take linear_block.comp")
+                let interleaved = keys.contains { $0.contains("INTERLEAVED=1") }
+                #expect(interleaved == (path == "read=texel"), "\(name): interleaved kernel \(interleaved) for \(path)")
             }
         }
     }
@@ -63,7 +72,7 @@ struct BlockFormatParityTests {
         let tokens: [Int32] = [0, 5, 36, 5, 17, 2, 9]
         _ = try check("block-embedding-\(dtype.rawValue)", acts: ["out": dim + 3], rows: tokens.count, tokens: tokens, weights: w, inputs: [:],
                       ops: [.embed(table: WeightRef("emb", offset: 2 * dim), vocab: vocab, dim: dim, out: ActRef("out", col: 2), scale: 1.7)],
-                      outputs: ["out"], readPath: .storage)
+                      outputs: ["out"], kernels: "read=storage")
     }
 
     /// Rows that are not whole blocks are refused with the tensor named, before any dispatch.

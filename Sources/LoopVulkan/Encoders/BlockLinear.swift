@@ -3,8 +3,10 @@ import LoopCore
 
 // `.linear` and `.embed` over block-quantized weights (GGUF's Q8_0, Q4_0, Q4_K, Q6_K, MLX's
 // affine formats): linear_block.comp for every row count, on storage buffers or (texel read
-// path) a texel view of W; embedding.comp's block branch for the gather. Weights stay as
-// stored (no repacked copies): a row is whole blocks, so windows are byte ranges of rows.
+// path) a texel view of W, or on the texel path its INTERLEAVED kernel over the interleaved
+// copy (DeviceBuffers.interleavedWeight: the same bytes reordered in groups of 32 rows);
+// embedding.comp's block branch for the gather. A row is whole blocks, so windows of the
+// stored layout are byte ranges of rows.
 
 /// linear_block.comp's block: matvec.comp's, with `wBase` a byte address.
 struct BlockLinearPush: PushBlock {
@@ -60,6 +62,11 @@ extension Kernels {
         }
         let texel = readPath == .texel
         let (bb, bbase, bdt) = try biasWindow(bias, count: outF, buffers: buffers) ?? (buffers.dummyBinding, 0, .f32)
+        if texel, let copy = try interleavedCopy(weight, inF: inF, weights: buffers.weights), case let .interleaved(_, _, block, first) = copy,
+           try encodeInterleavedBlockLinear(op, dtype: dtype, rowBytes: rowBytes, block: block, firstRow: first, rows: rows,
+                                            bias: (bb, bbase, bdt), into: cb, buffers: buffers) {
+            return
+        }
         let f = Self.gemvFeatures, sg = context.info.subgroupSize
         let limit = texel ? maxTexelBytes - 2 * max(Int(context.info.minTexelBufferOffsetAlignment), 16)
                           : Int(context.info.maxStorageBufferRange) - 256
@@ -78,6 +85,45 @@ extension Kernels {
                             groups: (Self.groups(n, f), Self.groups(rows, Self.blockLinearRows), 1))
             o0 += n
         }
+    }
+
+    /// linear_block.comp's INTERLEAVED kernel (texel path): W's interleaved copy in chunks of
+    /// whole groups of `block` features that each fit one texel view, x in one view; a
+    /// workgroup per group and tile of rows (1 for decode, `blockLinearRows` for prefill),
+    /// `block / lanes` features per invocation. Returns false before recording anything when
+    /// x or one group does not fit a view (the caller takes the row-major kernel).
+    func encodeInterleavedBlockLinear(_ op: Op, dtype: DType, rowBytes: Int, block: Int, firstRow first: Int, rows: Int,
+                                      bias: (Binding, UInt32, DType), into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
+        guard case let .linear(x, weight, biasRef, out, inF, outF, accumulate) = op else { return false }
+        let slack = 2 * max(Int(context.info.minTexelBufferOffsetAlignment), 16)
+        let groupBytes = block * rowBytes
+        let xStride = try buffers.width(x.name), oStride = try buffers.width(out.name)
+        guard groupBytes + slack <= maxTexelBytes,
+              let (xb, xShift) = texelWindow(try buffers.act(x.name), byteStart: x.col * 4, byteCount: ((rows - 1) * xStride + inF) * 4) else { return false }
+        let xCol = xShift / 4
+        let aligned = xCol % 4 == 0 && (rows == 1 || xStride % 4 == 0)
+        let slice = try buffers.interleavedWeight(weight.name, inFeatures: inF, block: block, firstRow: first).slice
+        let row0 = weight.offset / inF - first            // a multiple of `block`
+        var lanes = min(texelLanes, block)
+        while block % lanes != 0 { lanes -= 1 }
+        let tileRows = rows == 1 ? 1 : Self.blockLinearRows
+        let p = try pipeline("linear_block.comp", kinds: [.uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer], push: BlockLinearPush.self,
+                             local: (lanes, 1), w: dtype, b: bias.2, defines: ["READ_TEXEL": "1", "INTERLEAVED": "1"],
+                             constants: [u32(block), aligned ? 1 : 0, u32(tileRows), u32(block / lanes)])
+        let chunkFeatures = min((maxTexelBytes - slack) / groupBytes, context.info.maxWorkGroupCount[0]) * block
+        var o0 = 0
+        while o0 < outF {
+            let n = min(chunkFeatures, outF - o0)
+            guard let (wb, wShift) = texelWindow(slice, byteStart: (row0 + o0) * rowBytes, byteCount: Self.groups(n, block) * groupBytes) else {
+                throw VulkanError("linear(\(weight.name))", message: "rows \(o0)..<\(o0 + n) do not fit one texel view of \(maxTexelBytes) bytes")
+            }
+            let push = LinearPush(inF: u32(inF), xStride: u32(xStride), xCol: u32(xCol), oStride: u32(oStride), oCol: u32(out.col), wBase: u32(wShift / 16),
+                                  bBase: bias.1, hasBias: biasRef == nil ? 0 : 1, accumulate: accumulate ? 1 : 0, o0: u32(o0), ocount: u32(n), rows: u32(rows))
+            try cb.dispatch(p, [xb, wb, bias.0, Binding(try buffers.act(out.name))], push: BlockLinearPush(push),
+                            groups: (Self.groups(n, block), Self.groups(rows, tileRows), 1))
+            o0 += n
+        }
+        return true
     }
 
     /// `.embed` over a block-format table: embedding.comp's block branch, rows in chunks that
