@@ -23,7 +23,7 @@
 //   il_texel(b, u, i)   main texel u of block b of feature i (the block minus its side bytes,
 //                       WeightFormat.sideBytes, as 16-byte texels in stored order)
 //   il_side(b, i)       the side bytes of block b of feature i (16-bit scales) in one uint
-//   il_x4(r, k)         x[row r of the tile, k ..< k + 4]; il_nr rows of the tile are real
+//   il_x4(r, k)         x[row r of the tile, elements k ..< k + 4 of block b]; il_nr rows are real
 //   il_add(i, r, v)     sum[feature i, row r] += v
 // Each format's branch decodes a texel once for all TR rows and folds a scale's offset
 // (Q4_0's -8, K-quant minimums, MLX's bias) into one multiply of the x sum.
@@ -173,7 +173,7 @@ void il_block(uint b) {
         vec4 xv[TR * 4u];
         for (uint r = 0u; r < TR; r++) {
             if (r >= il_nr) break;
-            for (uint q = 0u; q < 4u; q++) xv[4u * r + q] = il_x4(r, 32u * b + 16u * u + 4u * q);
+            for (uint q = 0u; q < 4u; q++) xv[4u * r + q] = il_x4(r, 16u * u + 4u * q);
         }
         for (uint i = 0u; i < RPL; i++) {
             uvec4 w = il_texel(b, u, i);
@@ -194,7 +194,7 @@ void il_block(uint b) {
     for (uint r = 0u; r < TR; r++) {
         if (r >= il_nr) break;
         vec4 s = vec4(0.0);
-        for (uint q = 0u; q < 8u; q++) { xv[8u * r + q] = il_x4(r, 32u * b + 4u * q); s += xv[8u * r + q]; }
+        for (uint q = 0u; q < 8u; q++) { xv[8u * r + q] = il_x4(r, 4u * q); s += xv[8u * r + q]; }
         sx[r] = il_sum(s);
     }
     for (uint i = 0u; i < RPL; i++) {
@@ -239,7 +239,7 @@ void il_block(uint b) {
             vec2 sx[TR];
             for (uint r = 0u; r < TR; r++) {
                 if (r >= il_nr) break;
-                uint k = 256u * b + 64u * p2 + 16u * hp;
+                uint k = 64u * p2 + 16u * hp;
                 vec4 sl = vec4(0.0), sh = vec4(0.0);
                 for (uint q = 0u; q < 4u; q++) {
                     xv[8u * r + q] = il_x4(r, k + 4u * q); sl += xv[8u * r + q];
@@ -283,7 +283,7 @@ void il_block(uint b) {
             vec4 sx[TR];
             for (uint r = 0u; r < TR; r++) {
                 if (r >= il_nr) break;
-                uint k = 256u * b + 128u * h + 16u * s;
+                uint k = 128u * h + 16u * s;
                 for (uint g = 0u; g < 4u; g++) {
                     vec4 a = vec4(0.0);
                     for (uint q = 0u; q < 4u; q++) { xv[16u * r + 4u * g + q] = il_x4(r, k + 32u * g + 4u * q); a += xv[16u * r + 4u * g + q]; }
@@ -324,7 +324,7 @@ void il_block(uint b) {
         for (uint r = 0u; r < TR; r++) {
             if (r >= il_nr) break;
             vec4 a = vec4(0.0);
-            for (uint q = 0u; q < IL_EPT / 4u; q++) { xv[(IL_EPT / 4u) * r + q] = il_x4(r, MLX_GS * b + IL_EPT * u + 4u * q); a += xv[(IL_EPT / 4u) * r + q]; }
+            for (uint q = 0u; q < IL_EPT / 4u; q++) { xv[(IL_EPT / 4u) * r + q] = il_x4(r, IL_EPT * u + 4u * q); a += xv[(IL_EPT / 4u) * r + q]; }
             sx[r] = il_sum(a);
         }
         for (uint i = 0u; i < RPL; i++) {

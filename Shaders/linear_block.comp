@@ -14,12 +14,14 @@
 // INTERLEAVED 1 (texel read path, CPU devices): W is the interleaved copy (see
 // DeviceBuffers.interleavedWeight): per group of ROWS (32) features, main texel u of block b of
 // feature i at (b * MT + u) * ROWS + i (MT = texels per block minus its side bytes), then the
-// side bytes (16-bit scales) of block b, feature i at (b * ROWS + i) * S. w_base is the texel
-// index of the window's first group. A workgroup computes one group for TR rows (decode: 1);
-// each invocation owns RPL = ROWS / invocations features and walks all of k, so the workgroup
-// reads its group as one sequential stream, no reduction (matvec.comp's interleaved kernel
-// for the float formats). x is a texel view too; each block's decode (block_formats.glsl,
-// il_block) is shared by the TR rows.
+// side bytes (16-bit scales, S per block) in texels of SB = 16 / S blocks: block b of feature
+// i in texel (b / SB) * ROWS + i at byte (b % SB) * S. w_base is the texel index of the
+// window's first group. A workgroup is one subgroup and computes one group for TR rows
+// (decode: 1); each invocation owns RPL = ROWS / XL features and walks all of k, so the
+// workgroup reads its group as one sequential stream, no reduction (matvec.comp's interleaved
+// kernel for the float formats). x (a texel view) is fetched once per block by the subgroup
+// together and shared with subgroupShuffle; each block's decode (block_formats.glsl, il_block)
+// is shared by the TR rows.
 #include "common.glsl"
 
 #ifndef READ_TEXEL
@@ -30,10 +32,12 @@
 #endif
 
 #if INTERLEAVED
+#extension GL_KHR_shader_subgroup_shuffle : require
 layout(constant_id = 2) const uint ROWS = 32u;   // features per group
 layout(constant_id = 3) const uint ALIGNED = 1u; // x rows start on whole texels
 layout(constant_id = 4) const uint TR = 1u;      // rows per workgroup
 layout(constant_id = 5) const uint RPL = 4u;     // features per invocation
+layout(constant_id = 6) const uint XL = 8u;      // invocations (one subgroup) sharing x
 
 layout(push_constant) uniform P {
     uint in_f; uint x_stride; uint x_col; uint o_stride;
@@ -47,22 +51,12 @@ layout(std430, binding = 2) readonly buffer Bs { uint B[]; };
 layout(std430, binding = 3) buffer Out { float o[]; };
 #define W_WORD(i) texelFetch(W, int((i) >> 2u))[(i) & 3u]
 
-uint il_main_base;    // texel of (block 0, texel 0, feature f0) of this group
-uint il_side_base;    // byte of the group's side bytes
-uint il_mt;           // main texels per block
-uint il_f0;           // the invocation's first feature in the group
-uint il_x[TR];        // element index of each tile row's x in X
+// (il_texel, il_side, il_x4, il_add: see block_formats.glsl; defined after it.)
+uvec4 il_texel(uint b, uint u, uint i);
+uint il_side(uint b, uint i);
+vec4 il_x4(uint r, uint k);
+void il_add(uint i, uint r, float v);
 uint il_nr;           // real rows in the tile
-float il_acc[RPL * TR];
-
-uvec4 il_texel(uint b, uint u, uint i) { return texelFetch(W, int(il_main_base + (b * il_mt + u) * ROWS + i)); }
-vec4 il_x4(uint r, uint k) {
-    uint e = il_x[r] + k;
-    if (ALIGNED != 0u) return uintBitsToFloat(texelFetch(X, int(e >> 2u)));
-    return vec4(uintBitsToFloat(texelFetch(X, int(e >> 2u))[e & 3u]), uintBitsToFloat(texelFetch(X, int((e + 1u) >> 2u))[(e + 1u) & 3u]),
-                uintBitsToFloat(texelFetch(X, int((e + 2u) >> 2u))[(e + 2u) & 3u]), uintBitsToFloat(texelFetch(X, int((e + 3u) >> 2u))[(e + 3u) & 3u]));
-}
-void il_add(uint i, uint r, float v) { il_acc[i * TR + r] += v; }
 uint il_side(uint b, uint i);
 #define BLOCK_INTERLEAVED 1
 
@@ -89,11 +83,33 @@ layout(std430, binding = 3) buffer Out { float o[]; };
 #include "block_formats.glsl"
 
 #if INTERLEAVED
+// Side bytes: SB blocks' worth per feature in one texel (block b of feature i in texel
+// (b / SB) * ROWS + i, at byte (b % SB) * S), fetched once per SB blocks.
+const uint IL_S = W_SIDE_BYTES, IL_SB = IL_S == 0u ? 1u : 16u / max(IL_S, 1u);
+// x: the tile's x over one block, fetched once per block by the whole subgroup (invocation l
+// holds texels l, l + XL, ...), read through subgroupShuffle.
+const uint IL_XT = W_BLOCK_ELEMS / 4u, IL_NXW = (IL_XT + XL - 1u) / XL;
+uint il_main_base;    // texel of (block 0, texel 0, feature f0) of this group
+uint il_side_base;    // texel of (side texel 0, feature f0)
+uint il_mt;           // main texels per block
+uint il_x[TR];        // element index of each tile row's x in X
+float il_acc[RPL * TR];
+uvec4 il_sd[RPL];
+vec4 il_xs[TR * IL_NXW];
+
+uvec4 il_texel(uint b, uint u, uint i) { return texelFetch(W, int(il_main_base + (b * il_mt + u) * ROWS + i)); }
 uint il_side(uint b, uint i) {
-    const uint S = W_SIDE_BYTES;
-    uint a = il_side_base + (b * ROWS + il_f0 + i) * S;
-    uint w = W_WORD(a >> 2u);
-    return S == 4u ? w : (w >> (8u * (a & 3u))) & 0xFFFFu;
+    uint a = (b % IL_SB) * IL_S;
+    uint w = il_sd[i][a >> 2u];
+    return IL_S == 4u ? w : (w >> (8u * (a & 3u))) & 0xFFFFu;
+}
+vec4 il_x4(uint r, uint k) { uint t = k >> 2u; return subgroupShuffle(il_xs[r * IL_NXW + t / XL], t % XL); }
+void il_add(uint i, uint r, float v) { il_acc[i * TR + r] += v; }
+
+vec4 il_fetch_x(uint e) {
+    if (ALIGNED != 0u) return uintBitsToFloat(texelFetch(X, int(e >> 2u)));
+    return vec4(uintBitsToFloat(texelFetch(X, int(e >> 2u))[e & 3u]), uintBitsToFloat(texelFetch(X, int((e + 1u) >> 2u))[(e + 1u) & 3u]),
+                uintBitsToFloat(texelFetch(X, int((e + 2u) >> 2u))[(e + 2u) & 3u]), uintBitsToFloat(texelFetch(X, int((e + 3u) >> 2u))[(e + 3u) & 3u]));
 }
 
 void main() {
@@ -101,18 +117,26 @@ void main() {
     uint r0 = gl_WorkGroupID.y * TR;
     if (j0 >= p.ocount || r0 >= p.rows) return;
     il_nr = min(TR, p.rows - r0);
-    il_f0 = gl_LocalInvocationID.x * RPL;
+    uint lane = gl_SubgroupInvocationID, f0 = lane * RPL;
     uint nb = p.in_f / W_BLOCK_ELEMS;
     il_mt = W_MAIN_BYTES / 16u;
-    uint groupTexels = ROWS * nb * (W_MAIN_BYTES + W_SIDE_BYTES) / 16u;
-    uint gb = p.w_base + g * groupTexels;
-    il_main_base = gb + il_f0;
-    il_side_base = (gb + ROWS * nb * il_mt) * 16u;
+    uint sideTexels = IL_S == 0u ? 0u : (nb + IL_SB - 1u) / IL_SB * ROWS;
+    uint gb = p.w_base + g * (ROWS * nb * il_mt + sideTexels);
+    il_main_base = gb + f0;
+    il_side_base = gb + ROWS * nb * il_mt + f0;
     for (uint r = 0u; r < TR; r++) il_x[r] = (r0 + min(r, il_nr - 1u)) * p.x_stride + p.x_col;
     for (uint i = 0u; i < RPL * TR; i++) il_acc[i] = 0.0;
-    for (uint b = 0u; b < nb; b++) il_block(b);
+    for (uint b = 0u; b < nb; b++) {
+        if (IL_S != 0u && b % IL_SB == 0u)
+            for (uint i = 0u; i < RPL; i++) il_sd[i] = texelFetch(W, int(il_side_base + (b / IL_SB) * ROWS + i));
+        for (uint r = 0u; r < TR; r++) {
+            if (r >= il_nr) break;
+            for (uint w = 0u; w < IL_NXW; w++) il_xs[r * IL_NXW + w] = il_fetch_x(il_x[r] + W_BLOCK_ELEMS * b + 4u * min(w * XL + lane, IL_XT - 1u));
+        }
+        il_block(b);
+    }
     for (uint i = 0u; i < RPL; i++) {
-        uint f = j0 + il_f0 + i;
+        uint f = j0 + f0 + i;
         if (f >= p.ocount) break;
         uint of = p.o0 + f;
         float bias = p.has_bias != 0u ? LOAD_B(B, p.b_base + of) : 0.0;

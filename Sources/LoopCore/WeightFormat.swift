@@ -40,7 +40,19 @@ public struct WeightFormat: Sendable, CustomStringConvertible {
     /// or nil when they are not whole texels (the format has no interleaved copy).
     public var interleavedMainBytes: Int? {
         let m = bytesPerBlock - sideBytes.count
-        return isBlock && m > 0 && m % 16 == 0 ? m : nil
+        return isBlock && m > 0 && m % 16 == 0 && (sideBytes.isEmpty || 16 % sideBytes.count == 0) ? m : nil
+    }
+
+    /// Blocks whose side bytes share one 16-byte texel per row in the interleaved copy.
+    public var interleavedSideBlocks: Int { sideBytes.isEmpty ? 1 : 16 / sideBytes.count }
+
+    /// Bytes of one group of `rows` rows of `inF` elements in the interleaved copy (see
+    /// DeviceBuffers.interleavedWeight): the main texels, then the side texels (16 / S blocks'
+    /// side bytes per row and texel, the last texel of a row padded). Nil without a copy.
+    public func interleavedGroupBytes(rows: Int, inF: Int) -> Int? {
+        guard let m = interleavedMainBytes, inF % elementsPerBlock == 0 else { return nil }
+        let nb = inF / elementsPerBlock, sb = interleavedSideBlocks
+        return rows * nb * m + (sideBytes.isEmpty ? 0 : (nb + sb - 1) / sb * rows * 16)
     }
 
     /// Several elements per block (a quantized format): read by the block kernels.

@@ -158,15 +158,16 @@ final class DeviceBuffers {
 
     /// `interleavedWeight` for a block format: per group of `block` rows, main texel u of block
     /// b of row i at (b * MT + u) * block + i (MT: the block's bytes less its side bytes, in
-    /// 16-byte texels, in stored order), then the side bytes of block b, row i at
-    /// (b * block + i) * S (linear_block.comp's INTERLEAVED kernel); the last group zero-padded.
-    /// The same bytes as stored, reordered (plus the padding).
+    /// 16-byte texels, in stored order), then the side texels: block b's S side bytes of row i
+    /// in texel (b / SB) * block + i at byte (b % SB) * S, SB = 16 / S (linear_block.comp's
+    /// INTERLEAVED kernel); the last group zero-padded. The stored bytes reordered, plus the
+    /// padding of the last group and of a row's last side texel.
     private func interleavedBlocks(_ name: String, format: WeightFormat, dtype: DType, shape: [Int], raw: UnsafeRawBufferPointer,
                                    inF: Int, block: Int, firstRow: Int) throws -> (BufferSlice, DType, Int) {
         let count = shape.reduce(1, *), epb = format.elementsPerBlock, bpb = format.bytesPerBlock
         let side = format.sideBytes, s = side.count
         guard inF > 0, block > 0, inF % epb == 0, count % inF == 0, let main = format.interleavedMainBytes,
-              (block * inF / epb * s) % 16 == 0, firstRow >= 0, firstRow < max(count / inF, 1) else {
+              let groupBytes = format.interleavedGroupBytes(rows: block, inF: inF), firstRow >= 0, firstRow < max(count / inF, 1) else {
             throw LoopError.invalidArgument("\(name) (\(dtype.rawValue), \(count) elements) cannot be read as rows of \(inF) from row \(firstRow) in interleaved groups of \(block)")
         }
         // Side bytes sit at the block's start or end, so the rest is one run of texels.
@@ -175,7 +176,7 @@ final class DeviceBuffers {
         }
         let mainStart = side.lowerBound == 0 ? s : 0
         let rows = count / inF - firstRow, nb = inF / epb, mt = main / 16, rowBytes = nb * bpb
-        let groups = (rows + block - 1) / block, groupBytes = block * rowBytes
+        let groups = (rows + block - 1) / block, sb = format.interleavedSideBlocks
         let slice = try arena.allocate(groups * groupBytes)
         let perChunk = max(1, (8 << 20) / groupBytes)
         var buffer = [UInt8](repeating: 0, count: min(perChunk, groups) * groupBytes)
@@ -199,7 +200,7 @@ final class DeviceBuffers {
                             for t in 0..<mt {
                                 (out + ((b * mt + t) * block + i) * 16).storeBytes(of: (m + 16 * t).loadUnaligned(as: SIMD2<UInt64>.self), as: SIMD2<UInt64>.self)
                             }
-                            if s > 0 { memcpy(sideOut + (b * block + i) * s, blk + side.lowerBound, s) }
+                            if s > 0 { memcpy(sideOut + ((b / sb) * block + i) * 16 + (b % sb) * s, blk + side.lowerBound, s) }
                         }
                     }
                 }

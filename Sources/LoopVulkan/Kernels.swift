@@ -28,8 +28,10 @@ enum WeightCopy: Hashable {
             return bytes
         case let .interleaved(_, inF, block, first):
             let rows = count / max(inF, 1) - first
-            let rowBytes = info.dtype.isBlock ? (info.dtype.weightFormat?.bytes(elements: inF) ?? 0) : inF * es
-            return (rows + block - 1) / block * block * rowBytes
+            if let f = info.dtype.weightFormat, f.isBlock {
+                return (rows + block - 1) / block * (f.interleavedGroupBytes(rows: block, inF: inF) ?? 0)
+            }
+            return (rows + block - 1) / block * block * inF * es
         }
     }
 }
@@ -139,8 +141,10 @@ final class Kernels {
         let count = info.shape.reduce(1, *)
         guard inF > 0, count % inF == 0, weight.offset % inF == 0 else { return nil }
         if let f = info.dtype.weightFormat, f.isBlock {
-            guard inF % f.elementsPerBlock == 0, f.interleavedMainBytes != nil,
-                  (texelInterleave * inF / f.elementsPerBlock * f.sideBytes.count) % 16 == 0 else { return nil }
+            // (linear_block.comp's kernel over it: one subgroup per group, sharing x by shuffles.)
+            let sg = context.info.subgroupSize
+            guard f.interleavedGroupBytes(rows: texelInterleave, inF: inF) != nil, context.info.traits.subgroupShuffle,
+                  sg <= texelInterleave, texelInterleave % sg == 0 else { return nil }
         } else if (inF * info.dtype.byteSize) % 16 != 0 {
             return nil
         }

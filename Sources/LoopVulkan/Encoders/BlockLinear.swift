@@ -63,7 +63,7 @@ extension Kernels {
         let texel = readPath == .texel
         let (bb, bbase, bdt) = try biasWindow(bias, count: outF, buffers: buffers) ?? (buffers.dummyBinding, 0, .f32)
         if texel, let copy = try interleavedCopy(weight, inF: inF, weights: buffers.weights), case let .interleaved(_, _, block, first) = copy,
-           try encodeInterleavedBlockLinear(op, dtype: dtype, rowBytes: rowBytes, block: block, firstRow: first, rows: rows,
+           try encodeInterleavedBlockLinear(op, dtype: dtype, block: block, firstRow: first, rows: rows,
                                             bias: (bb, bbase, bdt), into: cb, buffers: buffers) {
             return
         }
@@ -89,14 +89,14 @@ extension Kernels {
 
     /// linear_block.comp's INTERLEAVED kernel (texel path): W's interleaved copy in chunks of
     /// whole groups of `block` features that each fit one texel view, x in one view; a
-    /// workgroup per group and tile of rows (1 for decode, `blockLinearRows` for prefill),
-    /// `block / lanes` features per invocation. Returns false before recording anything when
+    /// workgroup (one subgroup) per group and tile of rows (1 for decode, `blockLinearRows` for
+    /// prefill), `block / subgroupSize` features per invocation. Returns false before recording anything when
     /// x or one group does not fit a view (the caller takes the row-major kernel).
-    func encodeInterleavedBlockLinear(_ op: Op, dtype: DType, rowBytes: Int, block: Int, firstRow first: Int, rows: Int,
+    func encodeInterleavedBlockLinear(_ op: Op, dtype: DType, block: Int, firstRow first: Int, rows: Int,
                                       bias: (Binding, UInt32, DType), into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
         guard case let .linear(x, weight, biasRef, out, inF, outF, accumulate) = op else { return false }
         let slack = 2 * max(Int(context.info.minTexelBufferOffsetAlignment), 16)
-        let groupBytes = block * rowBytes
+        guard let groupBytes = dtype.weightFormat?.interleavedGroupBytes(rows: block, inF: inF) else { return false }
         let xStride = try buffers.width(x.name), oStride = try buffers.width(out.name)
         guard groupBytes + slack <= maxTexelBytes,
               let (xb, xShift) = texelWindow(try buffers.act(x.name), byteStart: x.col * 4, byteCount: ((rows - 1) * xStride + inF) * 4) else { return false }
@@ -104,17 +104,16 @@ extension Kernels {
         let aligned = xCol % 4 == 0 && (rows == 1 || xStride % 4 == 0)
         let slice = try buffers.interleavedWeight(weight.name, inFeatures: inF, block: block, firstRow: first).slice
         let row0 = weight.offset / inF - first            // a multiple of `block`
-        var lanes = min(texelLanes, block)
-        while block % lanes != 0 { lanes -= 1 }
+        let lanes = context.info.subgroupSize        // (interleavedCopy: divides block)
         let tileRows = rows == 1 ? 1 : Self.blockLinearRows
         let p = try pipeline("linear_block.comp", kinds: [.uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer], push: BlockLinearPush.self,
                              local: (lanes, 1), w: dtype, b: bias.2, defines: ["READ_TEXEL": "1", "INTERLEAVED": "1"],
-                             constants: [u32(block), aligned ? 1 : 0, u32(tileRows), u32(block / lanes)])
+                             constants: [u32(block), aligned ? 1 : 0, u32(tileRows), u32(block / lanes), u32(lanes)])
         let chunkFeatures = min((maxTexelBytes - slack) / groupBytes, context.info.maxWorkGroupCount[0]) * block
         var o0 = 0
         while o0 < outF {
             let n = min(chunkFeatures, outF - o0)
-            guard let (wb, wShift) = texelWindow(slice, byteStart: (row0 + o0) * rowBytes, byteCount: Self.groups(n, block) * groupBytes) else {
+            guard let (wb, wShift) = texelWindow(slice, byteStart: (row0 + o0) / block * groupBytes, byteCount: Self.groups(n, block) * groupBytes) else {
                 throw VulkanError("linear(\(weight.name))", message: "rows \(o0)..<\(o0 + n) do not fit one texel view of \(maxTexelBytes) bytes")
             }
             let push = LinearPush(inF: u32(inF), xStride: u32(xStride), xCol: u32(xCol), oStride: u32(oStride), oCol: u32(out.col), wBase: u32(wShift / 16),
