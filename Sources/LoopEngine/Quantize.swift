@@ -174,3 +174,105 @@ public enum Quantize {
                       inputBytes: inputBytes, outputBytes: size ?? 0, dropped: dropped)
     }
 }
+
+/// `loopvk quantize --type mlx4|mlx8`: a checkpoint folder written as an MLX-quantized folder, as
+/// mlx-lm's `convert -q` writes one: config.json with `"quantization": {"group_size", "bits"}`
+/// (and the same under `"quantization_config"`), `model.safetensors` with each product weight
+/// (the plan's matrix products and embedding tables whose rows are whole groups) as `X.weight`
+/// U32 [out, in * bits / 32], `X.scales` and `X.biases` [out, in / group_size], every other
+/// tensor as stored; the tokenizer and the folder's other files copied. Scales and biases are
+/// bf16 (f16 when the source weight is f16), w = scale * q + bias per group with mlx.core.quantize's
+/// rule (MLXAffine.format).
+extension Quantize {
+    public struct MLXReport: Sendable, Codable {
+        public var bits: Int
+        public var groupSize: Int
+        public var quantized: Int
+        public var kept: Int
+        public var inputBytes: Int
+        public var outputBytes: Int
+    }
+
+    public static func runMLX(model: URL, bits: Int, groupSize gs: Int, out: URL, progress: ((Int, Int, String) -> Void)? = nil) throws -> MLXReport {
+        guard !Checkpoint.isGGUF(model) else {
+            throw LoopError.invalidArgument("\(model.path) is a GGUF file; an MLX folder is written from a checkpoint folder (config.json + safetensors)")
+        }
+        guard MLXAffine.dtype(bits: bits, groupSize: gs, scales: .bf16) != nil else {
+            throw LoopError.invalidArgument("MLX quantization with bits \(bits) and group size \(gs) is not supported (bits 4 or 8, group size 32, 64 or 128)")
+        }
+        let fm = FileManager.default
+        if fm.fileExists(atPath: out.path) {
+            guard (try? fm.contentsOfDirectory(atPath: out.path))?.isEmpty == true else {
+                throw LoopError.invalidArgument("\(out.path) exists and is not an empty folder; give a new folder for the MLX checkpoint")
+            }
+        }
+        let ck = try Checkpoint(directory: model)
+        guard ck.config["quantization"] == nil else {
+            throw LoopError.invalidArgument("\(model.path) is already MLX-quantized (config.json has \"quantization\")")
+        }
+        let (plan, _) = try ModelFamily.plan(checkpoint: ck, passes: nil, maxContext: 1)
+        var products = Set<String>()
+        for op in plan.allOps {
+            switch op {
+            case .linear(_, let w, _, _, _, _, _): products.formUnion(plan.concatenated[w.name] ?? [w.name])
+            case .embed(let table, _, _, _, _): products.formUnion(plan.concatenated[table.name] ?? [table.name])
+            default: break
+            }
+        }
+
+        // Everything goes into a temporary folder beside `out`, renamed when complete.
+        let tmp = out.deletingLastPathComponent().appendingPathComponent(".\(out.lastPathComponent).partial-\(getpid())")
+        try? fm.removeItem(at: tmp)
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+        do {
+            var entries: [SafeTensorsWriter.Entry] = []
+            var quantized = 0, kept = 0, inputBytes = 0
+            let names = ck.tensorNames
+            for (i, name) in names.enumerated() {
+                progress?(i, names.count, name)
+                guard let info = ck.info(name) else { continue }
+                inputBytes += info.byteCount
+                if products.contains(name), info.shape.count == 2, info.shape[1] % gs == 0, name.hasSuffix(".weight") {
+                    let scales: DType = info.dtype == .f16 ? .f16 : .bf16
+                    let format = MLXAffine.format(bits: bits, groupSize: gs, scales: scales)
+                    let rows = info.shape[0], cols = info.shape[1]
+                    let blocks = format.quantize(try ck.floats(name))
+                    let (w, s, b) = MLXAffine.unpack(blocks, groups: rows * cols / gs, bits: bits, groupSize: gs)
+                    let stem = String(name.dropLast(".weight".count))
+                    entries.append(.init(name: name, dtype: .u32, shape: [rows, cols * bits / 32], data: Data(w)))
+                    entries.append(.init(name: stem + ".scales", dtype: scales, shape: [rows, cols / gs], data: Data(s)))
+                    entries.append(.init(name: stem + ".biases", dtype: scales, shape: [rows, cols / gs], data: Data(b)))
+                    quantized += 1
+                } else {
+                    let (ti, raw) = try ck.bytes(name)
+                    entries.append(.init(name: name, dtype: ti.dtype, shape: ti.shape, data: Data(raw)))
+                    kept += 1
+                }
+                ck.releaseResidentPages(of: name)
+            }
+            progress?(names.count, names.count, "")
+            try SafeTensorsWriter.write(entries, to: tmp.appendingPathComponent("model.safetensors"), metadata: ["format": "mlx"])
+            guard var config = try JSONSerialization.jsonObject(with: ck.configData) as? [String: Any] else {
+                throw LoopError.invalidConfig("\(model.path)/config.json is not a JSON object")
+            }
+            config["quantization"] = ["group_size": gs, "bits": bits]
+            config["quantization_config"] = ["group_size": gs, "bits": bits]
+            try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("config.json"))
+            // The tokenizer and everything else that is not weights or the index of weights.
+            for f in try fm.contentsOfDirectory(atPath: model.path).sorted()
+            where f != "config.json" && !f.hasSuffix(".safetensors") && f != "model.safetensors.index.json" && !f.hasPrefix(".") {
+                var isDir: ObjCBool = false
+                let src = model.appendingPathComponent(f)
+                guard fm.fileExists(atPath: src.path, isDirectory: &isDir), !isDir.boolValue else { continue }
+                try fm.copyItem(at: src, to: tmp.appendingPathComponent(f))
+            }
+            if fm.fileExists(atPath: out.path) { try fm.removeItem(at: out) }   // (empty, checked above)
+            try fm.moveItem(at: tmp, to: out)
+            let size = (try? fm.attributesOfItem(atPath: out.appendingPathComponent("model.safetensors").path)[.size] as? Int) ?? 0
+            return MLXReport(bits: bits, groupSize: gs, quantized: quantized, kept: kept, inputBytes: inputBytes, outputBytes: size ?? 0)
+        } catch {
+            try? fm.removeItem(at: tmp)
+            throw error
+        }
+    }
+}
