@@ -199,6 +199,8 @@ public struct BackendLayout: Sendable {
     /// row, the logits, the exit signal): a device backend keeps them in host-visible memory,
     /// so a token needs no staging copy (and no submission beyond its own) on a discrete GPU.
     public var hostIO: Set<String> = []
+    /// The plan's numerics (a backend that cannot round as `.bf16` asks must refuse it).
+    public var numerics: Numerics = .fp32
     public init(activations: [String: Int], kvSlots: Int, kvWidth: Int, maxContext: Int, maxRows: Int) {
         self.activations = activations; self.kvSlots = kvSlots; self.kvWidth = kvWidth
         self.maxContext = maxContext; self.maxRows = maxRows
@@ -210,6 +212,7 @@ public struct BackendLayout: Sendable {
         if plan.exitSignal == .ouroGateLogit { acts[ExitControl.act] = ExitControl.width(passes: plan.passCount) }
         self.init(activations: acts, kvSlots: plan.kvSlots, kvWidth: plan.kvWidth,
                   maxContext: min(maxContext ?? plan.maxContext, plan.maxContext), maxRows: maxRows)
+        numerics = plan.numerics
         hostIO = Set([plan.logitsAct, ExitControl.act] + (plan.exitAct.map { [$0] } ?? [])).intersection(acts.keys)
     }
 }

@@ -4,7 +4,8 @@ import Glibc
 #endif
 
 /// The CPU reference backend: executes plan ops one by one with the `CPUOps` twins, all in
-/// fp32. Activations hold `maxRows` rows of their declared width; the KV cache holds
+/// fp32 (with `.bf16` numerics in the layout, rounding to bf16 where the official code's
+/// bfloat16 run rounds: every op's stored output and the points inside ops, see `Numerics`). Activations hold `maxRows` rows of their declared width; the KV cache holds
 /// `kvSlots x 2 (K, V) x maxContext x kvWidth` values. Everything starts zero-filled.
 /// Every op is validated before it runs (activation names and column windows, weight sizes,
 /// token ids, positions, slots); violations throw `LoopError.invalidArgument`.
@@ -17,6 +18,8 @@ public final class CPUBackend: PlanBackend {
     public var capabilities: BackendCapabilities { BackendCapabilities(greedyChain: 0, conditionalSections: true) }
 
     private var acts: [String: UnsafeMutableBufferPointer<Float>] = [:]
+    /// bf16 numerics: round as the official code's bfloat16 run does.
+    private let roundBF16: Bool
     private let kv: UnsafeMutablePointer<Float>
     private let kvCount: Int
 
@@ -31,6 +34,7 @@ public final class CPUBackend: PlanBackend {
         }
         self.layout = layout
         self.weights = weights
+        roundBF16 = layout.numerics == .bf16
         for (name, width) in layout.activations {
             guard width > 0 else { throw LoopError.invalidArgument("activation \(name) has width \(width)") }
             let (count, overflow) = width.multipliedReportingOverflow(by: layout.maxRows)
@@ -80,6 +84,7 @@ public final class CPUBackend: PlanBackend {
         for (i, op) in ops.enumerated() {
             do {
                 try execute(op, tokens: tokens, pos0: pos0)
+                if roundBF16 { try roundOutput(op, rows: n) }
             } catch let LoopError.invalidArgument(msg) {
                 throw LoopError.invalidArgument("\(section) op \(i) (\(op.kindName)): \(msg)")
             }
@@ -173,6 +178,31 @@ public final class CPUBackend: PlanBackend {
 
     // MARK: - Execution
 
+    /// bf16 numerics: rounds the window an op stored to bf16, as every op of a torch bfloat16 run
+    /// returns a bf16 tensor (indices, the exit control row and the KV cache are left alone: the
+    /// cache receives values that are bf16 already).
+    private func roundOutput(_ op: Op, rows n: Int) throws {
+        let width: Int
+        switch op {
+        case let .embed(_, _, dim, _, _): width = dim
+        case let .rmsNorm(_, _, _, _, dim, groups, _, _): width = dim * groups
+        case let .layerNorm(_, _, _, _, dim, _): width = dim
+        case let .linear(_, _, _, _, _, outF, _): width = outF
+        case let .rope(_, heads, headDim, _, _, _): width = heads * headDim
+        case let .attention(_, _, _, heads, _, headDim, _): width = heads * headDim
+        case let .siluMul(_, _, _, dim), let .unary(_, _, _, dim, _), let .binary(_, _, _, _, dim), let .softmax(_, _, dim):
+            width = dim
+        case let .copy(_, _, w): width = w
+        case .kvWrite, .kvCopy, .argmax, .exitDecide: return
+        }
+        guard let out = op.output else { return }
+        let o = try rows(out, width: width)
+        for r in 0..<n {
+            let p = o.row(r)
+            for j in 0..<width { p[j] = bf16(p[j]) }
+        }
+    }
+
     private func execute(_ op: Op, tokens: [Int32], pos0: Int) throws {
         let n = tokens.count
         switch op {
@@ -196,7 +226,7 @@ public final class CPUBackend: PlanBackend {
                 ar = try rows(add, width: dim * groups)
             }
             try withOptionalWeight(weight, count: dim) { w in
-                CPUOps.rmsNorm(x: xr, add: ar, weight: w, out: orow, rows: n, dim: dim, groups: groups, eps: eps, mode: mode)
+                CPUOps.rmsNorm(x: xr, add: ar, weight: w, out: orow, rows: n, dim: dim, groups: groups, eps: eps, mode: mode, roundBF16: roundBF16)
             }
 
         case let .layerNorm(x, weight, bias, out, dim, eps):
@@ -218,7 +248,7 @@ public final class CPUBackend: PlanBackend {
             }
             try withWeight(weight, count: inF * outF) { w in
                 try withOptionalWeight(bias, count: outF) { b in
-                    CPUOps.linear(x: xr, weight: w, bias: b, out: orow, rows: n, inFeatures: inF, outFeatures: outF, accumulate: acc)
+                    CPUOps.linear(x: xr, weight: w, bias: b, out: orow, rows: n, inFeatures: inF, outFeatures: outF, accumulate: acc, roundBF16: roundBF16)
                 }
             }
 
@@ -230,7 +260,7 @@ public final class CPUBackend: PlanBackend {
             }
             let xr = try rows(x, width: heads * headDim)
             try withWeight(table, count: tablePositions * headDim) { t in
-                CPUOps.rope(x: xr, rows: n, pos0: pos0, heads: heads, headDim: headDim, table: t, layout: layout)
+                CPUOps.rope(x: xr, rows: n, pos0: pos0, heads: heads, headDim: headDim, table: t, layout: layout, roundBF16: roundBF16)
             }
 
         case let .kvWrite(src, slot, part):
@@ -251,11 +281,13 @@ public final class CPUBackend: PlanBackend {
                 throw LoopError.invalidArgument("attention query and output are the same activation \(q.name)")
             }
             CPUOps.attention(q: qr, rows: n, pos0: pos0, keys: kvBase(slot: slot, part: .k), values: kvBase(slot: slot, part: .v),
-                             kvStride: layout.kvWidth, out: orow, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale)
+                             kvStride: layout.kvWidth, out: orow, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
+                             roundBF16: roundBF16)
 
         case let .siluMul(gate, up, out, dim):
             try positive([("dim", dim)])
-            CPUOps.siluMul(gate: try rows(gate, width: dim), up: try rows(up, width: dim), out: try rows(out, width: dim), rows: n, dim: dim)
+            CPUOps.siluMul(gate: try rows(gate, width: dim), up: try rows(up, width: dim), out: try rows(out, width: dim), rows: n, dim: dim,
+                           roundBF16: roundBF16)
 
         case let .unary(kind, x, out, dim, scale):
             try positive([("dim", dim)])

@@ -39,9 +39,31 @@ public enum OuroQExit {
         return (pdf, cdf)
     }
 
+    /// The distribution as the reference computes it in the activations' dtype: fp32, or under
+    /// `.bf16` numerics every tensor op rounded to bf16 (λ, 1 − λ, each product; the running sum in
+    /// fp32 rounded at every step, as torch's cumsum of a bfloat16 tensor accumulates).
+    public static func distribution(gateLogits g: [Float], numerics: Numerics) -> (pdf: [Float], cdf: [Float]) {
+        guard numerics == .bf16 else { return distribution(gateLogits: g) }
+        var pdf: [Float] = []
+        var rest: Float = 1
+        for (t, logit) in g.enumerated() {
+            if t < g.count - 1 {
+                let l = bf16(lambda(gateLogit: bf16(logit)))
+                pdf.append(bf16(l * rest))
+                rest = bf16(rest * bf16(1 - l))
+            } else {
+                pdf.append(rest)
+            }
+        }
+        var cdf: [Float] = []
+        var sum: Float = 0
+        for p in pdf { sum += p; cdf.append(bf16(sum)) }
+        return (pdf, cdf)
+    }
+
     /// The reference's choice for one position when every pass ran: the first pass (0-based)
     /// whose CDF (summed as the reference sums it) reaches `threshold`, else the last.
-    public static func exitPass(gateLogits: [Float], threshold: Float) -> Int {
-        distribution(gateLogits: gateLogits).cdf.firstIndex { $0 >= threshold } ?? max(0, gateLogits.count - 1)
+    public static func exitPass(gateLogits: [Float], threshold: Float, numerics: Numerics = .fp32) -> Int {
+        distribution(gateLogits: gateLogits, numerics: numerics).cdf.firstIndex { $0 >= threshold } ?? max(0, gateLogits.count - 1)
     }
 }

@@ -225,6 +225,11 @@ public struct LoopPlan: Sendable {
     /// Tensors made by stacking checkpoint tensors' rows (same dtype and row length), e.g. the
     /// q, k and v projections as one [q+k+v, hidden] matrix so they run as one product.
     public var concatenated: [String: [String]] = [:]
+    /// How activations are rounded (`Numerics`; set with `with(numerics:)`). Backends read it.
+    public var numerics: Numerics = .fp32
+    /// Computed tables the official code casts to the activation dtype before use (the HF
+    /// rotary cos/sin tables): bf16 values under `.bf16` numerics.
+    public var castTables: [String] = []
     /// Ops run once per call before the passes (embedding, prelude/encoder layers, state init).
     public var prelude: [Op]
     /// passes[t] = ops of pass t (0-based): looped block, the family's transition, exit signal.

@@ -156,7 +156,7 @@ public struct PlanRunner {
                     throw LoopError.invalidArgument("the Q-exit rule needs Ouro gate logits; this plan's exit signal is \(plan.exitSignal)")
                 }
                 for r in 0..<n {
-                    exitPasses[r] = Self.ouroExitPass(gateLogits: signals.map { $0[r] }, threshold: q)
+                    exitPasses[r] = Self.ouroExitPass(gateLogits: signals.map { $0[r] }, threshold: q, numerics: plan.numerics)
                 }
             }
             if exitPasses.contains(where: { $0 != T - 1 }) {
@@ -227,12 +227,12 @@ public struct PlanRunner {
     }
 
     /// Ouro's exit distribution for one position (see `OuroQExit`, where the rule is written).
-    public static func ouroExitDistribution(gateLogits: [Float]) -> (pdf: [Float], cdf: [Float]) {
-        OuroQExit.distribution(gateLogits: gateLogits)
+    public static func ouroExitDistribution(gateLogits: [Float], numerics: Numerics = .fp32) -> (pdf: [Float], cdf: [Float]) {
+        OuroQExit.distribution(gateLogits: gateLogits, numerics: numerics)
     }
 
     /// Ouro's Q-exit choice for one position (see `OuroQExit`).
-    public static func ouroExitPass(gateLogits: [Float], threshold: Float) -> Int {
-        OuroQExit.exitPass(gateLogits: gateLogits, threshold: threshold)
+    public static func ouroExitPass(gateLogits: [Float], threshold: Float, numerics: Numerics = .fp32) -> Int {
+        OuroQExit.exitPass(gateLogits: gateLogits, threshold: threshold, numerics: numerics)
     }
 }

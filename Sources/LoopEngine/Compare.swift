@@ -112,8 +112,11 @@ extension Comparison {
     /// pass, KV cache, exit decisions, greedy ids; see LoopCore's `checkGoldens`) on `backend`
     /// with the kernel configuration `kernels` (after the device's defaults and
     /// `LOOPVK_KERNELS`). Tolerance |x − g| <= atol + rtol·|g|: 1e-4 each is what the fp32
-    /// goldens hold with `kv=f32`.
-    public static func goldens(directory: URL, backend: BackendChoice, kernels: String?, atol: Float = 1e-4, rtol: Float = 1e-4) throws -> GoldenComparer {
+    /// goldens hold with `kv=f32`. `numerics` `.bf16` checks golden_bf16.safetensors (the
+    /// bfloat16 reference run) on the CPU reference; nil tolerances there report the errors and
+    /// require the exact checks only.
+    public static func goldens(directory: URL, backend: BackendChoice, kernels: String?, atol: Float? = nil, rtol: Float? = nil,
+                               numerics: Numerics = .fp32, goldenFile: String? = nil) throws -> GoldenComparer {
         let make: BackendFactory
         switch backend {
         case .cpu:
@@ -126,6 +129,6 @@ extension Comparison {
                 try VulkanBackend(context: ctx, layout: BackendLayout(plan: plan, maxRows: 64, maxContext: 256), weights: weights, kernels: config)
             }
         }
-        return try checkGoldens(directory: directory, makeBackend: make, atol: atol, rtol: rtol)
+        return try checkGoldens(directory: directory, makeBackend: make, atol: atol, rtol: rtol, numerics: numerics, goldenFile: goldenFile)
     }
 }

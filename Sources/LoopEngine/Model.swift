@@ -30,13 +30,18 @@ public final class Model {
     /// cache rows), default min(config limit, 4096). `maxRows`: rows per call (prefill chunk).
     /// `kernels`: overrides of the device's kernel configuration in `KernelConfig`'s syntax
     /// (`read=storage,splits=8`, `gpu`), applied after `LOOPVK_KERNELS`.
+    /// `numerics`: how activations are rounded (`Numerics`; `.bf16` needs the CPU backend).
     public init(directory: URL, passes: Int? = nil, backend choice: BackendChoice = .vulkan(device: nil),
-                maxContext: Int? = nil, maxRows: Int = 256, kernels: String? = nil, progress: ((Double) -> Void)? = nil) throws {
+                maxContext: Int? = nil, maxRows: Int = 256, kernels: String? = nil, numerics: Numerics = .fp32,
+                progress: ((Double) -> Void)? = nil) throws {
         checkpoint = try Checkpoint.open(directory)
         guard maxRows >= 1 else { throw LoopError.invalidArgument("rows per call must be positive") }
         if let m = maxContext, m < 1 { throw LoopError.invalidArgument("context length must be positive, got \(m)") }
         // The RoPE tables and the KV cache are built for the context actually allocated.
-        var (plan, info) = try ModelFamily.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext ?? Self.defaultContext)
+        if numerics != .fp32, case .vulkan = choice {
+            throw LoopError.unsupported("--numerics \(numerics.rawValue) runs on the CPU reference only (add --cpu); the Vulkan kernels compute in fp32")
+        }
+        var (plan, info) = try ModelFamily.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext ?? Self.defaultContext, numerics: numerics)
         plan.activations[Self.argmaxAct] = 1
         self.plan = plan
         self.info = info

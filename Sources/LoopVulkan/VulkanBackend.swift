@@ -19,6 +19,9 @@ public final class VulkanBackend: PlanBackend {
     /// `LOOPVK_KERNELS`). With `mapMemory` off, device memory stays unmapped even where the
     /// device could map it, so every upload and read takes a discrete GPU's staging path.
     public init(context: VulkanContext, layout: BackendLayout, weights: WeightStore, kernels config: KernelConfig? = nil) throws {
+        guard layout.numerics == .fp32 else {
+            throw LoopError.unsupported("--numerics \(layout.numerics.rawValue) runs on the CPU reference only (add --cpu); the Vulkan kernels compute in fp32")
+        }
         let traits = context.info.traits, deviceName = context.info.name
         let config = try config.map { c in try c.validate(for: traits, deviceName: deviceName); return c }
             ?? KernelConfig.resolve(for: traits, deviceName: deviceName)

@@ -10,15 +10,18 @@ struct Compare: ParsableCommand {
             Exits non-zero when an op's NMSE crosses its threshold (products/attention 5e-4, others 1e-7) or the GPU produces NaN/Inf.
             With --golden, checks the model folder's golden.safetensors instead (a fixture: the official code's outputs per pass, \
             KV cache, exit decisions and greedy ids) at |x - g| <= atol + rtol*|g| on the chosen backend; the fp32 goldens hold \
-            at 1e-4 with --kernels kv=f32.
+            at 1e-4 with --kernels kv=f32. With --golden --numerics bf16 --cpu, checks golden_bf16.safetensors (the official code \
+            run end to end in bfloat16) with bf16 rounding: the errors (max abs, relative RMS) are reported, and greedy ids and exit \
+            choices must be equal (tolerances are enforced only when --atol/--rtol are given).
             """)
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var promptOptions: PromptOptions
     @Flag(help: "Print the report as JSON.") var json = false
     @Flag(help: "Check the folder's golden.safetensors (fixtures) instead of comparing with the CPU reference.") var golden = false
-    @Option(help: "With --golden: absolute tolerance.") var atol: Float = 1e-4
-    @Option(help: "With --golden: relative tolerance.") var rtol: Float = 1e-4
+    @Option(help: "With --golden: absolute tolerance (default 1e-4; not enforced with --numerics bf16 unless given).") var atol: Float?
+    @Option(help: "With --golden: relative tolerance (default 1e-4; not enforced with --numerics bf16 unless given).") var rtol: Float?
+    @Option(help: "With --golden: the golden file in the folder (default golden.safetensors, golden_bf16.safetensors with --numerics bf16); tolerances are enforced only for the fp32 default or when given.") var goldenFile: String?
 
     func validate() throws { if !golden { try promptOptions.requireOne() } }
 
@@ -48,21 +51,28 @@ struct Compare: ParsableCommand {
     }
 
     struct GoldenReport: Encodable {
-        var fixture: String, backend: String, kernels: String?, atol: Float, rtol: Float
+        var fixture: String, backend: String, kernels: String?, numerics: String, golden: String, atol: Float, rtol: Float, toleranceEnforced: Bool
         var tensors: [Tensor], exact: [String], failures: [String], passed: Bool
-        struct Tensor: Encodable { var name: String, count: Int, maxAbs: Float, relToScale: Float, toleranceUse: Float }
+        struct Tensor: Encodable { var name: String, count: Int, maxAbs: Float, relToScale: Float, relRMS: Float, toleranceUse: Float }
     }
 
     func runGoldens() throws {
         let backend: BackendChoice = modelOptions.cpu ? .cpu : .vulkan(device: modelOptions.device)
         if let dir = modelOptions.shaderDir { Engine.useShaderDirectory(dir) }
-        let cmp = try Comparison.goldens(directory: modelOptions.modelURL, backend: backend, kernels: modelOptions.kernels, atol: atol, rtol: rtol)
+        let numerics = try modelOptions.resolvedNumerics()
+        if numerics != .fp32 && !modelOptions.cpu {
+            throw LoopError.unsupported("--numerics \(numerics.rawValue) runs on the CPU reference only (add --cpu); the Vulkan kernels compute in fp32")
+        }
+        let cmp = try Comparison.goldens(directory: modelOptions.modelURL, backend: backend, kernels: modelOptions.kernels, atol: atol, rtol: rtol,
+                                         numerics: numerics, goldenFile: goldenFile)
         if json {
             try printJSON(GoldenReport(fixture: cmp.fixture, backend: modelOptions.cpu ? "cpu-reference" : (modelOptions.device ?? "default"),
-                                       kernels: modelOptions.kernels, atol: atol, rtol: rtol,
-                                       tensors: cmp.stats.map { .init(name: $0.name, count: $0.count, maxAbs: $0.maxAbs, relToScale: $0.relToScale, toleranceUse: $0.toleranceUse) },
+                                       kernels: modelOptions.kernels, numerics: numerics.rawValue, golden: goldenFile ?? goldenFileName(numerics: numerics),
+                                       atol: atol ?? 1e-4, rtol: rtol ?? 1e-4, toleranceEnforced: cmp.enforceTolerance,
+                                       tensors: cmp.stats.map { .init(name: $0.name, count: $0.count, maxAbs: $0.maxAbs, relToScale: $0.relToScale, relRMS: $0.relRMS, toleranceUse: $0.toleranceUse) },
                                        exact: cmp.exactChecks, failures: cmp.failures, passed: cmp.passed))
         } else {
+            print("numerics \(numerics.rawValue), checked against \(goldenFile ?? goldenFileName(numerics: numerics))")
             print(cmp.report)
             for f in cmp.failures { print("FAILED: \(f)") }
             print(cmp.passed ? "PASS" : "FAIL")

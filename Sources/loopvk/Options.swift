@@ -28,6 +28,11 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Load GLSL from this folder instead of the copies built into the binary (kernel work).")
     var shaderDir: String?
 
+    @Option(help: "Activation rounding: fp32 (default; parity with fp32 reference runs) or bf16 (rounds where the official code's bfloat16 run rounds; CPU reference only, with --cpu).")
+    var numerics: String = "fp32"
+
+    func resolvedNumerics() throws -> Numerics { try Numerics.parse(numerics) }
+
     var modelURL: URL { URL(fileURLWithPath: model ?? DefaultModel.path()) }
 
     /// `neededContext`: positions the command will use, when it knows (`run`: the prompt plus
@@ -38,7 +43,8 @@ struct ModelOptions: ParsableArguments {
         let inline = !cpu && Engine.tuneCPUDeviceThreads(forCheckpoint: modelURL)
         let bar = ProgressBar(label: "loading weights", enabled: !quiet)
         defer { bar.finish() }
-        let model = try Model(directory: modelURL, passes: passes, backend: backend, maxContext: context ?? neededContext, maxRows: maxRows, kernels: kernels) { bar.update($0) }
+        let model = try Model(directory: modelURL, passes: passes, backend: backend, maxContext: context ?? neededContext, maxRows: maxRows, kernels: kernels,
+                              numerics: try resolvedNumerics()) { bar.update($0) }
         if inline, !quiet, model.vulkan?.context.info.kind == .cpu {
             bar.finish()
             printErr("small model: LP_NUM_THREADS=0, lavapipe runs each dispatch on the submitting thread (set LP_NUM_THREADS to override)")

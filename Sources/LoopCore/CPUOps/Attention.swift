@@ -5,9 +5,13 @@ extension CPUOps {
     /// 0 ... pos0 + r. `keys` / `values` are caches with row stride `kvStride`; KV head g sits
     /// at columns g*headDim ..< (g+1)*headDim. Query head h reads KV head h / (heads / kvHeads).
     /// out[r, h*headDim + d] = sum_j softmax_j(scale · q·k_j) · v_j[d]  (fp32, max-subtracted).
+    ///
+    /// `roundBF16` (bf16 numerics), as torch's CPU flash-attention kernel computes a bfloat16
+    /// call: scores, their max and the denominator in fp32, the numerators exp(s − max) rounded
+    /// to bf16 before the fp32 weighted sum of V, the quotient rounded to bf16.
     public static func attention(q: CPURows, rows: Int, pos0: Int, keys: UnsafePointer<Float>,
                                  values: UnsafePointer<Float>, kvStride: Int, out: CPURows,
-                                 heads: Int, kvHeads: Int, headDim: Int, scale: Float) {
+                                 heads: Int, kvHeads: Int, headDim: Int, scale: Float, roundBF16: Bool = false) {
         let group = heads / kvHeads
         var scores = [Float](repeating: 0, count: pos0 + rows)
         var acc = [Float](repeating: 0, count: headDim)
@@ -34,6 +38,16 @@ extension CPUOps {
                     sum += e
                 }
                 for d in 0..<headDim { acc[d] = 0 }
+                if roundBF16 {
+                    for j in 0..<n {
+                        let p = bf16(scores[j])
+                        let vj = values + j * kvStride + kvCol
+                        for d in 0..<headDim { acc[d] += p * vj[d] }
+                    }
+                    let oh = orow + h * headDim
+                    for d in 0..<headDim { oh[d] = bf16(acc[d] / sum) }
+                    continue
+                }
                 for j in 0..<n {
                     let p = scores[j] / sum
                     let vj = values + j * kvStride + kvCol

@@ -6,8 +6,12 @@ extension CPUOps {
     /// weights apply to every group). `.plain` stores y, `.accumulate` adds y into out,
     /// `.normalizeSum` stores y. `out` may alias `x` or `add` (each group is read before it
     /// is written).
+    ///
+    /// `roundBF16` (bf16 numerics, `Numerics`): s = bf16(x + add) for `.normalizeSum`; y =
+    /// bf16(bf16(s * inv) * w), i.e. the normalized value is cast before the weight multiply as the
+    /// official RMSNorms do; `.accumulate` adds bf16 y. The caller rounds what the op stores.
     public static func rmsNorm(x: CPURows, add: CPURows?, weight: UnsafeBufferPointer<Float>?, out: CPURows,
-                               rows: Int, dim: Int, groups: Int, eps: Float, mode: NormMode) {
+                               rows: Int, dim: Int, groups: Int, eps: Float, mode: NormMode, roundBF16: Bool = false) {
         var s = [Float](repeating: 0, count: dim)
         for r in 0..<rows {
             let xr = x.row(r)
@@ -18,14 +22,15 @@ extension CPUOps {
                 var sumSq: Float = 0
                 for j in 0..<dim {
                     var v = xr[base + j]
-                    if mode == .normalizeSum, let ar { v += ar[base + j] }
+                    if mode == .normalizeSum, let ar { v += ar[base + j]; if roundBF16 { v = bf16(v) } }
                     s[j] = v
                     sumSq += v * v
                 }
                 let inv = 1 / (sumSq / Float(dim) + eps).squareRoot()
                 for j in 0..<dim {
                     var y = s[j] * inv
-                    if let weight { y *= weight[j] }
+                    if roundBF16 { y = bf16(y) }
+                    if let weight { y *= weight[j]; if roundBF16 { y = bf16(y) } }
                     if mode == .accumulate {
                         orow[base + j] += y
                     } else {

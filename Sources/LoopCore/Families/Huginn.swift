@@ -174,6 +174,7 @@ public enum Huginn: LoopFamily {
                             prelude: prelude, passes: passOps, head: head, stateAct: "x", logitsAct: "logits",
                             exitAct: nil, exitSignal: .none)
         plan.concatenated = a.concatenated
+        plan.castTables = a.castTables
         var info = ModelInfo(modelType: "huginn_raven", defaultPasses: defaultPasses, passes: passCount, maxContext: context,
                              hidden: hd, vocab: vocab,
                              eosTokenIds: ConfigDecoding.eosIds([cfg.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),

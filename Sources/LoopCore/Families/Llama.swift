@@ -116,6 +116,7 @@ public enum Llama: LoopFamily {
                             prelude: prelude, passes: passOps, head: head, stateAct: "h", logitsAct: "logits",
                             exitAct: nil, exitSignal: .none)
         plan.concatenated = a.concatenated
+        plan.castTables = a.castTables
         var info = ModelInfo(modelType: type, defaultPasses: 1, passes: passCount, maxContext: context, hidden: d.hidden,
                              vocab: d.vocab, eosTokenIds: ConfigDecoding.eosIds([cfg.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),
                              bosTokenId: cfg.bosTokenId?.ids.first)
@@ -147,6 +148,8 @@ public enum Llama: LoopFamily {
             inv = zip(inv, f).map { $0 / $1 }
         }
         let table = a.compute(name, shape: [positions, d.headDim / 2, 2], values: RopeTables.table(inverseFrequencies: inv, positions: positions))
+        // HF's rotary embedding returns cos/sin cast to the activations' dtype.
+        a.castTables.append(name)
         return AttentionSpec(hidden: d.hidden, heads: d.heads, kvHeads: d.kvHeads, headDim: d.headDim, ropeTable: table,
                              ropePositions: positions, ropeLayout: .rotateHalf, normEps: d.eps)
     }

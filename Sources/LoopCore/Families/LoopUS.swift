@@ -123,6 +123,7 @@ public enum LoopUS: LoopFamily {
                             prelude: prelude, passes: passOps, head: head, stateAct: "h", logitsAct: "logits",
                             exitAct: "q_conf", exitSignal: .loopusConfidence)
         plan.concatenated = a.concatenated
+        plan.castTables = a.castTables
         var info = ModelInfo(modelType: "lds", baseModelType: baseType, defaultPasses: defaultPasses, passes: passCount,
                              maxContext: context, hidden: H, vocab: d.vocab,
                              eosTokenIds: ConfigDecoding.eosIds([base.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),

@@ -87,6 +87,14 @@ public enum ModelFamily {
 
     /// Builds the loop plan of a checkpoint. `passes`: nil = the config's default; must be in
     /// 1...256. `maxContext` optionally caps the context (and the RoPE table) below the config's.
+    /// `numerics`: how activations are rounded (`Numerics`; bf16 rounds the cast tables too).
+    public static func plan(checkpoint: Checkpoint, passes: Int?, maxContext: Int? = nil, numerics: Numerics) throws -> (LoopPlan, ModelInfo) {
+        let (plan, info) = try self.plan(checkpoint: checkpoint, passes: passes, maxContext: maxContext)
+        return (plan.with(numerics: numerics), info)
+    }
+
+    /// Builds the loop plan of a checkpoint. `passes`: nil = the config's default; must be in
+    /// 1...256. `maxContext` optionally caps the context (and the RoPE table) below the config's.
     public static func plan(checkpoint: Checkpoint, passes: Int?, maxContext: Int? = nil) throws -> (LoopPlan, ModelInfo) {
         guard let type = checkpoint.config["model_type"] as? String else {
             throw LoopError.invalidConfig("model_type is missing or not a string")

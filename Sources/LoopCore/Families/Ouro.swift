@@ -106,6 +106,7 @@ public enum Ouro: LoopFamily {
                             prelude: prelude, passes: passOps, head: head, stateAct: "h", logitsAct: "logits",
                             exitAct: hasGate ? "exit" : nil, exitSignal: hasGate ? .ouroGateLogit : .none)
         plan.concatenated = a.concatenated
+        plan.castTables = a.castTables
         var info = ModelInfo(modelType: "ouro", defaultPasses: defaultPasses, passes: passCount, maxContext: context,
                              hidden: hd, vocab: d.vocab,
                              eosTokenIds: ConfigDecoding.eosIds([cfg.base.eosTokenId, ConfigDecoding.generationEos(checkpoint)]),

@@ -8,6 +8,8 @@ final class PlanAssembler {
     var computed: [String: HostTensor] = [:]
     /// Row-stacked tensors (see `LoopPlan.concatenated`).
     var concatenated: [String: [String]] = [:]
+    /// Computed tables the official code casts to the activation dtype (see `LoopPlan.castTables`).
+    var castTables: [String] = []
 
     init(checkpoint: Checkpoint) { self.checkpoint = checkpoint }
 
