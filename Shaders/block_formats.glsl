@@ -268,9 +268,10 @@ void il_block(uint b) {
 // (16 bytes t = 16s ..< 16s + 16 of the half): ql texels A = 4h + s, B = 4h + 2 + s, qh texel
 // 8 + 2h + s give elements 128h + 16s + 32g + (0..15) for g = 0..3 (A low, B low, A high,
 // B high nibbles; qh bits 2g), scale 8h + s + 2g.
+// Four 6-bit values (one per byte of the words) built in one word, then converted.
 vec4 il_q6(uint ql, uint shift, uint qh, uint g) {
-    uvec4 hb = (uvec4(qh, qh >> 8u, qh >> 16u, qh >> 24u) >> (2u * g)) & 3u;
-    return u4x4(ql, shift) + vec4(hb * 16u);
+    uint q = ((ql >> shift) & 0x0F0F0F0Fu) | (((qh >> (2u * g)) & 0x03030303u) << 4u);
+    return vec4(uvec4(q, q >> 8u, q >> 16u, q >> 24u) & 63u);
 }
 float il_scale6(uvec4 sc, uint k) { return float(int(sc[k >> 2u] << (24u - 8u * (k & 3u))) >> 24); }
 void il_block(uint b) {
