@@ -32,7 +32,7 @@ for m in "${models[@]}"; do
   echo "| $(basename "$m") | LoopVK (lavapipe) | $tok | $bpt | $gbs |"
   if [ -n "$llamabench" ] && [[ "$m" == *.gguf ]]; then
     lb=$("$llamabench" -m "$m" -p 0 -n "$decode" -r "$runs" -t "$(nproc)" -o csv 2>/dev/null | tail -1) || lb=""
-    tg=$(echo "$lb" | awk -F, '{gsub(/"/,""); print $(NF-1)}')
+    tg=$(echo "$lb" | awk -F, 'NF > 2 && $1 != "build_commit" {gsub(/"/,""); print $(NF-1)}')
     [ -n "$tg" ] && echo "| $(basename "$m") | llama.cpp CPU ($(nproc) threads) | $(printf '%.2f' "$tg") | | |" || echo "| $(basename "$m") | llama.cpp CPU | not loadable | | |"
   fi
 done

@@ -132,3 +132,60 @@ extension Comparison {
         return try checkGoldens(directory: directory, makeBackend: make, atol: atol, rtol: rtol, numerics: numerics, goldenFile: goldenFile)
     }
 }
+
+/// One pass of a model against a reference model on the same tokens (`loopvk compare
+/// --against`): how far a weight format (a quantized file, an MLX folder) moves the logits.
+public struct PassAgreement: Sendable, Codable {
+    public var pass: Int
+    /// Mean and largest KL(reference ‖ model) of the next-token distributions over the positions.
+    public var meanKL: Double
+    public var maxKL: Double
+    /// Fraction of positions whose top-1 token is the reference's.
+    public var top1: Double
+    /// sqrt(sum (a - b)^2 / sum b^2) over all logits.
+    public var relRMS: Double
+}
+
+extension Comparison {
+    /// `model` against `reference` end to end, pass by pass: both run `tokens` through the
+    /// lens (every pass's head logits at every position). The two must have the same vocabulary
+    /// and number of passes.
+    public static func agreement(model: Model, reference: Model, tokens: [Int]) throws -> [PassAgreement] {
+        guard model.plan.vocab == reference.plan.vocab else {
+            throw LoopError.invalidArgument("the models' vocabularies differ (\(model.plan.vocab) and \(reference.plan.vocab))")
+        }
+        guard model.plan.passCount == reference.plan.passCount else {
+            throw LoopError.invalidArgument("the models run \(model.plan.passCount) and \(reference.plan.passCount) passes; give --passes")
+        }
+        let a = try model.lens(tokens: tokens), b = try reference.lens(tokens: tokens)
+        let v = model.plan.vocab
+        return (0..<model.plan.passCount).map { t in
+            let x = a.logits[t], y = b.logits[t]
+            var klSum = 0.0, klMax = 0.0, agree = 0, num = 0.0, den = 0.0
+            for p in 0..<tokens.count {
+                let r = (p * v)..<((p + 1) * v)
+                let lq = logSoftmax(x[r]), lp = logSoftmax(y[r])
+                var kl = 0.0
+                for i in 0..<v { kl += exp(lp[i]) * (lp[i] - lq[i]) }
+                klSum += kl; klMax = max(klMax, kl)
+                if argmax(x[r]) == argmax(y[r]) { agree += 1 }
+                for i in r { let d = Double(x[i]) - Double(y[i]); num += d * d; den += Double(y[i]) * Double(y[i]) }
+            }
+            let n = Double(tokens.count)
+            return PassAgreement(pass: t + 1, meanKL: klSum / n, maxKL: klMax, top1: Double(agree) / n, relRMS: den > 0 ? (num / den).squareRoot() : 0)
+        }
+    }
+
+    static func logSoftmax(_ s: ArraySlice<Float>) -> [Double] {
+        let m = Double(s.max() ?? 0)
+        let lse = m + log(s.reduce(0.0) { $0 + exp(Double($1) - m) })
+        return s.map { Double($0) - lse }
+    }
+
+    /// The first index of the largest value.
+    static func argmax(_ s: ArraySlice<Float>) -> Int {
+        var best = s.startIndex
+        for i in s.indices where s[i] > s[best] { best = i }
+        return best - s.startIndex
+    }
+}

@@ -23,10 +23,16 @@ struct Compare: ParsableCommand {
     @Option(help: "With --golden: relative tolerance (default 1e-4; not enforced with --numerics bf16 unless given).") var rtol: Float?
     @Option(help: "With --golden: the golden file in the folder (default golden.safetensors, golden_bf16.safetensors with --numerics bf16); tolerances are enforced only for the fp32 default or when given.") var goldenFile: String?
 
-    func validate() throws { if !golden { try promptOptions.requireOne() } }
+    @Option(help: "Compare the model's logits with this reference model's (folder or .gguf) on the chosen backend, pass by pass: KL, top-1 agreement, relative RMS (e.g. a quantized file against its bf16 folder).") var against: String?
+
+    func validate() throws {
+        if !golden { try promptOptions.requireOne() }
+        if golden && against != nil { throw ValidationError("give --golden or --against, not both") }
+    }
 
     func run() throws {
         if golden { return try runGoldens() }
+        if let against { return try runAgainst(against) }
         var gpuOptions = modelOptions
         gpuOptions.cpu = false
         var cpuOptions = modelOptions
@@ -54,6 +60,23 @@ struct Compare: ParsableCommand {
         var fixture: String, backend: String, kernels: String?, numerics: String, golden: String, atol: Float, rtol: Float, toleranceEnforced: Bool
         var tensors: [Tensor], exact: [String], failures: [String], passed: Bool
         struct Tensor: Encodable { var name: String, count: Int, maxAbs: Float, relToScale: Float, relRMS: Float, toleranceUse: Float }
+    }
+
+    /// `--against REF`: the model against a reference model, end to end per pass.
+    func runAgainst(_ ref: String) throws {
+        let ids = try promptOptions.resolve(tokenizer: { try loadTokenizer(modelOptions.modelURL) })
+        let model = try modelOptions.load(quiet: true, maxRows: ids.count)
+        var refOptions = modelOptions
+        refOptions.model = ref
+        let reference = try refOptions.load(quiet: true, maxRows: ids.count)
+        let passes = try Comparison.agreement(model: model, reference: reference, tokens: ids)
+        if json { try printJSON(passes); return }
+        print("model \(modelOptions.modelURL.lastPathComponent) against \(URL(fileURLWithPath: ref).lastPathComponent) on \(model.backend.name): \(ids.count) tokens")
+        print("  " + pad("pass", 6) + pad("mean KL", 12) + pad("max KL", 12) + pad("top-1", 8) + pad("rel RMS", 10))
+        for p in passes {
+            print("  " + pad("\(p.pass)", 6) + pad(String(format: "%.3e", p.meanKL), 12) + pad(String(format: "%.3e", p.maxKL), 12)
+                  + pad(String(format: "%.3f", p.top1), 8) + pad(String(format: "%.4f", p.relRMS), 10))
+        }
     }
 
     func runGoldens() throws {

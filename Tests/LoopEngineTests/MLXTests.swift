@@ -93,6 +93,23 @@ struct MLXTests {
         }
     }
 
+    /// `compare --against`'s figures: a model against itself agrees exactly; an 8-bit MLX
+    /// folder against its source moves the logits a little (KL > 0) on every pass.
+    @Test func agreementFigures() throws {
+        let folder = try Model(directory: fixtureURL("ouro-tiny-fp32"), backend: .cpu, maxContext: 32, maxRows: 16)
+        let tokens = [1, 7, 30, 2, 11, 5, 9, 100]
+        for p in try Comparison.agreement(model: folder, reference: folder, tokens: tokens) {
+            #expect(p.meanKL == 0 && p.maxKL == 0 && p.top1 == 1 && p.relRMS == 0, "\(p)")
+        }
+        let q = try Model(directory: Self.mlx("ouro-tiny-fp32", bits: 8, groupSize: 32), backend: .cpu, maxContext: 32, maxRows: 16)
+        let passes = try Comparison.agreement(model: q, reference: folder, tokens: tokens)
+        #expect(passes.count == folder.plan.passCount)
+        for p in passes {
+            #expect(p.meanKL > 0 && p.meanKL <= p.maxKL && p.maxKL < 0.01, "\(p)")
+            #expect(p.relRMS > 0 && p.relRMS < 0.05, "\(p)")
+        }
+    }
+
     /// Bad requests name the problem and leave nothing behind.
     @Test func badRequestsAreClearErrors() throws {
         try FileManager.default.createDirectory(at: Self.work, withIntermediateDirectories: true)
