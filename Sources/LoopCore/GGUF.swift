@@ -118,6 +118,22 @@ public final class GGUFFile: @unchecked Sendable {
         try self.init(file: MappedFile(path: path))
     }
 
+    /// The file at `path`, parsed once: the last file opened through here is kept while its
+    /// size and modification time stay the same (a command reads the checkpoint, the tokenizer
+    /// and the tokenizer settings of one file; each would otherwise parse the whole header).
+    public static func opened(path: String) throws -> GGUFFile {
+        let attrs = try? FileManager.default.attributesOfItem(atPath: path)
+        let key = "\(path)|\(attrs?[.size] as? Int ?? -1)|\((attrs?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1)"
+        lastOpenedLock.lock()
+        defer { lastOpenedLock.unlock() }
+        if let (k, g) = lastOpened, k == key { return g }
+        let g = try GGUFFile(path: path)
+        lastOpened = (key, g)
+        return g
+    }
+    private static let lastOpenedLock = NSLock()
+    nonisolated(unsafe) private static var lastOpened: (String, GGUFFile)?
+
     public init(file: MappedFile) throws {
         self.file = file
         let name = (file.path as NSString).lastPathComponent

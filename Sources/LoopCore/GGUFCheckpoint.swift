@@ -234,7 +234,7 @@ extension Checkpoint {
             guard GGUFFile.isGGUF(path: url.path) else {
                 throw LoopError.invalidArgument("model path \(url.path) is a file but not a GGUF file (pass a checkpoint folder or a .gguf file)")
             }
-            return try Checkpoint(gguf: GGUFFile(path: url.path))
+            return try Checkpoint(gguf: GGUFFile.opened(path: url.path))
         }
         return try Checkpoint(directory: url)
     }

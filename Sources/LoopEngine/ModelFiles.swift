@@ -13,14 +13,14 @@ public enum ModelFiles {
     /// Whether the model path has a tokenizer.
     public static func hasTokenizer(at url: URL) -> Bool {
         if Checkpoint.isGGUF(url) {
-            guard let g = try? GGUFFile(path: url.path) else { return false }
+            guard let g = try? GGUFFile.opened(path: url.path) else { return false }
             return g.metadata["tokenizer.huggingface.json"] != nil || g.metadata["tokenizer.ggml.tokens"] != nil
         }
         return FileManager.default.fileExists(atPath: url.appendingPathComponent("tokenizer.json").path)
     }
 
     public static func tokenizer(at url: URL) throws -> Tokenizer {
-        if Checkpoint.isGGUF(url) { return try Tokenizer(data: try tokenizerJSON(GGUFFile(path: url.path))) }
+        if Checkpoint.isGGUF(url) { return try Tokenizer(data: try tokenizerJSON(GGUFFile.opened(path: url.path))) }
         let file = url.appendingPathComponent("tokenizer.json")
         guard FileManager.default.fileExists(atPath: file.path) else {
             throw LoopError.invalidArgument("\(url.path) has no tokenizer.json; pass --tokens")
@@ -31,7 +31,7 @@ public enum ModelFiles {
     /// tokenizer_config.json's settings, or a GGUF file's (bos/eos, add_bos, chat template).
     public static func tokenizerConfig(at url: URL) -> TokenizerConfig? {
         if Checkpoint.isGGUF(url) {
-            guard let g = try? GGUFFile(path: url.path) else { return nil }
+            guard let g = try? GGUFFile.opened(path: url.path) else { return nil }
             return try? tokenizerConfig(g)
         }
         return try? TokenizerConfig(contentsOf: url.appendingPathComponent("tokenizer_config.json"))
