@@ -164,6 +164,20 @@ float block_elem(uint row, uint k) {
 float il_half(uint side, uint which) { return unpackHalf2x16(side >> (16u * which)).x; }
 float il_sum(vec4 a) { return a.x + a.y + a.z + a.w; }
 
+// In-place unpacking: each byte or nibble of a word masked where it lies and converted, so it
+// comes out times 2^(its bit offset); the x values it multiplies are scaled by the inverse power
+// of two beforehand (exact, once per block for all the features), so a value costs a mask and a
+// convert instead of a shift, a mask and a convert. The top one is shifted down instead (it may
+// not convert as a signed int). Values are unsigned: Q8_0's bytes are flipped to q + 128 first
+// (the 128 comes off with the x sum).
+vec4 il_bytes(uint w) { return vec4(float(int(w & 0xFFu)), float(int(w & 0xFF00u)), float(int(w & 0xFF0000u)), float(int(w >> 24u))); }
+const vec4 IL_BYTES = vec4(1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0);
+// Bits 0, 8, 16, 24 and 4, 12, 20, 28: the low and the high nibbles of a word's bytes.
+vec4 il_lo_nibbles(uint w) { return vec4(float(int(w & 0xFu)), float(int(w & 0xF00u)), float(int(w & 0xF0000u)), float(int(w & 0xF000000u))); }
+vec4 il_hi_nibbles(uint w) { return vec4(float(int(w & 0xF0u)), float(int(w & 0xF000u)), float(int(w & 0xF00000u)), float(int(w >> 28u))); }
+const vec4 IL_LO_NIBBLES = vec4(1.0, 1.0 / 256.0, 1.0 / 65536.0, 1.0 / 16777216.0);
+const vec4 IL_HI_NIBBLES = vec4(1.0 / 16.0, 1.0 / 4096.0, 1.0 / 1048576.0, 1.0);
+
 #if W_DTYPE == 10
 // Q8_0: side d; texels 0, 1: q[0..15], q[16..31].
 void il_block(uint b) {
@@ -171,16 +185,20 @@ void il_block(uint b) {
     for (uint i = 0u; i < RPL; i++) d[i] = il_half(il_side(b, i), 0u);
     for (uint u = 0u; u < 2u; u++) {
         vec4 xv[TR * 4u];
+        float sx[TR];
         for (uint r = 0u; r < TR; r++) {
             if (r >= il_nr) break;
-            for (uint q = 0u; q < 4u; q++) xv[4u * r + q] = il_x4(r, 16u * u + 4u * q);
+            vec4 a = vec4(0.0);
+            for (uint q = 0u; q < 4u; q++) { vec4 x = il_x4(r, 16u * u + 4u * q); a += x; xv[4u * r + q] = x * IL_BYTES; }
+            sx[r] = il_sum(a);
         }
         for (uint i = 0u; i < RPL; i++) {
-            uvec4 w = il_texel(b, u, i);
-            vec4 q0 = i8x4(w.x), q1 = i8x4(w.y), q2 = i8x4(w.z), q3 = i8x4(w.w);
+            uvec4 w = il_texel(b, u, i) ^ 0x80808080u;      // q + 128
+            vec4 q0 = il_bytes(w.x), q1 = il_bytes(w.y), q2 = il_bytes(w.z), q3 = il_bytes(w.w);
             for (uint r = 0u; r < TR; r++) {
                 if (r >= il_nr) break;
-                il_add(i, r, d[i] * (dot(q0, xv[4u * r]) + dot(q1, xv[4u * r + 1u]) + dot(q2, xv[4u * r + 2u]) + dot(q3, xv[4u * r + 3u])));
+                float t = dot(q0, xv[4u * r]) + dot(q1, xv[4u * r + 1u]) + dot(q2, xv[4u * r + 2u]) + dot(q3, xv[4u * r + 3u]);
+                il_add(i, r, d[i] * (t - 128.0 * sx[r]));
             }
         }
     }
@@ -194,14 +212,14 @@ void il_block(uint b) {
     for (uint r = 0u; r < TR; r++) {
         if (r >= il_nr) break;
         vec4 s = vec4(0.0);
-        for (uint q = 0u; q < 8u; q++) { xv[8u * r + q] = il_x4(r, 4u * q); s += xv[8u * r + q]; }
+        for (uint q = 0u; q < 8u; q++) { vec4 x = il_x4(r, 4u * q); s += x; xv[8u * r + q] = x * (q < 4u ? IL_LO_NIBBLES : IL_HI_NIBBLES); }
         sx[r] = il_sum(s);
     }
     for (uint i = 0u; i < RPL; i++) {
         float d = il_half(il_side(b, i), 0u);
         uvec4 w = il_texel(b, 0u, i);
-        vec4 lo0 = u4x4(w.x, 0u), lo1 = u4x4(w.y, 0u), lo2 = u4x4(w.z, 0u), lo3 = u4x4(w.w, 0u);
-        vec4 hi0 = u4x4(w.x, 4u), hi1 = u4x4(w.y, 4u), hi2 = u4x4(w.z, 4u), hi3 = u4x4(w.w, 4u);
+        vec4 lo0 = il_lo_nibbles(w.x), lo1 = il_lo_nibbles(w.y), lo2 = il_lo_nibbles(w.z), lo3 = il_lo_nibbles(w.w);
+        vec4 hi0 = il_hi_nibbles(w.x), hi1 = il_hi_nibbles(w.y), hi2 = il_hi_nibbles(w.z), hi3 = il_hi_nibbles(w.w);
         for (uint r = 0u; r < TR; r++) {
             if (r >= il_nr) break;
             uint x0 = 8u * r;
@@ -242,15 +260,17 @@ void il_block(uint b) {
                 uint k = 64u * p2 + 16u * hp;
                 vec4 sl = vec4(0.0), sh = vec4(0.0);
                 for (uint q = 0u; q < 4u; q++) {
-                    xv[8u * r + q] = il_x4(r, k + 4u * q); sl += xv[8u * r + q];
-                    xv[8u * r + 4u + q] = il_x4(r, k + 32u + 4u * q); sh += xv[8u * r + 4u + q];
+                    vec4 xl = il_x4(r, k + 4u * q), xh = il_x4(r, k + 32u + 4u * q);
+                    sl += xl; sh += xh;
+                    xv[8u * r + q] = xl * IL_LO_NIBBLES;
+                    xv[8u * r + 4u + q] = xh * IL_HI_NIBBLES;
                 }
                 sx[r] = vec2(il_sum(sl), il_sum(sh));
             }
             for (uint i = 0u; i < RPL; i++) {
                 uvec4 w = il_texel(b, 1u + 2u * p2 + hp, i);
-                vec4 lo0 = u4x4(w.x, 0u), lo1 = u4x4(w.y, 0u), lo2 = u4x4(w.z, 0u), lo3 = u4x4(w.w, 0u);
-                vec4 hi0 = u4x4(w.x, 4u), hi1 = u4x4(w.y, 4u), hi2 = u4x4(w.z, 4u), hi3 = u4x4(w.w, 4u);
+                vec4 lo0 = il_lo_nibbles(w.x), lo1 = il_lo_nibbles(w.y), lo2 = il_lo_nibbles(w.z), lo3 = il_lo_nibbles(w.w);
+                vec4 hi0 = il_hi_nibbles(w.x), hi1 = il_hi_nibbles(w.y), hi2 = il_hi_nibbles(w.z), hi3 = il_hi_nibbles(w.w);
                 for (uint r = 0u; r < TR; r++) {
                     if (r >= il_nr) break;
                     uint x0 = 8u * r;
@@ -316,6 +336,15 @@ void il_block(uint b) {
 // MLX affine: side scale, bias; texel u: elements (16 / MLX_BITS * 8) u onwards, consecutive
 // (4-bit: 32 per texel, element n of a word at bits 4n; 8-bit: 16, one per byte).
 const uint IL_EPT = 128u / MLX_BITS;          // elements per texel
+#if MLX_BITS == 4
+// Elements 0-3 and 4-7 of a word (bits 4n), in place (see il_bytes).
+vec4 il_mlx_lo(uint w) { return vec4(float(int(w & 0xFu)), float(int(w & 0xF0u)), float(int(w & 0xF00u)), float(int(w & 0xF000u))); }
+vec4 il_mlx_hi(uint w) { return vec4(float(int(w & 0xF0000u)), float(int(w & 0xF00000u)), float(int(w & 0xF000000u)), float(int(w >> 28u))); }
+const vec4 IL_MLX_LO = vec4(1.0, 1.0 / 16.0, 1.0 / 256.0, 1.0 / 4096.0), IL_MLX_HI = vec4(1.0 / 65536.0, 1.0 / 1048576.0, 1.0 / 16777216.0, 1.0);
+vec4 il_mlx_scale(uint q) { return (q & 1u) == 0u ? IL_MLX_LO : IL_MLX_HI; }
+#else
+vec4 il_mlx_scale(uint q) { return IL_BYTES; }
+#endif
 void il_block(uint b) {
     vec2 sb[RPL];
     for (uint i = 0u; i < RPL; i++) { uint w = il_side(b, i); sb[i] = vec2(mlx_scale(w & 0xFFFFu), mlx_scale(w >> 16u)); }
@@ -325,7 +354,7 @@ void il_block(uint b) {
         for (uint r = 0u; r < TR; r++) {
             if (r >= il_nr) break;
             vec4 a = vec4(0.0);
-            for (uint q = 0u; q < IL_EPT / 4u; q++) { xv[(IL_EPT / 4u) * r + q] = il_x4(r, IL_EPT * u + 4u * q); a += xv[(IL_EPT / 4u) * r + q]; }
+            for (uint q = 0u; q < IL_EPT / 4u; q++) { vec4 x = il_x4(r, IL_EPT * u + 4u * q); a += x; xv[(IL_EPT / 4u) * r + q] = x * il_mlx_scale(q); }
             sx[r] = il_sum(a);
         }
         for (uint i = 0u; i < RPL; i++) {
@@ -336,10 +365,9 @@ void il_block(uint b) {
                 float t = 0.0;
                 for (uint c = 0u; c < 4u; c++) {
 #if MLX_BITS == 4
-                    t += dot(vec4(uvec4(w[c], w[c] >> 4u, w[c] >> 8u, w[c] >> 12u) & 15u), xv[x0 + 2u * c])
-                       + dot(vec4(uvec4(w[c] >> 16u, w[c] >> 20u, w[c] >> 24u, w[c] >> 28u) & 15u), xv[x0 + 2u * c + 1u]);
+                    t += dot(il_mlx_lo(w[c]), xv[x0 + 2u * c]) + dot(il_mlx_hi(w[c]), xv[x0 + 2u * c + 1u]);
 #else
-                    t += dot(vec4(uvec4(w[c], w[c] >> 8u, w[c] >> 16u, w[c] >> 24u) & 255u), xv[x0 + c]);
+                    t += dot(il_bytes(w[c]), xv[x0 + c]);
 #endif
                 }
                 il_add(i, r, sb[i].x * t + sb[i].y * sx[r]);

@@ -63,16 +63,16 @@ struct BlockFormatParityTests {
         }
     }
 
-    @Test(arguments: formats)
-    func embedding(dtype: DType) throws {
+    @Test(arguments: formats, GPU.readPaths)
+    func embedding(dtype: DType, path: ReadPath) throws {
         var rng = SeededRandom(seed: 78)
         let vocab = 37, dim = max(dtype.weightFormat!.elementsPerBlock, 64) * 2
         let w = WeightStore(checkpoint: nil)
         addWeight(w, "emb", dtype, [vocab + 2, dim], rng.floats((vocab + 2) * dim))
         let tokens: [Int32] = [0, 5, 36, 5, 17, 2, 9]
-        _ = try check("block-embedding-\(dtype.rawValue)", acts: ["out": dim + 3], rows: tokens.count, tokens: tokens, weights: w, inputs: [:],
+        _ = try check("block-embedding-\(dtype.rawValue)-\(path)", acts: ["out": dim + 3], rows: tokens.count, tokens: tokens, weights: w, inputs: [:],
                       ops: [.embed(table: WeightRef("emb", offset: 2 * dim), vocab: vocab, dim: dim, out: ActRef("out", col: 2), scale: 1.7)],
-                      outputs: ["out"], kernels: "read=storage")
+                      outputs: ["out"], kernels: "read=\(path)")
     }
 
     /// Rows that are not whole blocks are refused with the tensor named, before any dispatch.
