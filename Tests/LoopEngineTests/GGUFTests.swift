@@ -10,7 +10,7 @@ import Testing
 /// files by the GPU against the CPU twins; the reader by damaged files.
 @Suite(.serialized)
 struct GGUFTests {
-    static let work = FileManager.default.temporaryDirectory.appendingPathComponent("loopvk-gguf-tests-\(getpid())")
+    static let work = scratchFolder("loopvk-gguf-tests")
 
     static func quantized(_ source: URL, _ type: Quantize.FileType, _ tag: String) throws -> URL {
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)

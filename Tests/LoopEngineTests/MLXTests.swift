@@ -10,7 +10,7 @@ import Testing
 /// the logits' distance from the unquantized folder.
 @Suite(.serialized)
 struct MLXTests {
-    static let work = FileManager.default.temporaryDirectory.appendingPathComponent("loopvk-mlx-tests-\(getpid())")
+    static let work = scratchFolder("loopvk-mlx-tests")
 
     static func mlx(_ fixture: String, bits: Int, groupSize: Int) throws -> URL {
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)

@@ -27,3 +27,12 @@ public func checkFixture(name: String, atol: Float = 1e-4, rtol: Float = 1e-4, m
     for f in cmp.failures { Issue.record(Comment(rawValue: f), sourceLocation: sourceLocation) }
     return cmp
 }
+
+/// A scratch folder under the temporary directory, emptied when first asked for in a test run:
+/// one per suite (a per-process name would pile up in /tmp run after run). Keep it in a
+/// `static let` so a run asks once.
+public func scratchFolder(_ name: String) -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent(name)
+    try? FileManager.default.removeItem(at: url)
+    return url
+}
