@@ -17,7 +17,8 @@
 #
 # Steps: `devices`; `selftest --json`; the fixture goldens through `compare --golden` (kv=f32 at
 # the fp32 tolerance, and the default f16 KV at its stated one); `bench --json` on ouro-bench,
-# the Ouro-1.4B and Huginn-3.5B shapes (synthesised there); one token's `profile`; the PyTorch
+# the Ouro-1.4B and Huginn-3.5B shapes (synthesised there) and Ouro-1.4B quantized to q8_0 and
+# q4_0 by `loopvk quantize`; one token's `profile`; the PyTorch
 # peer (tools/torch_peer.py: transformers' Llama with the Ouro-1.4B shape unrolled to 4 x 24
 # layers, bf16, KV cache, batch 1) on the same GPU; then tools/device_check_table.py makes the
 # Markdown table. Each step runs under its own time limit and is logged with its exit status, so
@@ -87,6 +88,11 @@ run_steps() {
   step bench-ouro-bench 120 $bin bench --model "$models/ouro-bench" $bench
   step bench-ouro-1.4b 240 $bin bench --model "$models/ouro-1.4b" $bench
   step bench-huginn-3.5b 300 $bin bench --model "$models/huginn-3.5b" $huginn_passes $bench
+  # Block formats: the Ouro-1.4B shape quantized here (llama.cpp's per-tensor choices).
+  step quantize-ouro-1.4b-q8_0 240 $bin quantize --model "$models/ouro-1.4b" --type q8_0 --out "$models/ouro-1.4b-q8_0.gguf"
+  step quantize-ouro-1.4b-q4_0 240 $bin quantize --model "$models/ouro-1.4b" --type q4_0 --out "$models/ouro-1.4b-q4_0.gguf"
+  step bench-ouro-1.4b-q8_0 240 $bin bench --model "$models/ouro-1.4b-q8_0.gguf" $bench
+  step bench-ouro-1.4b-q4_0 240 $bin bench --model "$models/ouro-1.4b-q4_0.gguf" $bench
   step profile-ouro-1.4b 180 $bin profile --model "$models/ouro-1.4b" --tokens 1,2,3,4 --decode-tokens 1 --json
   if command -v python3 >/dev/null; then
     local py=python3

@@ -77,7 +77,7 @@ def main():
                  f"{'PASS' if g['passed'] else 'FAIL'}: {len(g['tensors'])} tensors, {len(g['exact'])} exact; {w} |")
 
     results["bench"] = {}
-    for m in ["ouro-bench", "ouro-1.4b", "huginn-3.5b"]:
+    for m in ["ouro-bench", "ouro-1.4b", "ouro-1.4b-q8_0", "ouro-1.4b-q4_0", "huginn-3.5b"]:
         b = load(work, "bench-" + m)
         results["bench"][m] = b
         if not b:
