@@ -39,16 +39,32 @@ layout(constant_id = 4) const uint TR = 1u;      // rows per workgroup
 layout(constant_id = 5) const uint RPL = 4u;     // features per invocation
 layout(constant_id = 6) const uint XL = 8u;      // invocations (one subgroup) sharing x
 
+#ifndef SILU
+#define SILU 0
+#endif
 layout(push_constant) uniform P {
     uint in_f; uint x_stride; uint x_col; uint o_stride;
     uint o_col; uint w_base; uint b_base; uint has_bias;
     uint accumulate; uint o0; uint ocount; uint rows;
+#if SILU
+    uint silu_dim; uint h_stride; uint h_col;
+#endif
 } p;
 
 layout(binding = 0) uniform usamplerBuffer X;
 layout(binding = 1) uniform usamplerBuffer W;
 layout(std430, binding = 2) readonly buffer Bs { uint B[]; };
 layout(std430, binding = 3) buffer Out { float o[]; };
+#if SILU
+// Gated SiLU fused in (as matvec.comp's SILU, see Fusion.swift): W is a stacked gate/up
+// product, features 0 ..< silu_dim the gate, silu_dim ..< 2 silu_dim the up; a workgroup takes
+// gate group g and up group g + silu_dim / ROWS (two streams over the same x), stores both
+// outputs and H[r, f] = silu(gate) * up. Binding 4: H.
+layout(std430, binding = 4) writeonly buffer H { float h[]; };
+const uint IL_NS = 2u;
+#else
+const uint IL_NS = 1u;
+#endif
 #define W_WORD(i) texelFetch(W, int((i) >> 2u))[(i) & 3u]
 
 // (il_texel, il_side, il_x4, il_add: see block_formats.glsl; defined after it.)
@@ -89,22 +105,24 @@ const uint IL_S = W_SIDE_BYTES, IL_SB = IL_S == 0u ? 1u : 16u / max(IL_S, 1u);
 // x: the tile's x over one block, fetched once per block by the whole subgroup (invocation l
 // holds texels l, l + XL, ...), read through subgroupShuffle.
 const uint IL_XT = W_BLOCK_ELEMS / 4u, IL_NXW = (IL_XT + XL - 1u) / XL;
-uint il_main_base;    // texel of (block 0, texel 0, feature f0) of this group
-uint il_side_base;    // texel of (side texel 0, feature f0)
+// Per stream s (the group; with SILU also its up group): il_main[s] the texel of (block 0,
+// texel 0, feature f0), il_side_base[s] of (side texel 0, feature f0); il_s the stream il_block
+// works on.
+uint il_main[IL_NS], il_side_base[IL_NS], il_s;
 uint il_mt;           // main texels per block
 uint il_x[TR];        // element index of each tile row's x in X
-float il_acc[RPL * TR];
-uvec4 il_sd[RPL];
+float il_acc[IL_NS * RPL * TR];
+uvec4 il_sd[IL_NS * RPL];
 vec4 il_xs[TR * IL_NXW];
 
-uvec4 il_texel(uint b, uint u, uint i) { return texelFetch(W, int(il_main_base + (b * il_mt + u) * ROWS + i)); }
+uvec4 il_texel(uint b, uint u, uint i) { return texelFetch(W, int(il_main[il_s] + (b * il_mt + u) * ROWS + i)); }
 uint il_side(uint b, uint i) {
     uint a = (b % IL_SB) * IL_S;
-    uint w = il_sd[i][a >> 2u];
+    uint w = il_sd[il_s * RPL + i][a >> 2u];
     return IL_S == 4u ? w : (w >> (8u * (a & 3u))) & 0xFFFFu;
 }
 vec4 il_x4(uint r, uint k) { uint t = k >> 2u; return subgroupShuffle(il_xs[r * IL_NXW + t / XL], t % XL); }
-void il_add(uint i, uint r, float v) { il_acc[i * TR + r] += v; }
+void il_add(uint i, uint r, float v) { il_acc[(il_s * RPL + i) * TR + r] += v; }
 
 vec4 il_fetch_x(uint e) {
     if (ALIGNED != 0u) return uintBitsToFloat(texelFetch(X, int(e >> 2u)));
@@ -115,28 +133,53 @@ vec4 il_fetch_x(uint e) {
 void main() {
     uint g = gl_WorkGroupID.x, j0 = g * ROWS;
     uint r0 = gl_WorkGroupID.y * TR;
+#if SILU
+    if (j0 >= p.silu_dim || r0 >= p.rows) return;
+#else
     if (j0 >= p.ocount || r0 >= p.rows) return;
+#endif
     il_nr = min(TR, p.rows - r0);
     uint lane = gl_SubgroupInvocationID, f0 = lane * RPL;
     uint nb = p.in_f / W_BLOCK_ELEMS;
     il_mt = W_MAIN_BYTES / 16u;
     uint sideTexels = IL_S == 0u ? 0u : (nb + IL_SB - 1u) / IL_SB * ROWS;
-    uint gb = p.w_base + g * (ROWS * nb * il_mt + sideTexels);
-    il_main_base = gb + f0;
-    il_side_base = gb + ROWS * nb * il_mt + f0;
+    uint groupTexels = ROWS * nb * il_mt + sideTexels;
+    for (uint s = 0u; s < IL_NS; s++) {
+#if SILU
+        uint gb = p.w_base + (g + s * (p.silu_dim / ROWS)) * groupTexels;
+#else
+        uint gb = p.w_base + g * groupTexels;
+#endif
+        il_main[s] = gb + f0;
+        il_side_base[s] = gb + ROWS * nb * il_mt + f0;
+    }
     for (uint r = 0u; r < TR; r++) il_x[r] = (r0 + min(r, il_nr - 1u)) * p.x_stride + p.x_col;
-    for (uint i = 0u; i < RPL * TR; i++) il_acc[i] = 0.0;
+    for (uint i = 0u; i < IL_NS * RPL * TR; i++) il_acc[i] = 0.0;
     for (uint b = 0u; b < nb; b++) {
         if (IL_S != 0u && b % IL_SB == 0u)
-            for (uint i = 0u; i < RPL; i++) il_sd[i] = texelFetch(W, int(il_side_base + (b / IL_SB) * ROWS + i));
+            for (uint s = 0u; s < IL_NS; s++)
+                for (uint i = 0u; i < RPL; i++) il_sd[s * RPL + i] = texelFetch(W, int(il_side_base[s] + (b / IL_SB) * ROWS + i));
         for (uint r = 0u; r < TR; r++) {
             if (r >= il_nr) break;
             for (uint w = 0u; w < IL_NXW; w++) il_xs[r * IL_NXW + w] = il_fetch_x(il_x[r] + W_BLOCK_ELEMS * b + 4u * min(w * XL + lane, IL_XT - 1u));
         }
-        il_block(b);
+        for (uint s = 0u; s < IL_NS; s++) { il_s = s; il_block(b); }
     }
     for (uint i = 0u; i < RPL; i++) {
         uint f = j0 + f0 + i;
+#if SILU
+        if (f >= p.silu_dim) break;
+        float bg = p.has_bias != 0u ? LOAD_B(B, p.b_base + p.o0 + f) : 0.0;
+        float bu = p.has_bias != 0u ? LOAD_B(B, p.b_base + p.o0 + p.silu_dim + f) : 0.0;
+        for (uint r = 0u; r < TR; r++) {
+            if (r >= il_nr) break;
+            float gv = il_acc[i * TR + r] + bg, uv = il_acc[(RPL + i) * TR + r] + bu;
+            uint ob = (r0 + r) * p.o_stride + p.o_col + p.o0;
+            o[ob + f] = gv;
+            o[ob + p.silu_dim + f] = uv;
+            h[(r0 + r) * p.h_stride + p.h_col + f] = SILU_MUL(gv, uv);
+        }
+#else
         if (f >= p.ocount) break;
         uint of = p.o0 + f;
         float bias = p.has_bias != 0u ? LOAD_B(B, p.b_base + of) : 0.0;
@@ -146,6 +189,7 @@ void main() {
             float s = il_acc[i * TR + r] + bias;
             if (p.accumulate != 0u) o[oi] += s; else o[oi] = s;
         }
+#endif
     }
 }
 

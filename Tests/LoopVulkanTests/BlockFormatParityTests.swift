@@ -63,6 +63,28 @@ struct BlockFormatParityTests {
         }
     }
 
+    /// The stacked gate/up product followed by silu(gate) * up, recorded as one section (so the
+    /// texel path fuses them into the interleaved kernel's SILU variant): both halves and H
+    /// against the CPU twins, decode and prefill rows, with and without bias.
+    @Test(arguments: formats, GPU.readPaths)
+    func gateUpSilu(dtype: DType, path: ReadPath) throws {
+        var rng = SeededRandom(seed: 80)
+        let inF = max(dtype.weightFormat!.elementsPerBlock, 256) * 2, dim = 64
+        for (rows, bias) in [(1, false), (1, true), (9, true)] {
+            let w = WeightStore(checkpoint: nil)
+            addWeight(w, "W", dtype, [2 * dim, inF], rng.floats(2 * dim * inF, 0.2))
+            addWeight(w, "b", .bf16, [2 * dim], rng.floats(2 * dim))
+            let ops: [Op] = [.linear(x: ActRef("x"), weight: WeightRef("W"), bias: bias ? WeightRef("b") : nil, out: ActRef("gu"),
+                                     inFeatures: inF, outFeatures: 2 * dim, accumulate: false),
+                             .siluMul(gate: ActRef("gu"), up: ActRef("gu", col: dim), out: ActRef("h"), dim: dim)]
+            let name = "block-gate-up-silu-\(dtype.rawValue)-\(path)-\(rows)-\(bias)"
+            let gpu = try check(name, acts: ["x": inF, "gu": 2 * dim, "h": dim], rows: rows, weights: w, inputs: ["x": rng.floats(rows * inF)],
+                                ops: ops, outputs: ["gu", "h"], kernels: "read=\(path)")
+            let fused = gpu.kernels.pipelineKeys.contains { $0.hasPrefix("linear_block.comp|\(dtype.rawValue)|") && $0.contains("SILU=1") }
+            #expect(fused == (path == .texel), "\(name): fused SiLU kernel \(fused)")
+        }
+    }
+
     @Test(arguments: formats, GPU.readPaths)
     func embedding(dtype: DType, path: ReadPath) throws {
         var rng = SeededRandom(seed: 78)

@@ -11,7 +11,7 @@ import Testing
         LinearPush.self, MatmulPush.self, LinearSiluPush.self, MatmulSiluPush.self, LinearArgmaxPush.self,
         AttentionPush.self, AttentionCombinePush.self, RMSNormPush.self, LayerNormPush.self, RopePush.self, KVWritePush.self,
         KVCopyPush.self, ExitDecidePush.self, EmbeddingPush.self, SiluMulPush.self, UnaryPush.self, BinaryPush.self, CopyPush.self,
-        ArgmaxPush.self, SoftmaxPush.self, AdvancePush.self, BlockLinearPush.self,
+        ArgmaxPush.self, SoftmaxPush.self, AdvancePush.self, BlockLinearPush.self, BlockLinearSiluPush.self,
     ]
 
     /// The push-constant struct's member names in the SPIR-V of `words`.

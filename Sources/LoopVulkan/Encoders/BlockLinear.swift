@@ -18,6 +18,13 @@ struct BlockLinearPush: PushBlock {
     init(_ base: LinearPush) { self.base = base }
 }
 
+/// The INTERLEAVED kernel with the gated SiLU fused in (`SILU`): BlockLinearPush + SiluTail.
+struct BlockLinearSiluPush: PushBlock {
+    static let shader = "linear_block.comp"
+    static var defines: [String: String] { ["W_DTYPE": "10", "READ_TEXEL": "1", "INTERLEAVED": "1", "SILU": "1"] }
+    var base = LinearPush(), silu = SiluTail()
+}
+
 extension Kernels {
     /// Rows per workgroup of linear_block.comp (its RB).
     static let blockLinearRows = 8
@@ -90,10 +97,13 @@ extension Kernels {
     /// linear_block.comp's INTERLEAVED kernel (texel path): W's interleaved copy in chunks of
     /// whole groups of `block` features that each fit one texel view, x in one view; a
     /// workgroup (one subgroup) per group and tile of rows (1 for decode, `blockLinearRows` for
-    /// prefill), `block / subgroupSize` features per invocation. Returns false before recording anything when
-    /// x or one group does not fit a view (the caller takes the row-major kernel).
+    /// prefill), `block / subgroupSize` features per invocation. With `silu` (a stacked gate/up
+    /// product, `dim` each) the gated SiLU is fused in: H = silu(gate) * up, both halves stored.
+    /// Returns false before recording anything when x or one group does not fit a view, or the
+    /// SiLU's shape does not (the caller takes the row-major kernel, or the two ops apart).
     func encodeInterleavedBlockLinear(_ op: Op, dtype: DType, block: Int, firstRow first: Int, rows: Int,
-                                      bias: (Binding, UInt32, DType), into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
+                                      bias: (Binding, UInt32, DType), silu: (h: ActRef, dim: Int)? = nil,
+                                      into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
         guard case let .linear(x, weight, biasRef, out, inF, outF, accumulate) = op else { return false }
         let slack = 2 * max(Int(context.info.minTexelBufferOffsetAlignment), 16)
         guard let groupBytes = dtype.weightFormat?.interleavedGroupBytes(rows: block, inF: inF) else { return false }
@@ -106,10 +116,23 @@ extension Kernels {
         let row0 = weight.offset / inF - first            // a multiple of `block`
         let lanes = context.info.subgroupSize        // (interleavedCopy: divides block)
         let tileRows = rows == 1 ? 1 : Self.blockLinearRows
-        let p = try pipeline("linear_block.comp", kinds: [.uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer], push: BlockLinearPush.self,
-                             local: (lanes, 1), w: dtype, b: bias.2, defines: ["READ_TEXEL": "1", "INTERLEAVED": "1"],
-                             constants: [u32(block), aligned ? 1 : 0, u32(tileRows), u32(block / lanes), u32(lanes)])
+        let kinds: [BindingKind] = [.uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer]
+        let constants = [u32(block), aligned ? 1 : 0, u32(tileRows), u32(block / lanes), u32(lanes)]
         let chunkFeatures = min((maxTexelBytes - slack) / groupBytes, context.info.maxWorkGroupCount[0]) * block
+        if let (h, dim) = silu {
+            guard !accumulate, outF == 2 * dim, dim % block == 0, chunkFeatures >= outF,
+                  let (wb, wShift) = texelWindow(slice, byteStart: row0 / block * groupBytes, byteCount: outF / block * groupBytes) else { return false }
+            let p = try pipeline("linear_block.comp", kinds: kinds + [.storageBuffer], push: BlockLinearSiluPush.self, local: (lanes, 1), w: dtype, b: bias.2,
+                                 defines: ["READ_TEXEL": "1", "INTERLEAVED": "1", "SILU": "1"], constants: constants)
+            let push = LinearPush(inF: u32(inF), xStride: u32(xStride), xCol: u32(xCol), oStride: u32(oStride), oCol: u32(out.col), wBase: u32(wShift / 16),
+                                  bBase: bias.1, hasBias: biasRef == nil ? 0 : 1, accumulate: 0, o0: 0, ocount: u32(outF), rows: u32(rows))
+            let tail = SiluTail(siluDim: u32(dim), hStride: u32(try buffers.width(h.name)), hCol: u32(h.col))
+            try cb.dispatch(p, [xb, wb, bias.0, Binding(try buffers.act(out.name)), Binding(try buffers.act(h.name))],
+                            push: BlockLinearSiluPush(base: push, silu: tail), groups: (dim / block, Self.groups(rows, tileRows), 1))
+            return true
+        }
+        let p = try pipeline("linear_block.comp", kinds: kinds, push: BlockLinearPush.self, local: (lanes, 1), w: dtype, b: bias.2,
+                             defines: ["READ_TEXEL": "1", "INTERLEAVED": "1"], constants: constants)
         var o0 = 0
         while o0 < outF {
             let n = min(chunkFeatures, outF - o0)
@@ -123,6 +146,17 @@ extension Kernels {
             o0 += n
         }
         return true
+    }
+
+    /// The stacked gate/up product over a block-format weight with the gated SiLU fused in
+    /// (texel path, interleaved copy); false when it does not apply (nothing recorded).
+    func encodeBlockLinearSilu(_ op: Op, h: ActRef, dim: Int, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
+        guard readPath == .texel, case let .linear(_, weight, bias, _, inF, outF, _) = op else { return false }
+        let dtype = try buffers.weights.info(weight.name).dtype
+        guard dtype.isBlock, weight.offset % inF == 0, (try? blockRowBytes(weight.name, dtype: dtype, inF: inF)) != nil,
+              let copy = try interleavedCopy(weight, inF: inF, weights: buffers.weights), case let .interleaved(_, _, block, first) = copy else { return false }
+        let b = try biasWindow(bias, count: outF, buffers: buffers) ?? (buffers.dummyBinding, 0, .f32)
+        return try encodeInterleavedBlockLinear(op, dtype: dtype, block: block, firstRow: first, rows: rows, bias: b, silu: (h, dim), into: cb, buffers: buffers)
     }
 
     /// `.embed` over a block-format table: embedding.comp's block branch, rows in chunks that
