@@ -14,12 +14,13 @@ for f in Shaders/*.comp; do
   # Weight formats: the float ones, plus the block formats (block_formats.glsl) where the
   # shader reads them.
   dtypes="0 1 2"; grep -q '"block_formats.glsl"' "$f" && dtypes="0 1 2 10 11 12 13 20"
-  # linear_block.comp reads block formats only, and has an INTERLEAVED texel kernel (t = 3).
-  [ "$(basename "$f")" = linear_block.comp ] && dtypes="10 11 12 13 20" && paths="0 1 3"
+  # linear_block.comp reads block formats only, and has an INTERLEAVED texel kernel (t = 3; with
+  # the SILU epilogue t = 4).
+  [ "$(basename "$f")" = linear_block.comp ] && dtypes="10 11 12 13 20" && paths="0 1 3 4"
   for t in $paths; do
   for w in $dtypes; do
     out="$tmp/$(basename "$f").$w.$t.spv"
-    if ! glslc --target-env=vulkan1.2 -IShaders -DW_DTYPE=$w -DB_DTYPE=$w -DREAD_TEXEL=$((t > 0)) -DWG_REDUCE=$((t == 2)) $([ $t = 3 ] && echo -DINTERLEAVED=1) -o "$out" "$f"; then
+    if ! glslc --target-env=vulkan1.2 -IShaders -DW_DTYPE=$w -DB_DTYPE=$w -DREAD_TEXEL=$((t > 0)) -DWG_REDUCE=$((t == 2)) $([ $t -ge 3 ] && echo -DINTERLEAVED=1) $([ $t = 4 ] && echo -DSILU=1) -o "$out" "$f"; then
       echo "check-shaders: FAILED to compile $f (W_DTYPE=$w READ_TEXEL=$t)"; fail=1; continue
     fi
     if ! spirv-val --target-env vulkan1.2 "$out"; then
