@@ -91,6 +91,8 @@ public struct GenerationRequest: Sendable, Equatable {
     public var stop: [String] = []
     public var stream = false
     public var includeUsageInStream = false
+    /// vLLM's extension: keep generating past end-of-sequence tokens (up to max_tokens).
+    public var ignoreEOS = false
     public var loop = LoopRequestOptions()
 
     /// Largest `max_tokens` accepted before the model's context is known.
@@ -128,7 +130,7 @@ public struct GenerationRequest: Sendable, Equatable {
         for (name, value) in fields.sorted(by: { $0.key < $1.key }) {
             switch name {
             case "model", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty",
-                 "seed", "stop", "stream", "stream_options", "n", "loop", "presence_penalty", "frequency_penalty":
+                 "seed", "stop", "stream", "stream_options", "n", "loop", "ignore_eos", "presence_penalty", "frequency_penalty":
                 continue
             case "prompt" where !chat, "messages" where chat:
                 continue
@@ -232,6 +234,7 @@ public struct GenerationRequest: Sendable, Equatable {
             throw .invalid("'n' must be 1: this server generates one choice per request (got \(n))", param: "n", code: "invalid_value")
         }
         req.stream = try bool("stream") ?? false
+        req.ignoreEOS = try bool("ignore_eos") ?? false
         switch fields["stream_options"] {
         case nil, .null?: break
         case .object(let opts)?:

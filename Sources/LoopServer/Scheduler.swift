@@ -99,11 +99,14 @@ public final class Scheduler: @unchecked Sendable {
         return t
     }
 
-    func done(_ ticket: Ticket) {
+    /// The worker is free again; then the ticket's last event goes out (so a client that sends
+    /// its next request on reading this one's end never finds the worker still busy).
+    func done(_ ticket: Ticket, final: GenerationEvent?) {
         cond.lock()
         running -= 1
         publish()
         cond.unlock()
+        if let final { ticket.send(final) }
         ticket.finish()
     }
 
@@ -129,9 +132,10 @@ public final class Scheduler: @unchecked Sendable {
     private func publish() { metrics.setQueue(depth: queue.count, running: running) }
 }
 
-/// Runs one job to its end on the worker's thread, sending its events to the ticket.
+/// Runs one job to its end on the worker's thread, sending its text events to the ticket, and
+/// returns the last event (`finished` or `failed`; nil when the ticket was cancelled).
 public protocol SequenceRunner: AnyObject, Sendable {
-    func run(_ ticket: Ticket)
+    func run(_ ticket: Ticket) -> GenerationEvent?
 }
 
 /// The thread that decodes: takes tickets from the scheduler one at a time. Generation is
@@ -150,8 +154,8 @@ public final class DecodeWorker: @unchecked Sendable {
     public func start() {
         let thread = Thread { [self] in
             while let ticket = scheduler.next() {
-                if !ticket.isCancelled { runner.run(ticket) }
-                scheduler.done(ticket)
+                let final = ticket.isCancelled ? nil : runner.run(ticket)
+                scheduler.done(ticket, final: final)
             }
             exited.signal()
         }

@@ -117,6 +117,7 @@ public final class ServedModel: SequenceRunner, @unchecked Sendable {
                                            repetitionPenalty: req.repetitionPenalty, seed: req.seed ?? UInt64.random(in: 0...UInt64.max))
         do { try options.sampling.validate() } catch { throw .invalid("\(error)") }
         options.stopTokens = stopTokens
+        options.ignoreEOS = req.ignoreEOS
 
         let kv = req.loop.kv ?? .latest
         options.kv = kv
@@ -156,8 +157,8 @@ public final class ServedModel: SequenceRunner, @unchecked Sendable {
     }
 
     /// Runs a job on the worker's thread: tokens become text deltas (stop strings removed),
-    /// then the summary. A cancelled ticket stops at its next token.
-    public func run(_ ticket: Ticket) {
+    /// and returns the summary. A cancelled ticket stops at its next token.
+    public func run(_ ticket: Ticket) -> GenerationEvent? {
         let job = ticket.job
         metrics.prompt(tokens: job.prompt.count)
         metrics.step(batchSize: 1)
@@ -175,16 +176,16 @@ public final class ServedModel: SequenceRunner, @unchecked Sendable {
                 if ticket.isCancelled { return false }
                 return !matcher.stopped
             }
-            if ticket.isCancelled { metrics.cancelledRequest(); return }
+            if ticket.isCancelled { metrics.cancelledRequest(); return nil }
             if !matcher.stopped {
                 let rest = matcher.append(detok.flush()) + matcher.flush()
                 if !rest.isEmpty { ticket.send(.text(rest)) }
             }
             let reason = matcher.stopped || result.stopReason == "eos" ? "stop" : "length"
-            ticket.send(.finished(CompletionSummary(finishReason: reason, usage: Usage(promptTokens: job.prompt.count, completionTokens: result.ids.count),
-                                                    passes: result.passes, exit: job.options.exit.description, kv: job.kv.rawValue)))
+            return .finished(CompletionSummary(finishReason: reason, usage: Usage(promptTokens: job.prompt.count, completionTokens: result.ids.count),
+                                               passes: result.passes, exit: job.options.exit.description, kv: job.kv.rawValue))
         } catch {
-            ticket.send(.failed(.server("generation failed: \(Self.message(error))")))
+            return .failed(.server("generation failed: \(Self.message(error))"))
         }
     }
 }
