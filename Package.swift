@@ -12,6 +12,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
     ],
     targets: [
         // System-library shims: only LoopVulkan imports them.
@@ -30,9 +33,15 @@ let package = Package(
         ),
         // Generation, KV cache policy, exit policies, sampling, parity checks, benchmarks.
         .target(name: "LoopEngine", dependencies: ["LoopCore", "LoopTokenizer", "LoopVulkan"]),
+        // The OpenAI-compatible HTTP server (`loopvk serve`); the engine does not depend on it.
+        .target(
+            name: "LoopServer",
+            dependencies: ["LoopEngine", "LoopCore", "LoopTokenizer", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "loopvk",
-            dependencies: ["LoopEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LoopEngine", "LoopServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Build tool: embeds Shaders/*.comp|*.glsl into the LoopVulkan module as string literals.
@@ -44,6 +53,7 @@ let package = Package(
         .testTarget(name: "LoopCoreTests", dependencies: ["LoopCore", "LoopTestSupport"]),
         .testTarget(name: "LoopTokenizerTests", dependencies: ["LoopTokenizer"]),
         .testTarget(name: "LoopVulkanTests", dependencies: ["LoopVulkan", "LoopCore", "LoopTestSupport"]),
+        .testTarget(name: "LoopServerTests", dependencies: ["LoopServer"]),
         .testTarget(name: "LoopEngineTests", dependencies: ["LoopEngine", "LoopTokenizer", "LoopTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

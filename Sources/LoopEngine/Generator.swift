@@ -74,6 +74,10 @@ public final class Generator {
     public var prunePrefill: Bool
     /// kvSlots[t] = the K slots written by pass t, in layer order.
     let passSlots: [[Int]]
+    /// The section name of pass t. Backends record and replay sections by name, and `.shared`
+    /// rewrites the passes' KV slots, so its passes get names of their own: two generators with
+    /// different KV policies over one model (a server) never replay each other's recordings.
+    let passNames: [String]
     private var position = 0
     private var hasState = false
 
@@ -95,6 +99,8 @@ public final class Generator {
             }
         }
         passes = ps
+        let tag = kv == .shared ? "-kv-shared" : ""
+        passNames = ps.indices.map { "pass\($0)\(tag)" }
         prelude = plan.prelude
         // Warm start: drop the state initialisation (fills of the state activation).
         warmPrelude = plan.prelude.filter { op in
@@ -106,13 +112,13 @@ public final class Generator {
         while let last = ph.last, last.output?.name == plan.logitsAct { ph.removeLast() }
         prefillHead = ph
         headArgmax = plan.head + [.argmax(x: ActRef(plan.logitsAct), out: ActRef(Model.argmaxAct), dim: plan.vocab)]
-        let full = Self.fullPrefill(prelude: prelude, passes: ps, head: ph)
+        let full = Self.fullPrefill(prelude: prelude, passes: ps, head: ph, passNames: passNames)
         prefillCold = Self.pruned(full, liveOut: [], suffix: "-pruned")
         prefillWarm = Self.pruned(full, liveOut: [plan.stateAct], suffix: "-pruned-warm")
     }
 
-    static func fullPrefill(prelude: [Op], passes: [[Op]], head: [Op]) -> [([Op], String)] {
-        [(prelude, "prelude")] + passes.enumerated().map { ($0.element, "pass\($0.offset)") } + [(head, "head-prefill")]
+    static func fullPrefill(prelude: [Op], passes: [[Op]], head: [Op], passNames: [String]? = nil) -> [([Op], String)] {
+        [(prelude, "prelude")] + passes.enumerated().map { ($0.element, passNames?[$0.offset] ?? "pass\($0.offset)") } + [(head, "head-prefill")]
     }
 
     static func pruned(_ sections: [([Op], String)], liveOut: Set<String>, suffix: String) -> [([Op], String)] {
@@ -122,7 +128,7 @@ public final class Generator {
 
     /// The sections prefill runs (see `prefillCold`).
     func prefillSections(warm: Bool) -> [([Op], String)] {
-        prunePrefill ? (warm ? prefillWarm : prefillCold) : Self.fullPrefill(prelude: prelude, passes: passes, head: prefillHead)
+        prunePrefill ? (warm ? prefillWarm : prefillCold) : Self.fullPrefill(prelude: prelude, passes: passes, head: prefillHead, passNames: passNames)
     }
 
     static func remap(_ op: Op, _ map: [Int: Int]) -> Op {
@@ -162,7 +168,7 @@ public final class Generator {
         passes[t] + [exitDecision(after: t, threshold: threshold, minPasses: minPasses)]
     }
     func deviceExitSectionName(_ t: Int, threshold: Float, minPasses: Int) -> String {
-        "pass\(t)+exit(q \(threshold), min \(max(1, minPasses)))"
+        "\(passNames[t])+exit(q \(threshold), min \(max(1, minPasses)))"
     }
 
     /// One token with the Q-exit decision on the device, in one submission: pass 0, then each
@@ -251,9 +257,9 @@ public final class Generator {
             }
             for t in 0..<total {
                 if t == 0 && !policy.needsState {
-                    try chain([(pre, preName), (passes[0], "pass0")], tok, pos)
+                    try chain([(pre, preName), (passes[0], passNames[0])], tok, pos)
                 } else {
-                    try run(passes[t], "pass\(t)", tok, pos)
+                    try run(passes[t], passNames[t], tok, pos)
                 }
                 let signal = policy.needsExitSignal ? try plan.exitAct.map { try backend.read($0, rows: 1)[0] } : nil
                 let state = policy.needsState ? try backend.read(plan.stateAct, rows: 1) : nil
@@ -267,7 +273,7 @@ public final class Generator {
                     if computeAll && used < total {
                         // Ouro reference: keep computing every pass, but the head sees pass t*.
                         chosenState = try backend.read(plan.stateAct, rows: 1)
-                        for t2 in (t + 1)..<total { try run(passes[t2], "pass\(t2)", tok, pos) }
+                        for t2 in (t + 1)..<total { try run(passes[t2], passNames[t2], tok, pos) }
                     }
                     break
                 }
@@ -310,7 +316,7 @@ public final class Generator {
     /// One token's sections when it runs its first `k` passes: the prelude, the passes, the KV
     /// fill of the passes it skips, the head.
     func staticSections(_ pre: ([Op], String), head: ([Op], String), passes k: Int) -> [([Op], String)] {
-        [pre] + (0..<k).map { (passes[$0], "pass\($0)") } + [(kvFill(afterPasses: k), "kvfill\(k)"), head]
+        [pre] + (0..<k).map { (passes[$0], passNames[$0]) } + [(kvFill(afterPasses: k), "kvfill\(k)"), head]
     }
 
     /// Generates from `prompt` ids. `onToken(id, passes)` is called as each token is chosen.

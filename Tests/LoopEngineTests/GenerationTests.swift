@@ -39,6 +39,35 @@ let backendChoices: [BackendChoice] = {
         #expect(try greedy("huginn-tiny-fp32", choice, kv: .shared) == (try golden("huginn-tiny-fp32").i("gen_s4_ids")))
     }
 
+    /// Generators with different KV policies over one model (what `loopvk serve` holds, one per
+    /// policy a request asks for) give what each gives alone: `.shared` passes are recorded
+    /// under their own section names, so neither replays the other's recorded slots.
+    @Test(arguments: backendChoices)
+    func generatorsOfDifferentKVPoliciesShareAModel(choice: BackendChoice) throws {
+        let dir = Paths.defaultModel
+        let prompt = [9, 5, 2, 12, 8, 5, 22, 6, 4]
+        func options(_ exit: ExitPolicy) -> GenerationOptions {
+            var o = GenerationOptions()
+            o.maxTokens = 8
+            o.ignoreEOS = true
+            o.exit = exit
+            return o
+        }
+        let runs: [(KVPolicy, ExitPolicy)] = [(.shared, .fixed(2)), (.latest, .none), (.latest, .fixed(1)), (.shared, .fixed(2)), (.latest, .qExit(0.5))]
+        // Each alone, on a model of its own.
+        let alone = try runs.map { kv, exit in
+            try Generator(model: try Model(directory: dir, backend: choice, maxContext: 64, maxRows: 16), kv: kv).generate(prompt: prompt, options: options(exit)).ids
+        }
+        let model = try Model(directory: dir, backend: choice, maxContext: 64, maxRows: 16)
+        var generators: [KVPolicy: Generator] = [:]
+        for ((kv, exit), want) in zip(runs, alone) {
+            let gen = generators[kv] ?? Generator(model: model, kv: kv)
+            generators[kv] = gen
+            #expect(try gen.generate(prompt: prompt, options: options(exit)).ids == want, "kv \(kv) exit \(exit)")
+        }
+        #expect(alone[0] != alone[1])   // the policies differ on this prompt, so a mix-up shows
+    }
+
     /// Sampling with a seed gives the same tokens on both backends and on a second run.
     /// Prefill without the ops whose results nothing reads (`Liveness.prune`) leaves the same
     /// KV caches: the decoded tokens and the last token's logits equal those after a prefill of

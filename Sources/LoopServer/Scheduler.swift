@@ -1,0 +1,176 @@
+import Foundation
+import LoopEngine
+
+/// One admitted request, ready for the decode worker: prompt ids and engine options.
+public struct GenerationJob: Sendable {
+    public var prompt: [Int]
+    public var options: GenerationOptions
+    public var kv: KVPolicy
+    public var stop: [String]
+    /// `DispatchTime` nanoseconds when the request arrived (time to first token counts from it).
+    public var arrival: UInt64
+
+    public init(prompt: [Int], options: GenerationOptions, kv: KVPolicy, stop: [String], arrival: UInt64 = DispatchTime.now().uptimeNanoseconds) {
+        self.prompt = prompt; self.options = options; self.kv = kv; self.stop = stop; self.arrival = arrival
+    }
+}
+
+/// What the decode worker reports about a job, in order: text deltas, then `finished` or `failed`.
+public enum GenerationEvent: Sendable, Equatable {
+    case text(String)
+    case finished(CompletionSummary)
+    case failed(APIError)
+}
+
+/// A job in the scheduler: its events stream to the request handler, and the handler can
+/// cancel it (the client went away) whether it is waiting or running.
+public final class Ticket: @unchecked Sendable {
+    public let job: GenerationJob
+    let continuation: AsyncStream<GenerationEvent>.Continuation
+    private let lock = NSLock()
+    private var _cancelled = false
+    private weak var scheduler: Scheduler?
+
+    init(job: GenerationJob, continuation: AsyncStream<GenerationEvent>.Continuation, scheduler: Scheduler) {
+        self.job = job; self.continuation = continuation; self.scheduler = scheduler
+    }
+
+    public var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return _cancelled }
+
+    /// Stops the job: a waiting one leaves the queue, a running one stops at its next token.
+    /// Idempotent; harmless after the job finished.
+    public func cancel() {
+        lock.lock()
+        let first = !_cancelled
+        _cancelled = true
+        lock.unlock()
+        if first { scheduler?.remove(self) }
+    }
+
+    func send(_ event: GenerationEvent) { continuation.yield(event) }
+    func finish() { continuation.finish() }
+}
+
+/// Admission and order: a bounded FIFO of tickets that one decode worker drains.
+///
+/// This slice decodes one sequence at a time: `DecodeWorker` takes the next ticket and runs it
+/// to the end. Continuous batching replaces that loop with one that takes several tickets
+/// between decode steps (`next()` becomes "every ticket waiting, up to the batch's room");
+/// admission, cancellation and the handlers' event streams stay as they are.
+public final class Scheduler: @unchecked Sendable {
+    /// Requests that may wait while one runs (beyond it: 429).
+    public let maxQueue: Int
+    let metrics: Metrics
+    private let cond = NSCondition()
+    private var queue: [Ticket] = []
+    private var running = 0
+    private var closed = false
+
+    public init(maxQueue: Int, metrics: Metrics) {
+        self.maxQueue = maxQueue
+        self.metrics = metrics
+    }
+
+    /// Queues `job`; its events arrive on the returned stream. Throws 429 when the queue is full
+    /// and 503 once the server is shutting down.
+    public func submit(_ job: GenerationJob) throws(APIError) -> (Ticket, AsyncStream<GenerationEvent>) {
+        let (stream, continuation) = AsyncStream<GenerationEvent>.makeStream()
+        let ticket = Ticket(job: job, continuation: continuation, scheduler: self)
+        cond.lock()
+        defer { cond.unlock() }
+        guard !closed else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error", code: "shutting_down") }
+        // The worker is busy (or about to take a waiting job): this one waits in the queue.
+        if running + queue.count > 0, queue.count >= maxQueue { throw .queueFull(depth: queue.count) }
+        queue.append(ticket)
+        publish()
+        cond.signal()
+        return (ticket, stream)
+    }
+
+    /// The next ticket to run, waiting for one; nil once closed and drained.
+    func next() -> Ticket? {
+        cond.lock()
+        defer { cond.unlock() }
+        while queue.isEmpty && !closed { cond.wait() }
+        guard !queue.isEmpty else { return nil }
+        let t = queue.removeFirst()
+        running += 1
+        publish()
+        return t
+    }
+
+    /// The worker is free again; then the ticket's last event goes out (so a client that sends
+    /// its next request on reading this one's end never finds the worker still busy).
+    func done(_ ticket: Ticket, final: GenerationEvent?) {
+        cond.lock()
+        running -= 1
+        publish()
+        cond.unlock()
+        if let final { ticket.send(final) }
+        ticket.finish()
+    }
+
+    /// A cancelled ticket that has not started leaves the queue (its stream ends).
+    func remove(_ ticket: Ticket) {
+        cond.lock()
+        let idx = queue.firstIndex { $0 === ticket }
+        if let idx { queue.remove(at: idx); publish() }
+        cond.unlock()
+        if idx != nil { ticket.finish() }
+    }
+
+    /// No new jobs; the worker finishes the queued ones and stops.
+    public func close() {
+        cond.lock()
+        closed = true
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    public var depth: Int { cond.lock(); defer { cond.unlock() }; return queue.count }
+
+    private func publish() { metrics.setQueue(depth: queue.count, running: running) }
+}
+
+/// Runs one job to its end on the worker's thread, sending its text events to the ticket, and
+/// returns the last event (`finished` or `failed`; nil when the ticket was cancelled).
+public protocol SequenceRunner: AnyObject, Sendable {
+    func run(_ ticket: Ticket) -> GenerationEvent?
+}
+
+/// The thread that decodes: takes tickets from the scheduler one at a time. Generation is
+/// synchronous and compute-bound, so it runs on a thread of its own instead of Swift's
+/// cooperative pool (which serves the HTTP side).
+public final class DecodeWorker: @unchecked Sendable {
+    let scheduler: Scheduler
+    let runner: any SequenceRunner
+    private let exited = DispatchSemaphore(value: 0)
+
+    public init(scheduler: Scheduler, runner: any SequenceRunner) {
+        self.scheduler = scheduler
+        self.runner = runner
+    }
+
+    public func start() {
+        let thread = Thread { [self] in
+            while let ticket = scheduler.next() {
+                let final = ticket.isCancelled ? nil : runner.run(ticket)
+                scheduler.done(ticket, final: final)
+            }
+            exited.signal()
+        }
+        thread.name = "loopvk-decode"
+        thread.stackSize = 16 << 20
+        thread.start()
+    }
+
+    /// Waits (off the cooperative pool) until the worker has drained the queue and stopped.
+    public func join() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async { [exited] in
+                exited.wait()
+                c.resume()
+            }
+        }
+    }
+}
