@@ -92,26 +92,7 @@ enum SynthJSON {
         }
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if u.value < 0x20 || u.value > 0x7E {
-                    // Python's ensure_ascii: \uXXXX (surrogate pairs above the BMP).
-                    for unit in String(u).utf16 { out += String(format: "\\u%04x", unit) }
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
+    static func quote(_ s: String) -> String { JSONText.quote(s, asciiOnly: true) }
 }
 
 extension SynthPreset {

@@ -1,4 +1,5 @@
 import Foundation
+import LoopCore
 
 /// A JSON value as the server reads and writes it. Decoding keeps the exact kind of every value
 /// (`true` is never a number, `1` never a bool), so a parameter of the wrong type is a 400 that
@@ -82,22 +83,7 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
-    static func writeString(_ s: String, to out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where u.value < 0x20 || u.value == 0x2028 || u.value == 0x2029:
-                out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        out += "\""
-    }
+    static func writeString(_ s: String, to out: inout String) { out += JSONText.quote(s) }
 }
 
 extension JSONValue: Decodable {
