@@ -36,11 +36,13 @@ public struct WeightFormat: Sendable, CustomStringConvertible {
         self.dequantize = dequantize; self.quantize = quantize
     }
 
-    /// Bytes of a block that the interleaved copy keeps as 16-byte texels (all but `sideBytes`),
-    /// or nil when they are not whole texels (the format has no interleaved copy).
+    /// Bytes of a block that the interleaved copy keeps as 16-byte texels (all but `sideBytes`,
+    /// which sit at the block's start or end, so the rest is one run), or nil when they are not
+    /// whole texels (the format has no interleaved copy).
     public var interleavedMainBytes: Int? {
         let m = bytesPerBlock - sideBytes.count
-        return isBlock && m > 0 && m % 16 == 0 && (sideBytes.isEmpty || 16 % sideBytes.count == 0) ? m : nil
+        let atAnEnd = sideBytes.isEmpty || sideBytes.lowerBound == 0 || sideBytes.upperBound == bytesPerBlock
+        return isBlock && atAnEnd && m > 0 && m % 16 == 0 && (sideBytes.isEmpty || 16 % sideBytes.count == 0) ? m : nil
     }
 
     /// Blocks whose side bytes share one 16-byte texel per row in the interleaved copy.

@@ -120,33 +120,16 @@ final class DeviceBuffers {
             }
             let rows = count / inF - firstRow, nt = inF * es / 16
             let blocks = (rows + block - 1) / block, blockBytes = block * nt * 16
-            let slice = try arena.allocate(blocks * blockBytes)
-            // A few MiB of blocks at a time: permute 16-byte texels on the host, then upload.
-            let perChunk = max(1, (8 << 20) / blockBytes)
-            var buffer = [UInt8](repeating: 0, count: min(perChunk, blocks) * blockBytes)
             let src = raw.baseAddress! + firstRow * inF * es
-            var b0 = 0
-            while b0 < blocks {
-                let nb = min(perChunk, blocks - b0)
-                try buffer.withUnsafeMutableBytes { dst in
-                    let d = dst.baseAddress!
-                    for b in 0..<nb {
-                        for i in 0..<block {
-                            let row = (b0 + b) * block + i
-                            let out = d + (b * nt * block + i) * 16
-                            if row >= rows {
-                                for t in 0..<nt { (out + t * block * 16).storeBytes(of: SIMD2<UInt64>(0, 0), as: SIMD2<UInt64>.self) }
-                                continue
-                            }
-                            let inp = src + row * nt * 16
-                            for t in 0..<nt {
-                                (out + t * block * 16).storeBytes(of: (inp + t * 16).loadUnaligned(as: SIMD2<UInt64>.self), as: SIMD2<UInt64>.self)
-                            }
-                        }
+            let slice = try uploadGroups(blocks, bytes: blockBytes) { out, b in
+                for i in 0..<block {
+                    let row = b * block + i
+                    guard row < rows else { break }
+                    let inp = src + row * nt * 16
+                    for t in 0..<nt {
+                        (out + (t * block + i) * 16).storeBytes(of: (inp + t * 16).loadUnaligned(as: SIMD2<UInt64>.self), as: SIMD2<UInt64>.self)
                     }
-                    try context.upload(UnsafeRawBufferPointer(rebasing: dst[0..<(nb * blockBytes)]), to: slice, at: b0 * blockBytes, cache: staging)
                 }
-                b0 += nb
             }
             return (slice, dtype, blocks * block * inF)
         }
@@ -170,45 +153,46 @@ final class DeviceBuffers {
               let groupBytes = format.interleavedGroupBytes(rows: block, inF: inF), firstRow >= 0, firstRow < max(count / inF, 1) else {
             throw LoopError.invalidArgument("\(name) (\(dtype.rawValue), \(count) elements) cannot be read as rows of \(inF) from row \(firstRow) in interleaved groups of \(block)")
         }
-        // Side bytes sit at the block's start or end, so the rest is one run of texels.
-        guard side.isEmpty || side.lowerBound == 0 || side.upperBound == bpb else {
-            throw LoopError.invalidArgument("\(dtype.rawValue): side bytes \(side) are neither at the start nor the end of a block")
-        }
-        let mainStart = side.lowerBound == 0 ? s : 0
+        let mainStart = side.lowerBound == 0 ? s : 0     // (side bytes at the start or the end: interleavedMainBytes)
         let rows = count / inF - firstRow, nb = inF / epb, mt = main / 16, rowBytes = nb * bpb
         let groups = (rows + block - 1) / block, sb = format.interleavedSideBlocks
-        let slice = try arena.allocate(groups * groupBytes)
-        let perChunk = max(1, (8 << 20) / groupBytes)
-        var buffer = [UInt8](repeating: 0, count: min(perChunk, groups) * groupBytes)
         let src = raw.baseAddress! + firstRow * rowBytes
-        var g0 = 0
-        while g0 < groups {
-            let ng = min(perChunk, groups - g0)
-            try buffer.withUnsafeMutableBytes { dst in
-                let d = dst.baseAddress!
-                memset(d, 0, ng * groupBytes)
-                for g in 0..<ng {
-                    let out = d + g * groupBytes, sideOut = out + block * nb * main
-                    for i in 0..<block {
-                        let row = (g0 + g) * block + i
-                        guard row < rows else { break }
-                        let inp = src + row * rowBytes
-                        for b in 0..<nb {
-                            let blk = inp + b * bpb
-                            // The block without its side bytes (at its start or end), as texels.
-                            let m = blk + mainStart
-                            for t in 0..<mt {
-                                (out + ((b * mt + t) * block + i) * 16).storeBytes(of: (m + 16 * t).loadUnaligned(as: SIMD2<UInt64>.self), as: SIMD2<UInt64>.self)
-                            }
-                            if s > 0 { memcpy(sideOut + ((b / sb) * block + i) * 16 + (b % sb) * s, blk + side.lowerBound, s) }
-                        }
+        let slice = try uploadGroups(groups, bytes: groupBytes) { out, g in
+            let sideOut = out + block * nb * main
+            for i in 0..<block {
+                let row = g * block + i
+                guard row < rows else { break }
+                let inp = src + row * rowBytes
+                for b in 0..<nb {
+                    let blk = inp + b * bpb, m = blk + mainStart
+                    for t in 0..<mt {
+                        (out + ((b * mt + t) * block + i) * 16).storeBytes(of: (m + 16 * t).loadUnaligned(as: SIMD2<UInt64>.self), as: SIMD2<UInt64>.self)
                     }
+                    if s > 0 { memcpy(sideOut + ((b / sb) * block + i) * 16 + (b % sb) * s, blk + side.lowerBound, s) }
                 }
-                try context.upload(UnsafeRawBufferPointer(rebasing: dst[0..<(ng * groupBytes)]), to: slice, at: g0 * groupBytes, cache: staging)
             }
-            g0 += ng
         }
         return (slice, dtype, groups * block * inF)
+    }
+
+    /// A new slice of `count` groups of `bytes` each, filled on the host a few MiB of groups at a
+    /// time (`fill(out, g)` writes group g at `out`, which starts zeroed) and uploaded.
+    private func uploadGroups(_ count: Int, bytes: Int, fill: (UnsafeMutableRawPointer, Int) -> Void) throws -> BufferSlice {
+        let slice = try arena.allocate(count * bytes)
+        let perChunk = max(1, (8 << 20) / max(bytes, 1))
+        var buffer = [UInt8](repeating: 0, count: min(perChunk, count) * bytes)
+        var g0 = 0
+        while g0 < count {
+            let n = min(perChunk, count - g0)
+            try buffer.withUnsafeMutableBytes { dst in
+                let d = dst.baseAddress!
+                memset(d, 0, n * bytes)
+                for g in 0..<n { fill(d + g * bytes, g0 + g) }
+                try context.upload(UnsafeRawBufferPointer(rebasing: dst[0..<(n * bytes)]), to: slice, at: g0 * bytes, cache: staging)
+            }
+            g0 += n
+        }
+        return slice
     }
 
     /// The device copies uploaded so far (`WeightCopy.key`s; "#f32" for fp32 copies).

@@ -67,13 +67,9 @@ extension Kernels {
         guard weight.offset % inF == 0 else {
             throw LoopError.invalidArgument("\(weight.name) (\(dtype.rawValue)) is read from element \(weight.offset), not a row start")
         }
+        if try encodeInterleavedBlockLinear(op, rows: rows, into: cb, buffers: buffers) { return }
         let texel = readPath == .texel
         let (bb, bbase, bdt) = try biasWindow(bias, count: outF, buffers: buffers) ?? (buffers.dummyBinding, 0, .f32)
-        if texel, let copy = try interleavedCopy(weight, inF: inF, weights: buffers.weights), case let .interleaved(_, _, block, first) = copy,
-           try encodeInterleavedBlockLinear(op, dtype: dtype, block: block, firstRow: first, rows: rows,
-                                            bias: (bb, bbase, bdt), into: cb, buffers: buffers) {
-            return
-        }
         let f = Self.gemvFeatures, sg = context.info.subgroupSize
         let limit = texel ? maxTexelBytes - 2 * max(Int(context.info.minTexelBufferOffsetAlignment), 16)
                           : Int(context.info.maxStorageBufferRange) - 256
@@ -94,17 +90,22 @@ extension Kernels {
         }
     }
 
-    /// linear_block.comp's INTERLEAVED kernel (texel path): W's interleaved copy in chunks of
+    /// linear_block.comp's INTERLEAVED kernel (texel path, a block-format weight with an
+    /// interleaved copy, see `interleavedCopy`): W's interleaved copy in chunks of
     /// whole groups of `block` features that each fit one texel view, x in one view; a
     /// workgroup (one subgroup) per group and tile of rows (1 for decode, `blockLinearRows` for
     /// prefill), `block / subgroupSize` features per invocation. With `silu` (a stacked gate/up
     /// product, `dim` each) the gated SiLU is fused in: H = silu(gate) * up, both halves stored.
-    /// Returns false before recording anything when x or one group does not fit a view, or the
-    /// SiLU's shape does not (the caller takes the row-major kernel, or the two ops apart).
-    func encodeInterleavedBlockLinear(_ op: Op, dtype: DType, block: Int, firstRow first: Int, rows: Int,
-                                      bias: (Binding, UInt32, DType), silu: (h: ActRef, dim: Int)? = nil,
+    /// Returns false before recording anything when the weight has no interleaved copy, x or
+    /// one group does not fit a view, or the SiLU's shape does not (the caller takes the
+    /// row-major kernel, or the two ops apart).
+    func encodeInterleavedBlockLinear(_ op: Op, rows: Int, silu: (h: ActRef, dim: Int)? = nil,
                                       into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
         guard case let .linear(x, weight, biasRef, out, inF, outF, accumulate) = op else { return false }
+        let dtype = try buffers.weights.info(weight.name).dtype
+        guard dtype.isBlock, let copy = try interleavedCopy(weight, inF: inF, weights: buffers.weights),
+              case let .interleaved(_, _, block, first) = copy else { return false }
+        let bias = try biasWindow(biasRef, count: outF, buffers: buffers) ?? (buffers.dummyBinding, 0, .f32)
         let slack = 2 * max(Int(context.info.minTexelBufferOffsetAlignment), 16)
         guard let groupBytes = dtype.weightFormat?.interleavedGroupBytes(rows: block, inF: inF) else { return false }
         let xStride = try buffers.width(x.name), oStride = try buffers.width(out.name)
@@ -146,17 +147,6 @@ extension Kernels {
             o0 += n
         }
         return true
-    }
-
-    /// The stacked gate/up product over a block-format weight with the gated SiLU fused in
-    /// (texel path, interleaved copy); false when it does not apply (nothing recorded).
-    func encodeBlockLinearSilu(_ op: Op, h: ActRef, dim: Int, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
-        guard readPath == .texel, case let .linear(_, weight, bias, _, inF, outF, _) = op else { return false }
-        let dtype = try buffers.weights.info(weight.name).dtype
-        guard dtype.isBlock, weight.offset % inF == 0, (try? blockRowBytes(weight.name, dtype: dtype, inF: inF)) != nil,
-              let copy = try interleavedCopy(weight, inF: inF, weights: buffers.weights), case let .interleaved(_, _, block, first) = copy else { return false }
-        let b = try biasWindow(bias, count: outF, buffers: buffers) ?? (buffers.dummyBinding, 0, .f32)
-        return try encodeInterleavedBlockLinear(op, dtype: dtype, block: block, firstRow: first, rows: rows, bias: b, silu: (h, dim), into: cb, buffers: buffers)
     }
 
     /// `.embed` over a block-format table: embedding.comp's block branch, rows in chunks that

@@ -110,7 +110,7 @@ extension Kernels {
     /// where the product's shape allows; else the two apart.
     func encodeLinear(_ linear: Op, then next: Op, epilogue: LinearEpilogue?, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .linear(x, weight, bias, out, inF, outF, accumulate) = linear else { return }
-        if case let .silu(h, dim)? = epilogue, try encodeBlockLinearSilu(linear, h: h, dim: dim, rows: rows, into: cb, buffers: buffers) { return }
+        if case let .silu(h, dim)? = epilogue, try encodeInterleavedBlockLinear(linear, rows: rows, silu: (h, dim), into: cb, buffers: buffers) { return }
         if readPath == .texel, let epilogue,
            try encodeTexelLinear(x: x, weight: weight, bias: try biasWindow(bias, count: outF, buffers: buffers), out: out, inF: inF, outF: outF,
                                  accumulate: accumulate, rows: rows, epilogue: epilogue, into: cb, buffers: buffers) {
