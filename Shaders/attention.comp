@@ -1,6 +1,7 @@
 #version 450
 // Causal attention over a KV cache, one workgroup per (query head, row). Row r sits at position
-// step_pos0 + r and attends to cache rows 0 ..= step_pos0 + r. Grouped-query: head h reads KV
+// row_pos(r) of its sequence and attends to its positions 0 ..= row_pos(r), position j at
+// cache row kv_row(r, j) (the sequence's KV pages, see STEP_STATE in common.glsl). Grouped-query: head h reads KV
 // head h / (heads / kv_heads). Keys are scored a workgroup-width chunk at a time with an online
 // softmax (running max and sum), so any sequence length works; invocation t accumulates output
 // dims t, t + n, ... (head_dim <= 4 * workgroup size).
@@ -95,14 +96,17 @@ void main() {
     uint len[RPL];
     for (uint i = 0u; i < RPL; i++) {
         uint rr = min(r0 + n * i, step_rows - 1u);   // past the end: the last row, stored nowhere
-        len[i] = step_pos0 + rr + 1u;
+        len[i] = row_pos(rr) + 1u;
         uint qb = p.q_base + rr * p.q_stride + p.q_col + h * p.head_dim;
         for (uint c = 0u; c < NT; c++) { q[i][c] = LD4(Qt, qb + 4u * c) * p.scale; acc[i][c] = vec4(0.0); }
         m[i] = -1.0 / 0.0;
         l[i] = 0.0;
     }
+    // The rows of a LANE_ROWS call are one sequence's consecutive positions: one page table.
+    uint r_seq = min(r0, step_rows - 1u);
     for (uint j = 0u; j < len[RPL - 1u]; j++) {
-        uint kj = kb + j * p.kv_width, vj = vb + j * p.kv_width;
+        uint cr_j = kv_row(r_seq, j) * p.kv_width;
+        uint kj = kb + cr_j, vj = vb + cr_j;
         float sc[RPL];
         for (uint i = 0u; i < RPL; i++) sc[i] = 0.0;
         for (uint c = 0u; c < NT; c++) {
@@ -143,7 +147,7 @@ void main() {
     uint hh = min(h, p.heads - 1u);
     uint r = gl_WorkGroupID.y;
     uint kvh = hh / (p.heads / p.kv_heads);
-    uint len = step_pos0 + r + 1u;
+    uint len = row_pos(r) + 1u;
     uint qb = p.q_base + r * p.q_stride + p.q_col + hh * p.head_dim;
     uint kb = p.k_base + kvh * p.head_dim;
     uint vb = p.v_base + kvh * p.head_dim;
@@ -151,7 +155,7 @@ void main() {
     for (uint c = 0u; c < NT; c++) { qv[c] = LD4(Qt, qb + 4u * c) * p.scale; acc[c] = vec4(0.0); }
     float m = -1.0 / 0.0;
     float l = 0.0;
-    for (uint j = 0u; j < len; j++) key_step(qv, acc, m, l, kb + j * p.kv_width, vb + j * p.kv_width);
+    for (uint j = 0u; j < len; j++) { uint cr_j = kv_row(r, j) * p.kv_width; key_step(qv, acc, m, l, kb + cr_j, vb + cr_j); }
     if (h >= p.heads) return;
     uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
     for (uint c = 0u; c < NT; c++) store4(ob + 4u * c, acc[c] / l);
@@ -165,7 +169,7 @@ void main() {
     uint t = gl_LocalInvocationID.x;
     uint n = gl_WorkGroupSize.x;
     uint kvh = h / (p.heads / p.kv_heads);
-    uint len = step_pos0 + r + 1u;
+    uint len = row_pos(r) + 1u;
     uint qb = p.q_base + r * p.q_stride + p.q_col + h * p.head_dim;
     uint kb = p.k_base + kvh * p.head_dim;
     uint vb = p.v_base + kvh * p.head_dim;
@@ -177,7 +181,7 @@ void main() {
     for (uint c = 0u; c < NT; c++) { qv[c] = LD4(Qt, qb + 4u * c) * p.scale; acc[c] = vec4(0.0); }
     float m = -1.0 / 0.0;
     float l = 0.0;
-    for (uint j = t; j < len; j += n) key_step(qv, acc, m, l, kb + j * p.kv_width, vb + j * p.kv_width);
+    for (uint j = t; j < len; j += n) { uint cr_j = kv_row(r, j) * p.kv_width; key_step(qv, acc, m, l, kb + cr_j, vb + cr_j); }
     // Merge: invocations without a key (m = -inf) contribute exp(-inf) = 0.
     float mall = subgroupMax(m);
     float f = exp(m - mall);
@@ -205,7 +209,7 @@ void main() {
     uint t = gl_LocalInvocationID.x;
     uint n = gl_WorkGroupSize.x;
     uint kvh = h / (p.heads / p.kv_heads);
-    uint len = step_pos0 + r + 1u;
+    uint len = row_pos(r) + 1u;
     uint qb = r * p.q_stride + p.q_col + h * p.head_dim;
     uint cpl = (p.head_dim + n - 1u) / n;     // output dims per invocation
     float m = -1.0 / 0.0;
@@ -216,7 +220,7 @@ void main() {
         uint j = j0 + t;
         float s = -1.0 / 0.0;
         if (j < len) {
-            uint kb = j * p.kv_width + kvh * p.head_dim;
+            uint kb = kv_row(r, j) * p.kv_width + kvh * p.head_dim;
             float dot = 0.0;
             for (uint d = 0u; d < p.head_dim; d++) dot += q[qb + d] * float(kc[kb + d]);
             s = dot * p.scale;
@@ -230,7 +234,7 @@ void main() {
         uint cnt = min(n, len - j0);
         for (uint jj = 0u; jj < cnt; jj++) {
             float pj = subgroupShuffle(e, jj);
-            uint vb = (j0 + jj) * p.kv_width + kvh * p.head_dim;
+            uint vb = kv_row(r, j0 + jj) * p.kv_width + kvh * p.head_dim;
             for (uint c = 0u; c < cpl; c++) {
                 uint d = t + c * n;
                 if (d < p.head_dim) acc[c] += pj * float(vc[vb + d]);
@@ -255,7 +259,7 @@ void main() {
     uint t = gl_LocalInvocationID.x;
     uint n = gl_WorkGroupSize.x;
     uint kvh = h / (p.heads / p.kv_heads);
-    uint len = step_pos0 + r + 1u;
+    uint len = row_pos(r) + 1u;
     uint qb = r * p.q_stride + p.q_col + h * p.head_dim;
     for (uint d = t; d < p.head_dim; d += n) qs[d] = q[qb + d];
     barrier();
@@ -276,7 +280,7 @@ void main() {
         uint j = j0 + t;
         float s = -1.0 / 0.0;
         if (j < je) {
-            uint kb = j * p.kv_width + kvh * p.head_dim;
+            uint kb = kv_row(r, j) * p.kv_width + kvh * p.head_dim;
             float dot = 0.0;
             for (uint d = 0u; d < p.head_dim; d++) dot += qs[d] * float(kc[kb + d]);
             s = dot * p.scale;
@@ -293,7 +297,7 @@ void main() {
             uint d = t + c * n;
             if (d >= p.head_dim) break;
             float a = acc[c] * corr;
-            for (uint jj = 0u; jj < cnt; jj++) a += ps[jj] * float(vc[(j0 + jj) * p.kv_width + kvh * p.head_dim + d]);
+            for (uint jj = 0u; jj < cnt; jj++) a += ps[jj] * float(vc[kv_row(r, j0 + jj) * p.kv_width + kvh * p.head_dim + d]);
             acc[c] = a;
         }
         barrier();

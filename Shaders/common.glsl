@@ -8,8 +8,6 @@ layout(local_size_x_id = 0, local_size_y_id = 1) in;
 // 16-bit tensors need no 16-bit storage feature; the formats' load functions:
 #include "weight_formats.glsl"
 
-// The per-call "step state": first position of the rows, row count, and the rows' token ids.
-// Recorded command buffers read it, so they replay unchanged for every decode token.
 // Gated SiLU of a gate and an up value (float or vec4): silu(g) * u = g / (1 + exp(-g)) * u.
 // silu_mul.comp and the gate/up products' fused epilogues (matvec.comp, matmul.comp SILU).
 #define SILU_MUL(g, u) ((g) / (1.0 + exp(-(g))) * (u))
@@ -36,7 +34,16 @@ vec4 kv_half4(uvec4 t, uint i) {
 #define KV_LD4(b, i) uintBitsToFloat(texelFetch(b, int((i) >> 2u)))
 #endif
 
-#define STEP_STATE(b) layout(std430, binding = b) readonly buffer StepState { uint step_pos0; uint step_rows; uint step_pad0; uint step_pad1; uint step_tokens[]; };
+// The per-call "step state": where the rows sit and their token ids. Recorded command
+// buffers read it, so they replay unchanged for every decode token.
+// After the header (first position, rows, a greedy chain's index, the row stride S) come
+// S token ids, S positions, S page-table offsets and the page tables (StepRows.swift): row r's
+// sequence keeps its position j at physical cache row kv_row(r, j) (pages of 1 << KV_PAGE_SHIFT
+// rows), so the rows of one call may be one sequence's prompt chunk or a batch of sequences.
+#define KV_PAGE_SHIFT 4u
+#define STEP_STATE(b) layout(std430, binding = b) readonly buffer StepState { uint step_pos0; uint step_rows; uint step_index; uint step_stride; uint step_tokens[]; }; \
+uint row_pos(uint r) { return step_tokens[step_stride + r]; } \
+uint kv_row(uint r, uint j) { return (step_tokens[3u * step_stride + step_tokens[2u * step_stride + r] + (j >> KV_PAGE_SHIFT)] << KV_PAGE_SHIFT) | (j & ((1u << KV_PAGE_SHIFT) - 1u)); }
 
 // SUBGROUP_ONLY 1: the host makes each workgroup exactly one subgroup (CPU devices, where any
 // barrier() makes lavapipe run the shader as coroutines, 15-25% slower), so the workgroup

@@ -1,5 +1,5 @@
 #version 450
-// Copies KV cache rows step_pos0 ..< step_pos0 + rows from one slot to another: what a token
+// Copies the current rows' KV cache rows (kv_row(r, row_pos(r))) from one slot to another: what a token
 // that stopped early leaves in the slots of the passes it skipped (the "latest" KV policy).
 // PAIRS 8 (a fused run of copies, see Fusion.swift): up to 8 (source, destination) buffer pairs
 // in one dispatch, pair gl_WorkGroupID.z; the host binds unused pairs to the first one and
@@ -37,7 +37,7 @@ void main() {
     uint c = gl_GlobalInvocationID.x;
     uint r = gl_GlobalInvocationID.y;
     if (c >= p.width || r >= step_rows) return;
-    uint pos = step_pos0 + r;
+    uint pos = kv_row(r, row_pos(r));
     if (pos >= p.max_rows) return;
     uint i = pos * p.width + c;
 #if PAIRS == 8

@@ -1,5 +1,6 @@
 #version 450
-// Appends rows to a KV cache: cache[step_pos0 + r, c] = src[r, c], c < width. z = 1 (a fused
+// Appends rows to a KV cache: cache[kv_row(r, row_pos(r)), c] = src[r, c], c < width (each
+// row at its position in its sequence's pages; max_rows: the cache's physical rows). z = 1 (a fused
 // pair of plan ops, see Fusion.swift): the same for a second source and cache (k and v of one
 // layer in one dispatch). The cache holds KV_T (float, or float16_t with KV_F16, see common.glsl).
 #include "common.glsl"
@@ -16,7 +17,7 @@ void main() {
     uint c = gl_GlobalInvocationID.x;
     uint r = gl_GlobalInvocationID.y;
     if (c >= p.width || r >= step_rows) return;
-    uint pos = step_pos0 + r;
+    uint pos = kv_row(r, row_pos(r));
     if (pos >= p.max_rows) return;
     if (gl_GlobalInvocationID.z == 0u) cache[pos * p.width + c] = KV_T(src[r * p.s_stride + p.s_col + c]);
     else cache2[pos * p.width + c] = KV_T(src2[r * p.s2_stride + p.s2_col + c]);

@@ -1,9 +1,9 @@
 #version 450
-// Rotary position embedding, in place, at positions step_pos0 + row, from a table
+// Rotary position embedding, in place, at the rows' positions (row_pos), from a table
 // [positions, head_dim/2, 2] of (cos, sin). layout 0: rotate-half (dim i pairs with i + d/2);
 // layout 1: interleaved pairs (2i, 2i+1). One invocation per (pair, head, row).
 // kv = 1 (rope and the k/v cache writes fused, see Fusion.swift): heads kv_head0 ..< heads are
-//   K heads, whose rotated values are also stored in the K cache at row step_pos0 + row, and
+//   K heads, whose rotated values are also stored in the K cache at the row's cache row (kv_row), and
 //   the grid has kv_width / head_dim more "heads" that copy V into the V cache (the caches
 //   hold KV_T, see common.glsl).
 // VEC4 1 (rotate-half layout, head_dim a multiple of 8, every column, stride and base a
@@ -45,12 +45,12 @@ void main() {
     uint r = gl_GlobalInvocationID.y;
     uint vHeads = p.kv != 0u ? p.kv_width / p.head_dim : 0u;
     if (h >= p.heads + vHeads || r >= step_rows) return;
-    uint pos = step_pos0 + r;
+    uint pos = row_pos(r), crow = kv_row(r, pos);
     if (h >= p.heads) {
         // V copy: vec4s j and j + q4 of V head h - heads.
-        if (pos >= p.max_rows) return;
+        if (crow >= p.max_rows) return;
         uint jv = (h - p.heads) * 2u * q4 + j;
-        uint cvb = pos * (p.kv_width / 4u) + jv, vb = (r * p.v_stride + p.v_col) / 4u + jv;
+        uint cvb = crow * (p.kv_width / 4u) + jv, vb = (r * p.v_stride + p.v_col) / 4u + jv;
         cache_v[cvb] = CT(v[vb]);
         cache_v[cvb + q4] = CT(v[vb + q4]);
         return;
@@ -64,8 +64,8 @@ void main() {
     vec4 ra = a * c - b * s, rb = b * c + a * s;
     x[base] = ra;
     x[base + q4] = rb;
-    if (p.kv != 0u && h >= p.kv_head0 && pos < p.max_rows) {
-        uint kb = pos * (p.kv_width / 4u) + (h - p.kv_head0) * 2u * q4 + j;
+    if (p.kv != 0u && h >= p.kv_head0 && crow < p.max_rows) {
+        uint kb = crow * (p.kv_width / 4u) + (h - p.kv_head0) * 2u * q4 + j;
         cache_k[kb] = CT(ra);
         cache_k[kb + q4] = CT(rb);
     }
@@ -77,13 +77,13 @@ void main() {
     uint h = gl_GlobalInvocationID.y;
     uint r = gl_GlobalInvocationID.z;
     if (i >= half_d || r >= step_rows) return;
-    uint pos = step_pos0 + r;
+    uint pos = row_pos(r), crow = kv_row(r, pos);
     if (h >= p.heads) {
         // V copy (kv = 1): elements i and i + half_d of V head h - heads.
         uint j = (h - p.heads) * p.head_dim + i;
-        if (p.kv == 0u || j >= p.kv_width || pos >= p.max_rows) return;
-        cache_v[pos * p.kv_width + j] = CT(v[r * p.v_stride + p.v_col + j]);
-        cache_v[pos * p.kv_width + j + half_d] = CT(v[r * p.v_stride + p.v_col + j + half_d]);
+        if (p.kv == 0u || j >= p.kv_width || crow >= p.max_rows) return;
+        cache_v[crow * p.kv_width + j] = CT(v[r * p.v_stride + p.v_col + j]);
+        cache_v[crow * p.kv_width + j + half_d] = CT(v[r * p.v_stride + p.v_col + j + half_d]);
         return;
     }
     if (pos >= p.t_positions) return;
@@ -96,8 +96,8 @@ void main() {
     float ra = a * c - b * s, rb = b * c + a * s;
     x[base + da] = ra;
     x[base + db] = rb;
-    if (p.kv != 0u && h >= p.kv_head0 && pos < p.max_rows) {
-        uint kb = pos * p.kv_width + (h - p.kv_head0) * p.head_dim;
+    if (p.kv != 0u && h >= p.kv_head0 && crow < p.max_rows) {
+        uint kb = crow * p.kv_width + (h - p.kv_head0) * p.head_dim;
         cache_k[kb + da] = CT(ra);
         cache_k[kb + db] = CT(rb);
     }

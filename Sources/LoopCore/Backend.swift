@@ -132,8 +132,12 @@ public struct SectionKey: Hashable, Sendable, CustomStringConvertible {
     /// When set, the section runs only if element `condition` of row 0 of `ExitControl.act` is
     /// non-zero at the time it would start (decided on the device, no host round trip).
     public var condition: Int?
-    public init(_ name: String, rows: Int, condition: Int? = nil) { self.name = name; self.rows = rows; self.condition = condition }
-    public var description: String { "\(name)x\(rows)" + (condition.map { "?\($0)" } ?? "") }
+    /// The rows are separate sequences (`StepRows.independent`, a batched decode step).
+    public var batch: Bool
+    public init(_ name: String, rows: Int, condition: Int? = nil, batch: Bool = false) {
+        self.name = name; self.rows = rows; self.condition = condition; self.batch = batch
+    }
+    public var description: String { "\(name)x\(rows)" + (batch ? "b" : "") + (condition.map { "?\($0)" } ?? "") }
 }
 
 /// A section to run: its ops and the key it is recorded (and replayed) under.
@@ -161,12 +165,12 @@ public protocol PlanBackend: AnyObject {
     /// keys: chain, prune, device-exit).
     var config: KernelConfig { get }
     var capabilities: BackendCapabilities { get }
-    /// Runs `ops` over `tokens.count` rows whose positions start at `pos0`. `tokens` are the
-    /// input ids of the rows (read by `embed`). Ops of one `section` must be the same each time
-    /// the section is run with the same row count (they may be recorded once and replayed).
-    func run(_ ops: [Op], section: SectionKey, tokens: [Int32], pos0: Int) throws
+    /// Runs `ops` over `rows` (their input ids, read by `embed`; positions; KV pages). Ops of
+    /// one `section` must be the same each time the section is run with the same row count
+    /// (they may be recorded once and replayed); `rows.independent` must match the key's `batch`.
+    func run(_ ops: [Op], section: SectionKey, rows: StepRows) throws
     /// Runs sections back to back over the same rows (one submission where the backend can).
-    func runSections(_ parts: [Section], tokens: [Int32], pos0: Int) throws
+    func runSections(_ parts: [Section], rows: StepRows) throws
     /// Greedy decode of `count` tokens from `token` at `pos0`: `parts` (one token's sections,
     /// the last leaving the greedy choice in `argmax`) run `count` times, each choice becoming
     /// the next token. Returns the choices. Only where `capabilities.greedyChain >= count`.
@@ -180,8 +184,15 @@ public protocol PlanBackend: AnyObject {
 }
 
 extension PlanBackend {
+    public func runSections(_ parts: [Section], rows: StepRows) throws {
+        for p in parts { try run(p.ops, section: p.section, rows: rows) }
+    }
+    /// One sequence's rows at consecutive positions from `pos0` (identity KV pages).
+    public func run(_ ops: [Op], section: SectionKey, tokens: [Int32], pos0: Int) throws {
+        try run(ops, section: section, rows: .consecutive(tokens: tokens, pos0: pos0))
+    }
     public func runSections(_ parts: [Section], tokens: [Int32], pos0: Int) throws {
-        for p in parts { try run(p.ops, section: p.section, tokens: tokens, pos0: pos0) }
+        try runSections(parts, rows: .consecutive(tokens: tokens, pos0: pos0))
     }
     public func runGreedyChain(_ parts: [Section], argmax: ActRef, token: Int32, pos0: Int, count: Int) throws -> [Int32] {
         throw LoopError.unsupported("\(name) does not decode greedy chains")
@@ -193,8 +204,14 @@ public struct BackendLayout: Sendable {
     public var activations: [String: Int]
     public var kvSlots: Int
     public var kvWidth: Int
+    /// Positions one sequence may reach.
     public var maxContext: Int
     public var maxRows: Int
+    /// Physical rows of each KV slot's cache: the page pool (`KVPages`). Default: one
+    /// sequence's whole context.
+    public var kvRows: Int
+    /// Sequences (page tables) one call may carry: 1, or a batch decoder's batch size.
+    public var maxSequences: Int = 1
     /// Activations the host reads or writes every token (the greedy choice, the exit control
     /// row, the logits, the exit signal): a device backend keeps them in host-visible memory,
     /// so a token needs no staging copy (and no submission beyond its own) on a discrete GPU.
@@ -204,6 +221,7 @@ public struct BackendLayout: Sendable {
     public init(activations: [String: Int], kvSlots: Int, kvWidth: Int, maxContext: Int, maxRows: Int) {
         self.activations = activations; self.kvSlots = kvSlots; self.kvWidth = kvWidth
         self.maxContext = maxContext; self.maxRows = maxRows
+        kvRows = KVPages.pages(positions: maxContext) * KVPages.rows
     }
 
     public init(plan: LoopPlan, maxRows: Int, maxContext: Int? = nil) {

@@ -6,7 +6,7 @@ import Glibc
 /// The CPU reference backend: executes plan ops one by one with the `CPUOps` twins, all in
 /// fp32 (with `.bf16` numerics in the layout, rounding to bf16 where the official code's
 /// bfloat16 run rounds: every op's stored output and the points inside ops, see `Numerics`). Activations hold `maxRows` rows of their declared width; the KV cache holds
-/// `kvSlots x 2 (K, V) x maxContext x kvWidth` values. Everything starts zero-filled.
+/// `kvSlots x 2 (K, V) x kvRows x kvWidth` values (pages of sequences, see `StepRows`). Everything starts zero-filled.
 /// Every op is validated before it runs (activation names and column windows, weight sizes,
 /// token ids, positions, slots); violations throw `LoopError.invalidArgument`.
 public final class CPUBackend: PlanBackend {
@@ -44,7 +44,7 @@ public final class CPUBackend: PlanBackend {
             acts[name] = buf
         }
         var total = layout.kvSlots
-        for f in [2, layout.maxContext, layout.kvWidth] {
+        for f in [2, layout.kvRows, layout.kvWidth] {
             let (p, o) = total.multipliedReportingOverflow(by: f)
             guard !o else { throw LoopError.invalidArgument("KV cache size overflows") }
             total = p
@@ -71,19 +71,14 @@ public final class CPUBackend: PlanBackend {
 
     // MARK: - PlanBackend
 
-    public func run(_ ops: [Op], section: SectionKey, tokens: [Int32], pos0: Int) throws {
-        let n = tokens.count
+    public func run(_ ops: [Op], section: SectionKey, rows step: StepRows) throws {
+        let n = step.count
         guard n > 0 else { throw LoopError.invalidArgument("\(section): a run needs at least one row (no tokens given)") }
-        guard n <= layout.maxRows else {
-            throw LoopError.invalidArgument("\(section): \(n) rows exceed the backend's maxRows \(layout.maxRows)")
-        }
-        guard pos0 >= 0, pos0 + n <= layout.maxContext else {
-            throw LoopError.invalidArgument("\(section): positions \(pos0)..<\(pos0 + n) exceed the context limit \(layout.maxContext)")
-        }
+        try step.validate(layout, what: "\(section)")
         if let c = section.condition, try read(ExitControl.act, rows: 1)[c] == 0 { return }
         for (i, op) in ops.enumerated() {
             do {
-                try execute(op, tokens: tokens, pos0: pos0)
+                try execute(op, step: step)
                 if roundBF16 { try roundOutput(op, rows: n) }
             } catch let LoopError.invalidArgument(msg) {
                 throw LoopError.invalidArgument("\(section) op \(i) (\(op.kindName)): \(msg)")
@@ -114,8 +109,8 @@ public final class CPUBackend: PlanBackend {
         guard slot >= 0, slot < layout.kvSlots else {
             throw LoopError.invalidArgument("readKV: slot \(slot) out of range 0..<\(layout.kvSlots)")
         }
-        guard rows >= 0, rows <= layout.maxContext else {
-            throw LoopError.invalidArgument("readKV: \(rows) rows, the cache holds \(layout.maxContext)")
+        guard rows >= 0, rows <= layout.kvRows else {
+            throw LoopError.invalidArgument("readKV: \(rows) rows, the cache holds \(layout.kvRows)")
         }
         let p = kvBase(slot: slot, part: part)
         return Array(UnsafeBufferPointer(start: p, count: rows * layout.kvWidth))
@@ -163,7 +158,7 @@ public final class CPUBackend: PlanBackend {
     }
 
     private func kvBase(slot: Int, part: KVPart) -> UnsafeMutablePointer<Float> {
-        kv + ((slot * 2 + Int(part.rawValue)) * layout.maxContext) * layout.kvWidth
+        kv + ((slot * 2 + Int(part.rawValue)) * layout.kvRows) * layout.kvWidth
     }
 
     private func checkSlot(_ slot: Int) throws {
@@ -203,7 +198,9 @@ public final class CPUBackend: PlanBackend {
         }
     }
 
-    private func execute(_ op: Op, tokens: [Int32], pos0: Int) throws {
+    private func execute(_ op: Op, step: StepRows) throws {
+        let tokens = step.tokens
+        let cacheRows = { (0..<step.count).map { step.kvRow($0, step.positions[$0]) } }
         let n = tokens.count
         switch op {
         case let .embed(table, vocab, dim, out, scale):
@@ -255,18 +252,18 @@ public final class CPUBackend: PlanBackend {
         case let .rope(x, heads, headDim, table, tablePositions, layout):
             try positive([("heads", heads), ("headDim", headDim), ("tablePositions", tablePositions)])
             guard headDim % 2 == 0 else { throw LoopError.invalidArgument("RoPE headDim \(headDim) is odd") }
-            guard pos0 + n <= tablePositions else {
-                throw LoopError.invalidArgument("positions up to \(pos0 + n - 1) exceed the RoPE table's \(tablePositions) positions")
+            guard let last = step.positions.max(), last < tablePositions else {
+                throw LoopError.invalidArgument("positions up to \(step.positions.max() ?? 0) exceed the RoPE table's \(tablePositions) positions")
             }
             let xr = try rows(x, width: heads * headDim)
             try withWeight(table, count: tablePositions * headDim) { t in
-                CPUOps.rope(x: xr, rows: n, pos0: pos0, heads: heads, headDim: headDim, table: t, layout: layout, roundBF16: roundBF16)
+                CPUOps.rope(x: xr, positions: step.positions, heads: heads, headDim: headDim, table: t, layout: layout, roundBF16: roundBF16)
             }
 
         case let .kvWrite(src, slot, part):
             try checkSlot(slot)
             let s = try rows(src, width: layout.kvWidth)
-            CPUOps.kvWrite(src: s, rows: n, width: layout.kvWidth, cache: kvBase(slot: slot, part: part), pos0: pos0, type: config.kv)
+            CPUOps.kvWrite(src: s, cacheRows: cacheRows(), width: layout.kvWidth, cache: kvBase(slot: slot, part: part), type: config.kv)
 
         case let .attention(q, slot, out, heads, kvHeads, headDim, scale):
             try checkSlot(slot)
@@ -280,7 +277,7 @@ public final class CPUBackend: PlanBackend {
             if q.name == out.name {
                 throw LoopError.invalidArgument("attention query and output are the same activation \(q.name)")
             }
-            CPUOps.attention(q: qr, rows: n, pos0: pos0, keys: kvBase(slot: slot, part: .k), values: kvBase(slot: slot, part: .v),
+            CPUOps.attention(q: qr, step: step, keys: kvBase(slot: slot, part: .k), values: kvBase(slot: slot, part: .v),
                              kvStride: layout.kvWidth, out: orow, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
                              roundBF16: roundBF16)
 
@@ -315,8 +312,9 @@ public final class CPUBackend: PlanBackend {
         case let .kvCopy(from, to):
             try checkSlot(from)
             try checkSlot(to)
+            let phys = cacheRows()
             for part in [KVPart.k, .v] {
-                CPUOps.kvCopy(from: kvBase(slot: from, part: part), to: kvBase(slot: to, part: part), rows: n, width: layout.kvWidth, pos0: pos0)
+                CPUOps.kvCopy(from: kvBase(slot: from, part: part), to: kvBase(slot: to, part: part), cacheRows: phys, width: layout.kvWidth)
             }
 
         case let .argmax(x, out, dim):

@@ -31,9 +31,11 @@ public final class Model {
     /// `kernels`: overrides of the device's kernel configuration in `KernelConfig`'s syntax
     /// (`read=storage,splits=8`, `gpu`), applied after `LOOPVK_KERNELS`.
     /// `numerics`: how activations are rounded (`Numerics`; `.bf16` needs the CPU backend).
+    /// `batch`: sequences one call may carry (a `BatchDecoder`'s rows) and the KV pool's size in
+    /// bytes (whole `KVPages`; nil = one whole context, as a single sequence needs).
     public init(directory: URL, passes: Int? = nil, backend choice: BackendChoice = .vulkan(device: nil),
                 maxContext: Int? = nil, maxRows: Int = 256, kernels: String? = nil, numerics: Numerics = .fp32,
-                progress: ((Double) -> Void)? = nil) throws {
+                batch: (sequences: Int, kvBudgetBytes: Int?) = (1, nil), progress: ((Double) -> Void)? = nil) throws {
         checkpoint = try Checkpoint.open(directory)
         guard maxRows >= 1 else { throw LoopError.invalidArgument("rows per call must be positive") }
         if let m = maxContext, m < 1 { throw LoopError.invalidArgument("context length must be positive, got \(m)") }
@@ -48,18 +50,35 @@ public final class Model {
         let context = plan.maxContext
         var layout = BackendLayout(plan: plan, maxRows: min(maxRows, context), maxContext: context)
         layout.hostIO.insert(Self.argmaxAct)
-        self.layout = layout
+        guard batch.sequences >= 1, batch.sequences <= layout.maxRows else {
+            throw LoopError.invalidArgument("a batch of \(batch.sequences) sequences needs 1...\(layout.maxRows) rows per call")
+        }
+        layout.maxSequences = batch.sequences
+        /// The pool's pages for a budget, at the backend's bytes per cached value.
+        func budget(_ kvBytes: Int) throws {
+            guard let bytes = batch.kvBudgetBytes else { return }
+            let page = Self.kvPageBytes(layout: layout, kvBytes: kvBytes)
+            let pages = page == 0 ? 1 : bytes / page
+            guard pages >= 1 else {
+                throw LoopError.invalidArgument("a KV budget of \(bytes) bytes holds no page (\(KVPages.rows) positions take \(page) bytes with this model)")
+            }
+            layout.kvRows = pages * KVPages.rows
+        }
         let weights = WeightStore(checkpoint: checkpoint, plan: plan)
         self.weights = weights
         switch choice {
         case .cpu:
             let config = try KernelConfig.resolve(for: .cpuReference, deviceName: "cpu-reference", override: kernels, check: false)
+            try budget(4)
+            self.layout = layout
             backend = try CPUBackend(layout: layout, weights: weights, kernels: config)
             vulkan = nil
             progress?(1)
         case .vulkan(let name):
             let ctx = try VulkanContext(deviceName: name)
             let config = try KernelConfig.resolve(for: ctx.info.traits, deviceName: ctx.info.name, override: kernels)
+            try budget(config.kv.byteSize)
+            self.layout = layout
             try Self.checkFits(plan: plan, layout: layout, weights: weights, context: ctx, config: config)
             let vb = try VulkanBackend(context: ctx, layout: layout, weights: weights, kernels: config)
             try vb.preload(plan.allOps) { done, total in progress?(total == 0 ? 1 : Double(done) / Double(total)) }
@@ -70,11 +89,16 @@ public final class Model {
         }
     }
 
+    /// Bytes of KV cache one page (`KVPages.rows` positions of every slot, K and V) takes (the
+    /// CPU reference keeps fp32 whatever `kv` says).
+    public var kvPageBytes: Int { Self.kvPageBytes(layout: layout, kvBytes: vulkan == nil ? 4 : backend.config.kv.byteSize) }
+    static func kvPageBytes(layout: BackendLayout, kvBytes: Int) -> Int { layout.kvSlots * 2 * KVPages.rows * layout.kvWidth * kvBytes }
+
     /// Refuses, before allocating, a model that cannot fit in the device's memory.
     static func checkFits(plan: LoopPlan, layout: BackendLayout, weights: WeightStore, context: VulkanContext, config: KernelConfig) throws {
         let bytes = try VulkanBackend.weightBytes(plan.allOps, weights: weights, context: context, kernels: config)
         let acts = UInt64(layout.activations.values.reduce(0, +) * layout.maxRows * 4)
-        let kv = UInt64(layout.kvSlots * 2 * layout.maxContext * layout.kvWidth * config.kv.byteSize)
+        let kv = UInt64(layout.kvSlots * 2 * layout.kvRows * layout.kvWidth * config.kv.byteSize)
         let need = bytes + acts + kv
         var have = context.info.heaps.filter(\.deviceLocal).map(\.size).max() ?? 0
         // A CPU device's "device memory" is host memory (lavapipe reports a 2 GiB heap but

@@ -53,21 +53,23 @@ public final class Ticket: @unchecked Sendable {
 
 /// Admission and order: a bounded FIFO of tickets that one decode worker drains.
 ///
-/// This slice decodes one sequence at a time: `DecodeWorker` takes the next ticket and runs it
-/// to the end. Continuous batching replaces that loop with one that takes several tickets
-/// between decode steps (`next()` becomes "every ticket waiting, up to the batch's room");
-/// admission, cancellation and the handlers' event streams stay as they are.
+/// `slots` tickets run at once (1: `DecodeWorker`, one sequence to its end; more: the batch
+/// worker, whose `BatchDecoder` takes tickets between decode steps while it has room), and up
+/// to `maxQueue` more wait; beyond that `submit` answers 429.
 public final class Scheduler: @unchecked Sendable {
-    /// Requests that may wait while one runs (beyond it: 429).
+    /// Requests that may wait while the running ones fill every slot (beyond it: 429).
     public let maxQueue: Int
+    /// Requests that run at once.
+    public let slots: Int
     let metrics: Metrics
     private let cond = NSCondition()
     private var queue: [Ticket] = []
     private var running = 0
     private var closed = false
 
-    public init(maxQueue: Int, metrics: Metrics) {
+    public init(maxQueue: Int, slots: Int = 1, metrics: Metrics) {
         self.maxQueue = maxQueue
+        self.slots = max(1, slots)
         self.metrics = metrics
     }
 
@@ -79,12 +81,32 @@ public final class Scheduler: @unchecked Sendable {
         cond.lock()
         defer { cond.unlock() }
         guard !closed else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error", code: "shutting_down") }
-        // The worker is busy (or about to take a waiting job): this one waits in the queue.
-        if running + queue.count > 0, queue.count >= maxQueue { throw .queueFull(depth: queue.count) }
+        // Every slot busy (or about to take a waiting job) and the queue full.
+        if running + queue.count >= slots + maxQueue { throw .queueFull(depth: queue.count) }
         queue.append(ticket)
         publish()
         cond.signal()
         return (ticket, stream)
+    }
+
+    /// The batch worker's admission: waiting tickets from the front of the queue, as many as
+    /// `admit` accepts in order (it stops at the first it refuses, so the queue stays FIFO).
+    /// `wait`: block until there is one (nothing runs). nil once closed, drained and idle.
+    func take(wait: Bool, admit: (Ticket) -> Bool) -> [Ticket]? {
+        cond.lock()
+        defer { cond.unlock() }
+        if wait {
+            while queue.isEmpty && !closed { cond.wait() }
+            if queue.isEmpty && running == 0 { return nil }
+        }
+        var out: [Ticket] = []
+        while let t = queue.first, admit(t) {
+            queue.removeFirst()
+            running += 1
+            out.append(t)
+        }
+        if !out.isEmpty { publish() }
+        return out
     }
 
     /// The next ticket to run, waiting for one; nil once closed and drained.

@@ -26,7 +26,7 @@ public final class ServedModel: SequenceRunner, @unchecked Sendable {
     let metrics: Metrics
 
     // Worker thread only.
-    private let model: Model
+    let model: Model
     private var generators: [KVPolicy: Generator] = [:]
 
     /// `directory`: where the model was loaded from (tokenizer, tokenizer_config.json,

@@ -7,12 +7,23 @@ import NIOCore
 public struct ServerConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     public var port: Int = 8080
-    /// Requests that may wait while one is decoded (beyond: 429 with Retry-After).
+    /// Requests that may wait while every batch row is busy (beyond: 429 with Retry-After).
     public var maxQueue: Int = 16
+    /// Sequences decoded together (continuous batching, `BatchWorker`); 1: one at a time to its
+    /// end (`DecodeWorker`, with the single-sequence engine's greedy chains and device exits).
+    public var maxBatch: Int = 1
     /// Largest request body read.
     public var maxBodyBytes: Int = 8 << 20
     public init() {}
 }
+
+/// The decode thread: `DecodeWorker` (one sequence at a time) or `BatchWorker`.
+protocol Worker: Sendable {
+    func start()
+    func join() async
+}
+extension DecodeWorker: Worker {}
+extension BatchWorker: Worker {}
 
 /// The OpenAI-compatible HTTP server over one `ServedModel`.
 public final class LoopHTTPServer: Sendable {
@@ -25,14 +36,16 @@ public final class LoopHTTPServer: Sendable {
         self.served = served
         self.configuration = configuration
         metrics = served.metrics
-        scheduler = Scheduler(maxQueue: configuration.maxQueue, metrics: served.metrics)
+        scheduler = Scheduler(maxQueue: configuration.maxQueue, slots: configuration.maxBatch, metrics: served.metrics)
     }
 
     /// Serves until SIGTERM or SIGINT: then stops accepting connections, lets the requests in
     /// flight finish (ServiceLifecycle's graceful shutdown), drains the decode worker and returns.
     /// `onListening(port)` is called once the socket is bound.
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
-        let worker = DecodeWorker(scheduler: scheduler, runner: served)
+        let worker: any Worker = configuration.maxBatch > 1
+            ? try BatchWorker(scheduler: scheduler, served: served, maxBatch: configuration.maxBatch)
+            : DecodeWorker(scheduler: scheduler, runner: served)
         worker.start()
         let router = Router()
         router.add(middleware: OpenAIErrorMiddleware(metrics: metrics))

@@ -20,7 +20,7 @@ final class DeviceBuffers {
     private var acts: [String: BufferSlice] = [:]
     private var kv: [BufferSlice] = []          // slot * 2 + part
     private var weightSlices: [String: (slice: BufferSlice, dtype: DType, count: Int)] = [:]
-    /// The per-call step state the shaders read: pos0, rows, the chain index, padding, token ids.
+    /// The per-call step state the shaders read (`Recorder.setStep`, STEP_STATE in common.glsl).
     let step: BufferSlice
     /// The ids a greedy chain chose.
     let chainResults: BufferSlice
@@ -58,16 +58,16 @@ final class DeviceBuffers {
             try context.fill(s, byteCount: bytes)
             acts[name] = s
         }
-        let kvBytes = layout.maxContext * layout.kvWidth * kvType.byteSize
+        let kvBytes = layout.kvRows * layout.kvWidth * kvType.byteSize
         if UInt64(kvBytes) > limit {
-            throw VulkanError("KV cache", message: "\(layout.maxContext) positions x \(layout.kvWidth) \(kvType) values exceed maxStorageBufferRange \(limit); use a shorter context")
+            throw VulkanError("KV cache", message: "\(layout.kvRows) rows x \(layout.kvWidth) \(kvType) values per slot exceed maxStorageBufferRange \(limit); use a shorter context or a smaller KV budget")
         }
         for _ in 0..<(layout.kvSlots * 2) {
             let s = try actArena.allocate(max(kvBytes, 4))
             try context.fill(s, byteCount: max(kvBytes, 4))
             kv.append(s)
         }
-        step = try hostArena.allocate(16 + 4 * max(layout.maxRows, 1))
+        step = try hostArena.allocate(Self.stepBytes(layout))
         chainResults = try hostArena.allocate(4 * KernelConfig.maxChain)
         dummy = try hostArena.allocate(16)
         try context.fill(dummy, byteCount: 16)
@@ -221,6 +221,12 @@ final class DeviceBuffers {
     func width(_ name: String) throws -> Int {
         guard let w = layout.activations[name] else { throw LoopError.invalidArgument("undeclared activation \(name)") }
         return w
+    }
+
+    /// The step state's size: header, per-row tokens, positions and table offsets, and the page
+    /// tables of up to `maxSequences` sequences (see STEP_STATE in common.glsl).
+    static func stepBytes(_ layout: BackendLayout) -> Int {
+        4 * (4 + 3 * max(layout.maxRows, 1) + max(layout.maxSequences, 1) * KVPages.pages(positions: layout.maxContext + KernelConfig.maxChain))
     }
 
     func kvSlice(_ slot: Int, _ part: KVPart) throws -> BufferSlice {

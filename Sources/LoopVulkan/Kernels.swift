@@ -193,13 +193,13 @@ final class Kernels {
 
     /// Records a step (see Fusion.swift): a barrier first when it reads or overwrites what an
     /// earlier dispatch since the last barrier wrote (or overwrites what one read).
-    func encode(_ step: FusedOps, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers, tracker: inout HazardTracker) throws {
+    func encode(_ step: FusedOps, rows: Int, batch: Bool = false, into cb: RecordedCommands, buffers: DeviceBuffers, tracker: inout HazardTracker) throws {
         let (reads, writes) = Self.hazards(step, rows: rows)
         if tracker.needsBarrier(reads: reads, writes: writes) { cb.barrier() }
         cb.label = step.label
         switch step {
         case .op(let op):
-            try encode(op, rows: rows, into: cb, buffers: buffers)
+            try encode(op, rows: rows, batch: batch, into: cb, buffers: buffers)
         case let .normThenNorm(first, second):
             if try !encodeNormThenNorm(first, second, rows: rows, into: cb, buffers: buffers) {
                 // Weights of different dtypes: two dispatches with a barrier between them.
@@ -227,7 +227,8 @@ final class Kernels {
     }
 
     /// Records one plan op's dispatches (no barrier: see `encode(_ step:)`).
-    func encode(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
+    /// `batch`: the rows are separate sequences (`SectionKey.batch`).
+    func encode(_ op: Op, rows: Int, batch: Bool = false, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         switch op {
         case .embed: try encodeEmbedding(op, rows: rows, into: cb, buffers: buffers)
         case .rmsNorm: try encodeRMSNorm(op, rows: rows, into: cb, buffers: buffers)
@@ -235,7 +236,7 @@ final class Kernels {
         case .linear: try encodeLinear(op, rows: rows, into: cb, buffers: buffers)
         case .rope: try encodeRope(op, kv: nil, rows: rows, into: cb, buffers: buffers)
         case let .kvWrite(src, slot, part): try encodeKVWrite(src, slot: slot, part: part, second: nil, rows: rows, into: cb, buffers: buffers)
-        case .attention: try encodeAttention(op, rows: rows, into: cb, buffers: buffers)
+        case .attention: try encodeAttention(op, rows: rows, batch: batch, into: cb, buffers: buffers)
         case .siluMul: try encodeSiluMul(op, rows: rows, into: cb, buffers: buffers)
         case .unary: try encodeUnary(op, rows: rows, into: cb, buffers: buffers)
         case .binary: try encodeBinary(op, rows: rows, into: cb, buffers: buffers)

@@ -50,7 +50,7 @@ final class Recorder {
         // A conditional section (exit decided on the device) runs only if its control flag is set.
         if let c = section.condition { try cb.beginCondition(try buffers.act(ExitControl.act), byteOffset: 4 * c) }
         for step in FusedOps.fuse(ops, kvWidth: buffers.layout.kvWidth, enabled: kernels.config.fusion) {
-            try kernels.encode(step, rows: section.rows, into: cb, buffers: buffers, tracker: &tracker)
+            try kernels.encode(step, rows: section.rows, batch: section.batch, into: cb, buffers: buffers, tracker: &tracker)
         }
         if section.condition != nil { cb.endCondition() }
         try cb.end()
@@ -84,26 +84,37 @@ final class Recorder {
 
     /// Runs several recorded-or-new sections back to back in ONE submission (all passes of a
     /// token when no exit policy needs to look between them).
-    func runSections(_ parts: [Section], tokens: [Int32], pos0: Int) throws {
-        let rows = tokens.count
-        guard rows > 0, rows <= buffers.layout.maxRows else {
-            throw LoopError.invalidArgument("a call must have 1...\(buffers.layout.maxRows) rows, got \(rows)")
-        }
-        for p in parts where p.section.rows != rows {
-            throw LoopError.invalidArgument("section \(p.section) run with \(rows) rows")
-        }
-        guard pos0 >= 0, pos0 + rows <= buffers.layout.maxContext else {
-            throw LoopError.invalidArgument("positions \(pos0)..<\(pos0 + rows) exceed the context of \(buffers.layout.maxContext) tokens")
+    func runSections(_ parts: [Section], rows step: StepRows) throws {
+        let rows = step.count
+        try step.validate(buffers.layout, what: "a call")
+        for p in parts where p.section.rows != rows || p.section.batch != step.independent {
+            throw LoopError.invalidArgument("section \(p.section) run with \(rows) \(step.independent ? "independent " : "")rows")
         }
         let cbs = try parts.map { (try recorded($0.ops, $0.section), $0.section) }
-        try setStep(pos0: pos0, tokens: tokens)
-        try submit(cbs, pos0: pos0, rows: rows)
+        try setStep(step)
+        try submit(cbs, pos0: step.positions[0], rows: rows)
     }
 
-    /// The step state the shaders read: pos0, rows, the chain index (0), padding, token ids.
-    func setStep(pos0: Int, tokens: [Int32]) throws {
-        var header: [UInt32] = [UInt32(pos0), UInt32(tokens.count), 0, 0] + tokens.map { UInt32(bitPattern: $0) }
-        try header.withUnsafeMutableBytes { try context.upload(UnsafeRawBufferPointer($0), to: buffers.step) }
+    /// The step state the shaders read (STEP_STATE in common.glsl): first position, rows, the
+    /// chain index (0), the row stride S; then S token ids, S positions, S table offsets and
+    /// the page tables.
+    func setStep(_ step: StepRows) throws {
+        let stride = max(buffers.layout.maxRows, 1)
+        var words = [UInt32](repeating: 0, count: 4 + 3 * stride)
+        words[0] = UInt32(step.positions[0]); words[1] = UInt32(step.count); words[3] = UInt32(stride)
+        var offsets: [UInt32] = []
+        var off = 0
+        for t in step.tables { offsets.append(UInt32(off)); off += t.count }
+        for r in 0..<step.count {
+            words[4 + r] = UInt32(bitPattern: step.tokens[r])
+            words[4 + stride + r] = UInt32(step.positions[r])
+            words[4 + 2 * stride + r] = offsets[step.tableOf[r]]
+        }
+        for t in step.tables { words.append(contentsOf: t.map { UInt32(bitPattern: $0) }) }
+        guard words.count * 4 <= DeviceBuffers.stepBytes(buffers.layout) else {
+            throw LoopError.invalidArgument("the rows' page tables (\(off) pages) exceed the step state")
+        }
+        try words.withUnsafeMutableBytes { try context.upload(UnsafeRawBufferPointer($0), to: buffers.step) }
     }
 
     /// Greedy decode of `count` tokens in ONE submission: `parts` (one token's sections, the last
@@ -116,6 +127,8 @@ final class Recorder {
         guard pos0 >= 0, pos0 + count <= buffers.layout.maxContext else {
             throw LoopError.invalidArgument("positions \(pos0)..<\(pos0 + count) exceed the context of \(buffers.layout.maxContext) tokens")
         }
+        let step = StepRows.consecutive(tokens: [token], pos0: pos0, through: pos0 + count)
+        try step.validate(buffers.layout, what: "a greedy chain")
         for p in parts where p.section.rows != 1 { throw LoopError.invalidArgument("section \(p.section) in a greedy chain: one row per token") }
         guard profileMode == nil else { throw LoopError.invalidArgument("a greedy chain is not profiled (its sections repeat in one submission)") }
         let cbs = try parts.map { (try recorded($0.ops, $0.section), $0.section) }
@@ -130,7 +143,7 @@ final class Recorder {
             sections[key] = cb
             advance = cb
         }
-        try setStep(pos0: pos0, tokens: [token])
+        try setStep(step)
         let one = cbs + [(advance, key)]
         try submit(Array((0..<count).map { _ in one }.joined()), pos0: pos0, rows: 1)
         var ids = [Int32](repeating: 0, count: count)

@@ -104,14 +104,14 @@ public final class VulkanBackend: PlanBackend {
 
     // MARK: Running
 
-    public func run(_ ops: [Op], section: SectionKey, tokens: [Int32], pos0: Int) throws {
-        try recorder.runSections([(ops, section)], tokens: tokens, pos0: pos0)
+    public func run(_ ops: [Op], section: SectionKey, rows: StepRows) throws {
+        try recorder.runSections([(ops, section)], rows: rows)
     }
 
     /// Runs sections back to back in ONE submission (all passes of a token when no exit policy
     /// needs to look between them).
-    public func runSections(_ parts: [Section], tokens: [Int32], pos0: Int) throws {
-        try recorder.runSections(parts, tokens: tokens, pos0: pos0)
+    public func runSections(_ parts: [Section], rows: StepRows) throws {
+        try recorder.runSections(parts, rows: rows)
     }
 
     /// Greedy decode of `count` tokens in ONE submission (see `Recorder.runGreedyChain`).
@@ -139,7 +139,7 @@ public final class VulkanBackend: PlanBackend {
     }
 
     public func readKV(slot: Int, part: KVPart, rows: Int) throws -> [Float] {
-        guard rows <= layout.maxContext else { throw LoopError.invalidArgument("KV read of \(rows) rows > \(layout.maxContext)") }
+        guard rows <= layout.kvRows else { throw LoopError.invalidArgument("KV read of \(rows) rows > \(layout.kvRows)") }
         let n = rows * layout.kvWidth
         switch buffers.kvType {
         case .f32:

@@ -37,14 +37,14 @@ struct ModelOptions: ParsableArguments {
 
     /// `neededContext`: positions the command will use, when it knows (`run`: the prompt plus
     /// --max-tokens); without --context the KV cache is sized to that instead of the default.
-    func load(quiet: Bool = false, maxRows: Int = 256, neededContext: Int? = nil) throws -> Model {
+    func load(quiet: Bool = false, maxRows: Int = 256, neededContext: Int? = nil, batch: (sequences: Int, kvBudgetBytes: Int?) = (1, nil)) throws -> Model {
         if let shaderDir { Engine.useShaderDirectory(shaderDir) }
         let backend: BackendChoice = cpu ? .cpu : .vulkan(device: device)
         let inline = !cpu && Engine.tuneCPUDeviceThreads(forCheckpoint: modelURL)
         let bar = ProgressBar(label: "loading weights", enabled: !quiet)
         defer { bar.finish() }
         let model = try Model(directory: modelURL, passes: passes, backend: backend, maxContext: context ?? neededContext, maxRows: maxRows, kernels: kernels,
-                              numerics: try resolvedNumerics()) { bar.update($0) }
+                              numerics: try resolvedNumerics(), batch: batch) { bar.update($0) }
         if inline, !quiet, model.vulkan?.context.info.kind == .cpu {
             bar.finish()
             printErr("small model: LP_NUM_THREADS=0, lavapipe runs each dispatch on the submitting thread (set LP_NUM_THREADS to override)")

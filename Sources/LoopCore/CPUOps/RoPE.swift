@@ -1,6 +1,6 @@
 extension CPUOps {
     /// In-place rotary embedding of `heads` heads of `headDim` values per row; row r is at
-    /// position pos0 + r. `table` is [positions, headDim/2, 2] holding (cos, sin) of pair i.
+    /// position positions[r]. `table` is [positions, headDim/2, 2] holding (cos, sin) of pair i.
     ///
     /// `.rotateHalf` pairs dim i with dim i + headDim/2:
     ///   x[i]' = x[i]·cos − x[i+h]·sin,  x[i+h]' = x[i+h]·cos + x[i]·sin
@@ -9,11 +9,11 @@ extension CPUOps {
     ///
     /// `roundBF16` (bf16 numerics): each product and the sum are rounded to bf16, as
     /// `q * cos + rotate_half(q) * sin` computes in torch bfloat16 (the table holds bf16 values).
-    public static func rope(x: CPURows, rows: Int, pos0: Int, heads: Int, headDim: Int,
+    public static func rope(x: CPURows, positions: [Int], heads: Int, headDim: Int,
                             table: UnsafeBufferPointer<Float>, layout: RopeLayout, roundBF16: Bool = false) {
         let half = headDim / 2
-        for r in 0..<rows {
-            let t = (pos0 + r) * half * 2
+        for (r, pos) in positions.enumerated() {
+            let t = pos * half * 2
             let xr = x.row(r)
             for h in 0..<heads {
                 let v = xr + h * headDim

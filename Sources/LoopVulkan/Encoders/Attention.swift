@@ -2,7 +2,8 @@ import Foundation
 import LoopCore
 
 // `.attention`: causal attention of `rows` query rows over one KV slot. Variants:
-// - texel (CPU devices): q, K and V through texel views; decode with one subgroup per head
+// - texel (CPU devices): q, K and V through texel views; decode (and a batch's rows, each its
+//   own sequence) with one subgroup per head
 //   splitting its keys or (LANE_HEADS) an invocation per head walking all of its keys; prefill
 //   with each invocation owning up to `laneRows` rows (LANE_ROWS);
 // - storage: a workgroup per (head, row) with shared-memory or subgroup reductions;
@@ -23,7 +24,7 @@ struct AttentionCombinePush: PushBlock {
 }
 
 extension Kernels {
-    func encodeAttention(_ op: Op, rows: Int, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
+    func encodeAttention(_ op: Op, rows: Int, batch: Bool, into cb: RecordedCommands, buffers: DeviceBuffers) throws {
         guard case let .attention(q, slot, out, heads, kvHeads, headDim, scale) = op else { return }
         // A subgroup-only workgroup holds up to 32 values of a head per invocation; a head too
         // wide for the device's subgroup (head_dim 256 at 4 lanes) takes the shared-memory
@@ -38,7 +39,7 @@ extension Kernels {
                                  qCol: u32(q.col), oStride: u32(try buffers.width(out.name)), oCol: u32(out.col),
                                  kvWidth: u32(buffers.layout.kvWidth), scale: scale)
         if subgroupOnly,
-           try encodeTexelAttention(q: q, slot: slot, out: out, heads: heads, headDim: headDim, push: push, rows: rows, into: cb, buffers: buffers) { return }
+           try encodeTexelAttention(q: q, slot: slot, out: out, heads: heads, headDim: headDim, push: push, rows: rows, batch: batch, into: cb, buffers: buffers) { return }
         let kvBindings = [Binding(try buffers.act(q.name)), Binding(try buffers.kvSlice(slot, .k)), Binding(try buffers.kvSlice(slot, .v))]
         if rows == 1, attentionSplits > 1, !subgroupOnly {
             // Partial states per (head, split) into a scratch buffer, then the combine. The
@@ -63,18 +64,19 @@ extension Kernels {
     /// Attention reading q, K and V through texel views (attention.comp READ_TEXEL): on the
     /// texel path with subgroup-only reductions, when head_dim, the KV row, q's column and row
     /// stride are whole texels and each view fits. Returns false otherwise.
-    func encodeTexelAttention(q: ActRef, slot: Int, out: ActRef, heads: Int, headDim: Int, push: AttentionPush, rows: Int,
+    func encodeTexelAttention(q: ActRef, slot: Int, out: ActRef, heads: Int, headDim: Int, push: AttentionPush, rows: Int, batch: Bool,
                               into cb: RecordedCommands, buffers: DeviceBuffers) throws -> Bool {
         let kvWidth = buffers.layout.kvWidth, qStride = try buffers.width(q.name)
         guard readPath == .texel, subgroupReduce, headDim % 4 == 0, kvWidth % 4 == 0, q.col % 4 == 0, qStride % 4 == 0 else { return false }
-        let kBytes = buffers.layout.maxContext * kvWidth * buffers.kvType.byteSize
+        let kBytes = buffers.layout.kvRows * kvWidth * buffers.kvType.byteSize
         guard let (qb, qShift) = texelWindow(try buffers.act(q.name), byteStart: 0, byteCount: ((rows - 1) * qStride + q.col + heads * headDim) * 4),
               let (kb, kShift) = texelWindow(try buffers.kvSlice(slot, .k), byteStart: 0, byteCount: kBytes),
               let (vb, vShift) = texelWindow(try buffers.kvSlice(slot, .v), byteStart: 0, byteCount: kBytes),
               qShift % 16 == 0, kShift % 16 == 0, vShift % 16 == 0 else { return false }
         let kinds: [BindingKind] = [.uniformTexels, .uniformTexels, .uniformTexels, .storageBuffer, .storageBuffer]
-        // Several rows: 8 invocations per workgroup, each owning `perLane` rows.
-        let laneRows = rows > 1
+        // Several rows of one sequence (prefill): 8 invocations per workgroup, each owning
+        // `perLane` rows over the same keys. A batch's rows are separate sequences: per-row kernels.
+        let laneRows = rows > 1 && !batch
         let perLane = laneRows ? Self.attentionRowsPerLane(rows: rows, headDim: headDim, cap: config.laneRows) : 0
         // One row: an invocation per head where 8-head workgroups keep every device thread busy.
         let laneHeads = rows == 1 && config.laneHeads && Self.groups(heads, 8) >= config.threads

@@ -16,7 +16,7 @@ struct RopePush: PushBlock {
     var vCol: UInt32 = 0
 }
 
-/// kv_write.comp: rows of `s` (and of `s2` for the second part) into the cache at pos0.
+/// kv_write.comp: rows of `s` (and of `s2` for the second part) into the cache at their positions.
 struct KVWritePush: PushBlock {
     static let shader = "kv_write.comp"
     var width: UInt32 = 0, sStride: UInt32 = 0, sCol: UInt32 = 0, maxRows: UInt32 = 0, s2Stride: UInt32 = 0, s2Col: UInt32 = 0
@@ -45,7 +45,7 @@ extension Kernels {
         let p = try pipeline("rope.comp", storage: 6, push: RopePush.self, local: (32, 1), defines: buffers.kvDefines.merging(["VEC4": vec4 ? "1" : "0"]) { $1 })
         let push = RopePush(heads: u32(heads), headDim: u32(headDim), xStride: u32(xStride), xCol: u32(x.col), tBase: u32(table.offset),
                             tPositions: u32(positions), layoutKind: u32(Int(layout.rawValue)), kv: kv == nil ? 0 : 1, kvHead0: u32(heads - kvHeads),
-                            kvWidth: u32(width), maxRows: u32(buffers.layout.maxContext), vStride: u32(vStride), vCol: u32(vCol))
+                            kvWidth: u32(width), maxRows: u32(buffers.layout.kvRows), vStride: u32(vStride), vCol: u32(vCol))
         // The extra `kvHeads` invocations (z or x) copy V.
         try cb.dispatch(p, [xb, Binding(t), Binding(buffers.step), ck, vb, cv], push: push,
                         groups: vec4 ? (Self.groups(headDim / 8 * (heads + kvHeads), 32), rows, 1)
@@ -64,7 +64,7 @@ extension Kernels {
         }
         try cb.dispatch(p, [a, ca, Binding(buffers.step), b, cbind],
                         push: KVWritePush(width: u32(width), sStride: u32(try buffers.width(src.name)), sCol: u32(src.col),
-                                          maxRows: u32(buffers.layout.maxContext), s2Stride: u32(bStride), s2Col: u32(bCol)),
+                                          maxRows: u32(buffers.layout.kvRows), s2Stride: u32(bStride), s2Col: u32(bCol)),
                         groups: (Self.groups(width, 64), rows, second == nil ? 1 : 2))
     }
 
@@ -76,7 +76,7 @@ extension Kernels {
             for part in [KVPart.k, .v] { pairs.append((Binding(try buffers.kvSlice(from, part)), Binding(try buffers.kvSlice(to, part)))) }
         }
         let width = buffers.layout.kvWidth
-        let push = KVCopyPush(width: u32(width), maxRows: u32(buffers.layout.maxContext))
+        let push = KVCopyPush(width: u32(width), maxRows: u32(buffers.layout.kvRows))
         guard pairs.count > 2, context.info.maxStorageBuffersPerStage >= 17 else {
             let p = try pipeline("kv_copy.comp", storage: 3, push: KVCopyPush.self, defines: buffers.kvDefines)
             for (src, dst) in pairs { try cb.dispatch(p, [src, dst, Binding(buffers.step)], push: push, groups: (Self.groups(width, 64), rows, 1)) }
