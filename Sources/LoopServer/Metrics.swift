@@ -53,7 +53,7 @@ public final class Metrics: @unchecked Sendable {
     public func firstToken(seconds: Double) { locked { ttft.observe(seconds) } }
     public func interToken(seconds: Double) { locked { itl.observe(seconds) } }
     public func cancelledRequest() { locked { cancelled += 1 } }
-    /// Sequences one decode step ran (always 1 until continuous batching).
+    /// Sequences one decode step ran (1 per request with --max-batch 1).
     public func step(batchSize: Int) { locked { batch.observe(Double(batchSize)) } }
 
     public var generatedTokenCount: Int { locked { generatedTokens } }
@@ -79,7 +79,7 @@ public final class Metrics: @unchecked Sendable {
             passes.render("loopvk_passes_per_token", help: "Loop passes each generated token ran.", into: &out)
             ttft.render("loopvk_time_to_first_token_seconds", help: "From the request's arrival to its first generated token.", into: &out)
             itl.render("loopvk_inter_token_latency_seconds", help: "Between consecutive generated tokens of a request.", into: &out)
-            batch.render("loopvk_batch_size", help: "Sequences per decode step (1: one sequence at a time).", into: &out)
+            batch.render("loopvk_batch_size", help: "Sequences per decode step (continuous batching; with --max-batch 1, one per request).", into: &out)
             return out
         }
     }
