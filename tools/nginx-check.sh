@@ -15,7 +15,7 @@
 # Everything it started is stopped on exit. Exits non-zero on any failure, saying what failed.
 #
 # Usage: tools/nginx-check.sh [loopvk serve arguments...]     e.g. tools/nginx-check.sh --cpu
-#   LOOPVK  the binary (default ROOT/.build/release/loopvk)
+#   LOOPVK  the binary (default ROOT/.build/debug/loopvk, what swift test builds)
 #   MODEL   the model folder (default ROOT/Models/looped-arith)
 #   NGINX   the nginx binary (default: nginx on PATH; Debian: apt-get install -y nginx)
 #   TEMPLATE another nginx config to template (default tools/nginx-loopvk.conf)
@@ -24,7 +24,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-LOOPVK=${LOOPVK:-$ROOT/.build/release/loopvk}
+LOOPVK=${LOOPVK:-$ROOT/.build/debug/loopvk}
 MODEL=${MODEL:-$ROOT/Models/looped-arith}
 NGINX=${NGINX:-nginx}
 TEMPLATE=${TEMPLATE:-$ROOT/tools/nginx-loopvk.conf}
@@ -35,7 +35,7 @@ die() { echo "nginx-check: $*" >&2; exit 2; }
 command -v "$NGINX" >/dev/null || die "no nginx ($NGINX) on PATH: apt-get install -y nginx (or set NGINX)"
 command -v curl >/dev/null || die "no curl"
 command -v python3 >/dev/null || die "no python3"
-[ -x "$LOOPVK" ] || die "no executable $LOOPVK (swift build -c release, or set LOOPVK)"
+[ -x "$LOOPVK" ] || die "no executable $LOOPVK (swift build, or set LOOPVK)"
 [ -e "$MODEL" ] || die "no model at $MODEL"
 [ -f "$TEMPLATE" ] || die "no $TEMPLATE"
 

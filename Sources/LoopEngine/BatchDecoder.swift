@@ -23,7 +23,8 @@ public final class BatchDecoder {
     public let model: Model
     /// Rows of one decode step at most.
     public let maxBatch: Int
-    /// Prompt rows prefilled per step (one chunk between two decode steps).
+    /// Prompt rows prefilled per step, between two decode steps (several short prompts' chunks,
+    /// or one chunk of a long one).
     public var prefillChunk: Int
 
     /// A token chosen for a sequence, or its end.
@@ -83,6 +84,8 @@ public final class BatchDecoder {
     public var unreservedPages: Int { pool.pageCount - reserved }
     /// Sequences admitted and not finished.
     public var running: Int { sequences.count }
+    /// Running sequences whose prompt is not all prefilled yet.
+    public var prefilling: Int { sequences.filter { !$0.pending.isEmpty }.count }
 
     /// The pages a sequence of `promptTokens` that may generate `maxTokens` reserves.
     public static func pagesNeeded(promptTokens: Int, maxTokens: Int) -> Int { KVPages.pages(positions: promptTokens + maxTokens) }
@@ -148,12 +151,16 @@ public final class BatchDecoder {
         s.pages += pool.take(need)!
     }
 
-    /// One step: one prefill chunk of the oldest sequence with prompt left, then one token of
+    /// One step: prefill chunks of the oldest sequences with prompt left, then one token of
     /// every sequence whose prompt is in (grouped by KV policy: each group one batch). Returns
     /// the tokens chosen and the sequences that ended (their pages are free again).
     public func step() throws -> [Event] {
-        if let s = sequences.first(where: { !$0.pending.isEmpty }) {
-            let part = Array(s.pending.prefix(prefillChunk))
+        // Prompt chunks, oldest sequence first, up to `prefillChunk` rows in all (each
+        // sequence's chunk is its own call: its rows share one page table).
+        var budget = prefillChunk
+        for s in sequences where !s.pending.isEmpty && budget > 0 {
+            let part = Array(s.pending.prefix(budget))
+            budget -= part.count
             grow(s, to: s.position + part.count)
             let g = generator(s.options.kv)
             let rows = StepRows(tokens: part.map { Int32($0) }, positions: (0..<part.count).map { s.position + $0 },

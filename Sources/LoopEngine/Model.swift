@@ -10,6 +10,14 @@ public enum BackendChoice: Sendable, Equatable {
     case vulkan(device: String?)
 }
 
+/// The size of a batch's KV pool (`Model(batch:)`).
+public enum KVBudget: Sendable, Equatable {
+    /// Bytes of device (or host) memory: as many whole pages as fit.
+    case bytes(Int)
+    /// Positions (of all sequences together), rounded up to whole pages.
+    case positions(Int)
+}
+
 /// A checkpoint folder opened, its plan built, and a backend holding its weights.
 public final class Model {
     public let checkpoint: Checkpoint
@@ -31,11 +39,11 @@ public final class Model {
     /// `kernels`: overrides of the device's kernel configuration in `KernelConfig`'s syntax
     /// (`read=storage,splits=8`, `gpu`), applied after `LOOPVK_KERNELS`.
     /// `numerics`: how activations are rounded (`Numerics`; `.bf16` needs the CPU backend).
-    /// `batch`: sequences one call may carry (a `BatchDecoder`'s rows) and the KV pool's size in
-    /// bytes (whole `KVPages`; nil = one whole context, as a single sequence needs).
+    /// `batch`: sequences one call may carry (a `BatchDecoder`'s rows) and the KV pool's size
+    /// (nil = one whole context, as a single sequence needs).
     public init(directory: URL, passes: Int? = nil, backend choice: BackendChoice = .vulkan(device: nil),
                 maxContext: Int? = nil, maxRows: Int = 256, kernels: String? = nil, numerics: Numerics = .fp32,
-                batch: (sequences: Int, kvBudgetBytes: Int?) = (1, nil), progress: ((Double) -> Void)? = nil) throws {
+                batch: (sequences: Int, kv: KVBudget?) = (1, nil), progress: ((Double) -> Void)? = nil) throws {
         checkpoint = try Checkpoint.open(directory)
         guard maxRows >= 1 else { throw LoopError.invalidArgument("rows per call must be positive") }
         if let m = maxContext, m < 1 { throw LoopError.invalidArgument("context length must be positive, got \(m)") }
@@ -56,7 +64,13 @@ public final class Model {
         layout.maxSequences = batch.sequences
         /// The pool's pages for a budget, at the backend's bytes per cached value.
         func budget(_ kvBytes: Int) throws {
-            guard let bytes = batch.kvBudgetBytes else { return }
+            guard let kv = batch.kv else { return }
+            if case .positions(let p) = kv {
+                guard p >= 1 else { throw LoopError.invalidArgument("a KV budget of \(p) positions holds nothing") }
+                layout.kvRows = KVPages.pages(positions: p) * KVPages.rows
+                return
+            }
+            guard case .bytes(let bytes) = kv else { return }
             let page = Self.kvPageBytes(layout: layout, kvBytes: kvBytes)
             let pages = page == 0 ? 1 : bytes / page
             guard pages >= 1 else {

@@ -37,7 +37,7 @@ struct ModelOptions: ParsableArguments {
 
     /// `neededContext`: positions the command will use, when it knows (`run`: the prompt plus
     /// --max-tokens); without --context the KV cache is sized to that instead of the default.
-    func load(quiet: Bool = false, maxRows: Int = 256, neededContext: Int? = nil, batch: (sequences: Int, kvBudgetBytes: Int?) = (1, nil)) throws -> Model {
+    func load(quiet: Bool = false, maxRows: Int = 256, neededContext: Int? = nil, batch: (sequences: Int, kv: KVBudget?) = (1, nil)) throws -> Model {
         if let shaderDir { Engine.useShaderDirectory(shaderDir) }
         let backend: BackendChoice = cpu ? .cpu : .vulkan(device: device)
         let inline = !cpu && Engine.tuneCPUDeviceThreads(forCheckpoint: modelURL)

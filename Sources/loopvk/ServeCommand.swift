@@ -23,7 +23,7 @@ struct Serve: ParsableCommand {
         guard maxQueue >= 0 else { throw ValidationError("--max-queue must be >= 0") }
         if let p = modelOptions.passes, p < 1 || p > 256 { throw ValidationError("--passes must be in 1...256") }
         guard maxBatch >= 1, maxBatch <= 256 else { throw ValidationError("--max-batch must be in 1...256") }
-        let budget = try kvBudget.map { try Self.bytes($0) }
+        let budget = try kvBudget.map { KVBudget.bytes(try Self.bytes($0)) }
         let model = try modelOptions.load(batch: (maxBatch, budget))
         let metrics = Metrics(maxPasses: model.plan.passCount)
         let served = try ServedModel(model: model, directory: modelOptions.modelURL, name: modelName, metrics: metrics)

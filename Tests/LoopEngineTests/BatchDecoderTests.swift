@@ -28,7 +28,7 @@ import Testing
         }
     }
 
-    func model(_ dir: URL, _ choice: BackendChoice, sequences: Int = 1, kvBudget: Int? = nil) throws -> Model {
+    func model(_ dir: URL, _ choice: BackendChoice, sequences: Int = 1, kvBudget: KVBudget? = nil) throws -> Model {
         try Model(directory: dir, backend: choice, maxContext: 64, maxRows: 16, batch: (sequences, kvBudget))
     }
 
@@ -44,9 +44,7 @@ import Testing
     /// ids and passes, and the largest batch seen.
     func batched(_ dir: URL, _ choice: BackendChoice, _ requests: [Request], maxBatch: Int = 16) throws -> (results: [(ids: [Int], passes: [Int])], widest: Int) {
         // A KV budget of one context per row.
-        let probe = try model(dir, .cpu)
-        let pageBytes = probe.kvPageBytes   // fp32 values: at least what the device needs
-        let m = try model(dir, choice, sequences: maxBatch, kvBudget: maxBatch * KVPages.pages(positions: 64) * pageBytes)
+        let m = try model(dir, choice, sequences: maxBatch, kvBudget: .positions(maxBatch * 64))
         let dec = try BatchDecoder(model: m, maxBatch: maxBatch)
         var seqOf: [Int: Int] = [:]
         var out = requests.map { _ in (ids: [Int](), passes: [Int]()) }
@@ -126,7 +124,7 @@ import Testing
     @Test func admissionFollowsTheKVBudget() throws {
         let dir = fixtureURL("ouro-tiny-fp32")
         let probe = try model(dir, .cpu)
-        let m = try model(dir, .cpu, sequences: 4, kvBudget: 4 * probe.kvPageBytes)
+        let m = try model(dir, .cpu, sequences: 4, kvBudget: .bytes(4 * probe.kvPageBytes + 100))
         let dec = try BatchDecoder(model: m, maxBatch: 4)
         #expect(dec.totalPages == 4)
         var o = GenerationOptions()
