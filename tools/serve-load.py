@@ -11,7 +11,7 @@ per client. It measures per request
 and per level the aggregate decode rate = completion tokens of all requests / the level's wall
 time (its start to the end of its last request). It prints a Markdown table
 
-  streams | requests | errors | aggregate tok/s | speedup vs 1 stream | TTFT p50/p99 (ms) | ITL p50/p99 (ms) | mean batch
+  streams | requests | errors | aggregate tok/s | speedup vs 1 stream | TTFT p50/p99 (ms) | ITL p50/p99 (ms) | mean batch | server RSS MB
 
 and writes everything (settings, per-level figures, per-request samples) to --json FILE.
 "mean batch" comes from the server's /metrics (loopvk_batch_size histogram, sum/count deltas over
@@ -325,7 +325,21 @@ def make_body(args, model, client_index, request_index):
     return body
 
 
-def run_level(args, url, model, streams):
+def rss_mb(pid):
+    """The started server's resident memory (VmRSS), MB; None without one."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def run_level(args, url, model, streams, pid=None):
     barrier = threading.Barrier(streams + 1)
     results = [[] for _ in range(streams)]
     state = {}
@@ -357,6 +371,7 @@ def run_level(args, url, model, streams):
     for t in threads:
         t.start()
     before = fetch_metrics(url)
+    rss_before = rss_mb(pid)
     state["deadline"] = time.perf_counter() + args.duration
     t_start = time.perf_counter()
     barrier.wait()
@@ -380,6 +395,7 @@ def run_level(args, url, model, streams):
              "ttft_ms": summary_ms(ttfts), "itl_ms": summary_ms(itls),
              "per_request_decode_tok_s_p50": percentile(dec, 50),
              "server_metrics": metrics_delta(before, after),
+             "server_rss_mb": {"before": rss_before, "after": rss_mb(pid)},
              "samples": [{"client": r["client"], "start_s": r["start"] - t_start, "duration_s": r["end"] - r["start"],
                           "tokens": r["tokens"], "ttft_ms": r["ttft"] * 1000 if r["ttft"] is not None else None,
                           "finish_reason": r["finish_reason"]} for r in ok]}
@@ -399,15 +415,15 @@ def pair(s):
 
 def table(levels):
     base = next((lv for lv in levels if lv["streams"] == 1), None)
-    rows = ["| streams | requests | errors | aggregate tok/s | speedup vs 1 stream | TTFT p50/p99 (ms) | ITL p50/p99 (ms) | mean batch |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| streams | requests | errors | aggregate tok/s | speedup vs 1 stream | TTFT p50/p99 (ms) | ITL p50/p99 (ms) | mean batch | server RSS MB |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for lv in levels:
         sp = lv["aggregate_tok_s"] / base["aggregate_tok_s"] if base and base["aggregate_tok_s"] > 0 else None
         lv["speedup_vs_1_stream"] = sp
         sm = lv["server_metrics"] or {}
         rows.append(f"| {lv['streams']} | {lv['requests']} | {lv['errors']} | {fmt(lv['aggregate_tok_s'])} | "
                     f"{fmt(sp, 2) + 'x' if sp is not None else '-'} | {pair(lv['ttft_ms'])} | {pair(lv['itl_ms'])} | "
-                    f"{fmt(sm.get('batch_size_mean'), 2)} |")
+                    f"{fmt(sm.get('batch_size_mean'), 2)} | {fmt((lv.get('server_rss_mb') or {}).get('after'), 0)} |")
     return "\n".join(rows)
 
 
@@ -497,7 +513,7 @@ def main():
         for n in levels:
             what = f"{args.requests} requests per client" if args.requests is not None else f"{args.duration:g} s"
             print(f"serve-load: {n} stream(s), {what} ...", file=sys.stderr, flush=True)
-            lv = run_level(args, url, model, n)
+            lv = run_level(args, url, model, n, server.proc.pid if server else None)
             print(f"serve-load:   {lv['requests']} requests, {lv['errors']} errors, {lv['aggregate_tok_s']:.1f} tok/s"
                   + (f"; errors: {lv['error_samples']}" if lv["errors"] else ""), file=sys.stderr, flush=True)
             results.append(lv)
