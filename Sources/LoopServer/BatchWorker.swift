@@ -11,7 +11,7 @@ public final class BatchWorker: @unchecked Sendable {
     let scheduler: Scheduler
     let served: ServedModel
     let decoder: BatchDecoder
-    private let exited = DispatchSemaphore(value: 0)
+    private let thread = WorkerThread()
 
     /// One running request.
     final class Running {
@@ -33,24 +33,10 @@ public final class BatchWorker: @unchecked Sendable {
         decoder = try BatchDecoder(model: served.model, maxBatch: maxBatch)
     }
 
-    public func start() {
-        let thread = Thread { [self] in
-            loop()
-            exited.signal()
-        }
-        thread.name = "loopvk-batch"
-        thread.stackSize = 16 << 20
-        thread.start()
-    }
+    public func start() { thread.start(name: "loopvk-batch") { [self] in loop() } }
 
-    public func join() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async { [exited] in
-                exited.wait()
-                c.resume()
-            }
-        }
-    }
+    /// Waits until the worker has drained the queue and stopped.
+    public func join() async { await thread.join() }
 
     private func loop() {
         let metrics = served.metrics

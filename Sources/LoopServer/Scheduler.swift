@@ -160,34 +160,25 @@ public protocol SequenceRunner: AnyObject, Sendable {
     func run(_ ticket: Ticket) -> GenerationEvent?
 }
 
-/// The thread that decodes: takes tickets from the scheduler one at a time. Generation is
-/// synchronous and compute-bound, so it runs on a thread of its own instead of Swift's
-/// cooperative pool (which serves the HTTP side).
-public final class DecodeWorker: @unchecked Sendable {
-    let scheduler: Scheduler
-    let runner: any SequenceRunner
+/// The thread a decode worker runs on. Generation is synchronous and compute-bound, so it runs
+/// on a thread of its own (16 MiB of stack) instead of Swift's cooperative pool, which serves
+/// the HTTP side.
+final class WorkerThread: @unchecked Sendable {
     private let exited = DispatchSemaphore(value: 0)
 
-    public init(scheduler: Scheduler, runner: any SequenceRunner) {
-        self.scheduler = scheduler
-        self.runner = runner
-    }
-
-    public func start() {
-        let thread = Thread { [self] in
-            while let ticket = scheduler.next() {
-                let final = ticket.isCancelled ? nil : runner.run(ticket)
-                scheduler.done(ticket, final: final)
-            }
+    /// Runs `body` once on a new thread named `name`.
+    func start(name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread { [exited] in
+            body()
             exited.signal()
         }
-        thread.name = "loopvk-decode"
+        thread.name = name
         thread.stackSize = 16 << 20
         thread.start()
     }
 
-    /// Waits (off the cooperative pool) until the worker has drained the queue and stopped.
-    public func join() async {
+    /// Waits (off the cooperative pool) until `body` has returned.
+    func join() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async { [exited] in
                 exited.wait()
@@ -195,4 +186,28 @@ public final class DecodeWorker: @unchecked Sendable {
             }
         }
     }
+}
+
+/// The thread that decodes one ticket at a time to its end (`--max-batch 1`).
+public final class DecodeWorker: @unchecked Sendable {
+    let scheduler: Scheduler
+    let runner: any SequenceRunner
+    private let thread = WorkerThread()
+
+    public init(scheduler: Scheduler, runner: any SequenceRunner) {
+        self.scheduler = scheduler
+        self.runner = runner
+    }
+
+    public func start() {
+        thread.start(name: "loopvk-decode") { [self] in
+            while let ticket = scheduler.next() {
+                let final = ticket.isCancelled ? nil : runner.run(ticket)
+                scheduler.done(ticket, final: final)
+            }
+        }
+    }
+
+    /// Waits until the worker has drained the queue and stopped.
+    public func join() async { await thread.join() }
 }
