@@ -28,8 +28,11 @@ import Testing
         }
     }
 
+    /// `kernels`: a kernel configuration for Vulkan (`GPUPresetTests` runs these with `gpu`).
+    var kernels: String? = nil
+
     func model(_ dir: URL, _ choice: BackendChoice, sequences: Int = 1, kvBudget: KVBudget? = nil) throws -> Model {
-        try Model(directory: dir, backend: choice, maxContext: 64, maxRows: 16, batch: (sequences, kvBudget))
+        try Model(directory: dir, backend: choice, maxContext: 64, maxRows: 16, kernels: choice == .cpu ? nil : kernels, batch: (sequences, kvBudget))
     }
 
     /// Each request through the single-sequence `Generator` on a fresh model.

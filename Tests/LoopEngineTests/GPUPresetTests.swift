@@ -77,4 +77,21 @@ struct GPUPresetTests {
             #expect(gpu.ids == cpu.ids && gpu.passes == cpu.passes, "\(exit): \(gpu.ids) \(gpu.passes) vs \(cpu.ids) \(cpu.passes)")
         }
     }
+
+    /// Continuous batching on the storage path: a batch of rows at their own positions and KV
+    /// pages, leaving at mixed passes, decodes what each request decodes alone.
+    @Test func batchedEqualsAlone() throws {
+        let t = BatchDecoderTests(kernels: Self.spec)
+        let dir = fixtureURL("ouro-tiny-fp32")
+        let exits: [ExitPolicy] = [.none, .fixed(1), .qExit(0.3), .fixed(3)]
+        let reqs = t.prompts(8, vocab: 300, seed: 5).enumerated().map { i, p in
+            BatchDecoderTests.Request(prompt: p, exit: exits[i % exits.count], maxTokens: 3 + i % 4, joinAt: i < 5 ? 0 : i - 3)
+        }
+        let want = try t.alone(dir, .vulkan(device: nil), reqs)
+        let (got, widest) = try t.batched(dir, .vulkan(device: nil), reqs)
+        #expect(widest >= 5)
+        for i in reqs.indices {
+            #expect(got[i].ids == want[i].ids && got[i].passes == want[i].passes, "request \(i) (\(reqs[i].exit))")
+        }
+    }
 }
