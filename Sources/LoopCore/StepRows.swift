@@ -24,12 +24,13 @@ public struct StepRows: Sendable, Equatable {
         self.tokens = tokens; self.positions = positions; self.tableOf = tableOf; self.tables = tables; self.independent = independent
     }
 
-    /// One sequence's rows at positions pos0, pos0 + 1, ... over the identity pages, with the
-    /// table covering at least `through` positions (a greedy chain runs past its first row).
-    public static func consecutive(tokens: [Int32], pos0: Int, through: Int? = nil) -> StepRows {
+    /// One sequence's rows at positions pos0, pos0 + 1, ... over its page table `table`; nil:
+    /// the identity pages, covering at least `through` positions (a greedy chain runs past its
+    /// first row).
+    public static func consecutive(tokens: [Int32], pos0: Int, table: [Int32]? = nil, through: Int? = nil) -> StepRows {
         let end = max(through ?? 0, pos0 + tokens.count)
         return StepRows(tokens: tokens, positions: (0..<tokens.count).map { pos0 + $0 }, tableOf: Array(repeating: 0, count: tokens.count),
-                        tables: [KVPages.identity(positions: end)], independent: false)
+                        tables: [table ?? KVPages.identity(positions: end)], independent: false)
     }
 
     public var count: Int { tokens.count }

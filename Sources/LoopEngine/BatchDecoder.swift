@@ -163,10 +163,7 @@ public final class BatchDecoder {
             budget -= part.count
             grow(s, to: s.position + part.count)
             let g = generator(s.options.kv)
-            let rows = StepRows(tokens: part.map { Int32($0) }, positions: (0..<part.count).map { s.position + $0 },
-                                tableOf: Array(repeating: 0, count: part.count), tables: [s.pages], independent: false)
-            let list = g.prefillSections(warm: false).filter { !$0.0.isEmpty }.map { (ops: $0.0, section: SectionKey($0.1, rows: part.count)) }
-            try model.backend.runSections(list, rows: rows)
+            try g.chain(g.prefillSections(warm: false), rows: .consecutive(tokens: part.map { Int32($0) }, pos0: s.position, table: s.pages))
             s.position += part.count
             s.pending = s.pending.dropFirst(part.count)
         }
@@ -213,11 +210,7 @@ public final class BatchDecoder {
             StepRows(tokens: idx.map { Int32(group[$0].token) }, positions: idx.map { group[$0].position },
                      tableOf: Array(0..<idx.count), tables: idx.map { group[$0].pages }, independent: idx.count > 1)
         }
-        func key(_ name: String, _ count: Int) -> SectionKey { SectionKey(name, rows: count, batch: count > 1) }
-        func run(_ parts: [([Op], String)], _ idx: [Int]) throws {
-            let list = parts.filter { !$0.0.isEmpty }.map { (ops: $0.0, section: key($0.1, idx.count)) }
-            if !list.isEmpty { try backend.runSections(list, rows: rows(idx)) }
-        }
+        func run(_ parts: [([Op], String)], _ idx: [Int]) throws { try g.chain(parts, rows: rows(idx)) }
         func policy(_ s: Sequence) -> ExitPolicy {
             if case .fixed(let k) = s.options.exit, k >= total { return .none }
             return s.options.exit
@@ -227,12 +220,10 @@ public final class BatchDecoder {
         let headOps = greedyHead ? g.headArgmax : g.head
         let headName = greedyHead ? "head-argmax" : "head"
         let all = Array(0..<n)
+        let vocab = model.layout.activations[plan.logitsAct] ?? plan.vocab
         var used = [Int](repeating: total, count: n)
 
-        let staticK: [Int?] = policies.map { p in
-            if computeAll { return nil }
-            switch p { case .none: return total; case .fixed(let k): return k; default: return nil }
-        }
+        let staticK = group.map { g.staticPasses($0.options) }
         if let k = staticK.first ?? nil, staticK.allSatisfy({ $0 == k }) {
             // Every row runs the same passes: one submission, as a lone sequence's static step.
             try run(g.staticSections((g.prelude, "prelude"), head: (headOps, headName), passes: k), all)
@@ -245,7 +236,6 @@ public final class BatchDecoder {
             let needsLogits = policies.contains { $0.needsLogits }
             let signalWidth = plan.exitAct.flatMap { model.layout.activations[$0] } ?? 1
             let hidden = model.layout.activations[plan.stateAct] ?? plan.hidden
-            let vocab = model.layout.activations[plan.logitsAct] ?? plan.vocab
             /// Device rows in order: active[i] is the group row in device row i.
             var active = all
             /// Values of the carried activations of rows that stopped (or, computing every
@@ -327,7 +317,6 @@ public final class BatchDecoder {
         let argmax = greedyHead ? try backend.read(Model.argmaxAct, rows: n) : []
         let sampled = group.contains { !$0.greedy }
         let logits = sampled ? try backend.read(plan.logitsAct, rows: n) : []
-        let vocab = model.layout.activations[plan.logitsAct] ?? plan.vocab
         var out: [(Int, Int)] = []
         for (r, s) in group.enumerated() {
             let id = s.greedy ? Int(argmax[r]) : s.sampler.next(Array(logits[(r * vocab)..<((r + 1) * vocab)]), history: s.history)

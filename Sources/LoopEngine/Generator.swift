@@ -207,8 +207,17 @@ public final class Generator {
 
     /// The same with conditional sections (run only when their `ExitControl` flag is set).
     func chain(_ parts: [([Op], String, Int?)], _ tokens: [Int32], _ pos0: Int) throws {
-        let list = parts.filter { !$0.0.isEmpty }.map { (ops: $0.0, section: SectionKey($0.1, rows: tokens.count, condition: $0.2)) }
-        try backend.runSections(list, tokens: tokens, pos0: pos0)
+        try chain(parts, rows: .consecutive(tokens: tokens, pos0: pos0))
+    }
+
+    /// Sections over any rows (a batch of sequences: `BatchDecoder`); empty ones are skipped.
+    func chain(_ parts: [([Op], String, Int?)], rows: StepRows) throws {
+        let list = parts.filter { !$0.0.isEmpty }
+            .map { (ops: $0.0, section: SectionKey($0.1, rows: rows.count, condition: $0.2, batch: rows.independent)) }
+        if !list.isEmpty { try backend.runSections(list, rows: rows) }
+    }
+    func chain(_ parts: [([Op], String)], rows: StepRows) throws {
+        try chain(parts.map { ($0.0, $0.1, nil) }, rows: rows)
     }
 
     /// Prefill: every pass for every row (KV of all passes), in chunks of the backend's rows.
