@@ -111,6 +111,29 @@ public final class WeightStore: @unchecked Sendable {
         return try body(info.dtype, info.shape, raw)
     }
 
+    /// Calls `body` with the tensor's stored bytes as the checkpoint holds them, without
+    /// stacking: the parts of a row-stacked tensor in order (each straight from the mapped
+    /// file), one buffer for any other tensor. Uploads copy the parts where they belong
+    /// instead of building the stack on the host first.
+    public func withParts<R>(_ name: String, _ body: (DType, [Int], [UnsafeRawBufferPointer]) throws -> R) throws -> R {
+        lock.lock()
+        let inMemory = memory[name] != nil
+        lock.unlock()
+        guard !inMemory, let partNames = concatenated[name], let ck = checkpoint else {
+            return try withBytes(name) { try body($0, $1, [$2]) }
+        }
+        let (dtype, shape) = try info(name)
+        var parts: [UnsafeRawBufferPointer] = []
+        for p in partNames {
+            let (i, raw) = try ck.bytes(p)
+            guard i.dtype == dtype, Array(i.shape.dropFirst()) == Array(shape.dropFirst()) else {
+                throw LoopError.invalidArgument("cannot stack \(p) (\(i.dtype.rawValue) \(i.shape)) with \(partNames[0])")
+            }
+            parts.append(raw)
+        }
+        return try body(dtype, shape, parts)
+    }
+
     /// The tensor widened to fp32 (cached: the CPU reference reads weights this way).
     public func floats(_ name: String) throws -> [Float] {
         lock.lock()

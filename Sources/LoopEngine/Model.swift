@@ -31,6 +31,8 @@ public final class Model {
     public let weights: WeightStore
     /// One-float activation that greedy decoding reads instead of a whole logits row.
     public static let argmaxAct = "argmax"
+    /// Seconds `init` took: opening the checkpoint, the device, and uploading every weight.
+    public private(set) var loadSeconds: Double = 0
     /// Positions allocated when the caller names no context length.
     public static let defaultContext = 4096
 
@@ -44,6 +46,7 @@ public final class Model {
     public init(directory: URL, passes: Int? = nil, backend choice: BackendChoice = .vulkan(device: nil),
                 maxContext: Int? = nil, maxRows: Int = 256, kernels: String? = nil, numerics: Numerics = .fp32,
                 batch: (sequences: Int, kv: KVBudget?) = (1, nil), progress: ((Double) -> Void)? = nil) throws {
+        let start = DispatchTime.now().uptimeNanoseconds
         checkpoint = try Checkpoint.open(directory)
         guard maxRows >= 1 else { throw LoopError.invalidArgument("rows per call must be positive") }
         if let m = maxContext, m < 1 { throw LoopError.invalidArgument("context length must be positive, got \(m)") }
@@ -101,6 +104,7 @@ public final class Model {
             backend = vb
             vulkan = vb
         }
+        loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
     /// Bytes of KV cache one page (`KVPages.rows` positions of every slot, K and V) takes (the

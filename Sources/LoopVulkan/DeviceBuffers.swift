@@ -93,10 +93,14 @@ final class DeviceBuffers {
 
     func weight(_ name: String) throws -> (slice: BufferSlice, dtype: DType, count: Int) {
         if let w = weightSlices[name] { return w }
-        let w: (BufferSlice, DType, Int) = try weights.withBytes(name) { dtype, shape, raw in
+        let w: (BufferSlice, DType, Int) = try weights.withParts(name) { dtype, shape, parts in
             guard dtype.isFloat else { throw LoopError.wrongDType(tensor: name, found: dtype.rawValue) }
-            let slice = try arena.allocate(raw.count)
-            try context.upload(raw, to: slice, cache: staging)
+            let slice = try arena.allocate(parts.reduce(0) { $0 + $1.count })
+            var at = 0
+            for raw in parts {
+                try context.upload(raw, to: slice, at: at, cache: staging)
+                at += raw.count
+            }
             return (slice, dtype, shape.reduce(1, *))
         }
         weightSlices[name] = w
@@ -111,21 +115,23 @@ final class DeviceBuffers {
     func interleavedWeight(_ name: String, inFeatures inF: Int, block: Int, firstRow: Int) throws -> (slice: BufferSlice, dtype: DType, count: Int) {
         let key = WeightCopy.interleaved(name: name, inFeatures: inF, block: block, firstRow: firstRow).key
         if let w = weightSlices[key] { return w }
-        let w: (BufferSlice, DType, Int) = try weights.withBytes(name) { dtype, shape, raw in
+        let w: (BufferSlice, DType, Int) = try weights.withParts(name) { dtype, shape, parts in
             guard let format = dtype.weightFormat else { throw LoopError.wrongDType(tensor: name, found: dtype.rawValue) }
-            if format.isBlock { return try interleavedBlocks(name, format: format, dtype: dtype, shape: shape, raw: raw, inF: inF, block: block, firstRow: firstRow) }
+            if format.isBlock { return try interleavedBlocks(name, format: format, dtype: dtype, shape: shape, parts: parts, inF: inF, block: block, firstRow: firstRow) }
             let count = shape.reduce(1, *), es = dtype.byteSize
             guard inF > 0, block > 0, (inF * es) % 16 == 0, count % inF == 0, firstRow >= 0, firstRow < max(count / inF, 1) else {
                 throw LoopError.invalidArgument("\(name) (\(count) elements) cannot be read as rows of \(inF) from row \(firstRow) in blocks of \(block)")
             }
-            let rows = count / inF - firstRow, nt = inF * es / 16
-            let blocks = (rows + block - 1) / block, blockBytes = block * nt * 16
-            let src = raw.baseAddress! + firstRow * inF * es
-            let slice = try uploadGroups(blocks, bytes: blockBytes) { out, b in
+            let rows = try StoredRows(name, parts, rowBytes: inF * es)
+            let n = count / inF - firstRow, nt = inF * es / 16
+            let blocks = (n + block - 1) / block, blockBytes = block * nt * 16
+            // Every byte of a whole block is written: only a last, partial block needs zeroing.
+            let slice = try uploadGroups(blocks, bytes: blockBytes, zeroed: false) { out, b in
+                if (b + 1) * block > n { memset(out, 0, blockBytes) }
                 for i in 0..<block {
                     let row = b * block + i
-                    guard row < rows else { break }
-                    let inp = src + row * nt * 16
+                    guard row < n else { break }
+                    let inp = rows.row(firstRow + row)
                     for t in 0..<nt {
                         (out + (t * block + i) * 16).storeBytes(of: (inp + t * 16).loadUnaligned(as: SIMD2<UInt64>.self), as: SIMD2<UInt64>.self)
                     }
@@ -145,7 +151,7 @@ final class DeviceBuffers {
     /// in texel (b / SB) * block + i at byte (b % SB) * S, SB = 16 / S (linear_block.comp's
     /// INTERLEAVED kernel); the last group zero-padded. The stored bytes reordered, plus the
     /// padding of the last group and of a row's last side texel.
-    private func interleavedBlocks(_ name: String, format: WeightFormat, dtype: DType, shape: [Int], raw: UnsafeRawBufferPointer,
+    private func interleavedBlocks(_ name: String, format: WeightFormat, dtype: DType, shape: [Int], parts: [UnsafeRawBufferPointer],
                                    inF: Int, block: Int, firstRow: Int) throws -> (BufferSlice, DType, Int) {
         let count = shape.reduce(1, *), epb = format.elementsPerBlock, bpb = format.bytesPerBlock
         let side = format.sideBytes, s = side.count
@@ -155,14 +161,14 @@ final class DeviceBuffers {
         }
         let mainStart = side.lowerBound == 0 ? s : 0     // (side bytes at the start or the end: interleavedMainBytes)
         let rows = count / inF - firstRow, nb = inF / epb, mt = main / 16, rowBytes = nb * bpb
+        let stored = try StoredRows(name, parts, rowBytes: rowBytes)
         let groups = (rows + block - 1) / block, sb = format.interleavedSideBlocks
-        let src = raw.baseAddress! + firstRow * rowBytes
         let slice = try uploadGroups(groups, bytes: groupBytes) { out, g in
             let sideOut = out + block * nb * main
             for i in 0..<block {
                 let row = g * block + i
                 guard row < rows else { break }
-                let inp = src + row * rowBytes
+                let inp = stored.row(firstRow + row)
                 for b in 0..<nb {
                     let blk = inp + b * bpb, m = blk + mainStart
                     for t in 0..<mt {
@@ -175,10 +181,16 @@ final class DeviceBuffers {
         return (slice, dtype, groups * block * inF)
     }
 
-    /// A new slice of `count` groups of `bytes` each, filled on the host a few MiB of groups at a
-    /// time (`fill(out, g)` writes group g at `out`, which starts zeroed) and uploaded.
-    private func uploadGroups(_ count: Int, bytes: Int, fill: (UnsafeMutableRawPointer, Int) -> Void) throws -> BufferSlice {
+    /// A new slice of `count` groups of `bytes` each, filled on the host (`fill(out, g)` writes
+    /// group g at `out`, which starts zeroed unless `zeroed` is false) on every core: in place where the slice is mapped
+    /// (host-visible device memory: CPU devices, unified memory), else a few MiB of groups at a
+    /// time into a host buffer that is uploaded through staging.
+    private func uploadGroups(_ count: Int, bytes: Int, zeroed: Bool = true, fill: (UnsafeMutableRawPointer, Int) -> Void) throws -> BufferSlice {
         let slice = try arena.allocate(count * bytes)
+        if let p = slice.mapped {
+            Self.fillGroups(p, range: 0..<count, bytes: bytes, zeroed: zeroed, fill: fill)
+            return slice
+        }
         let perChunk = max(1, (8 << 20) / max(bytes, 1))
         var buffer = [UInt8](repeating: 0, count: min(perChunk, count) * bytes)
         var g0 = 0
@@ -186,13 +198,23 @@ final class DeviceBuffers {
             let n = min(perChunk, count - g0)
             try buffer.withUnsafeMutableBytes { dst in
                 let d = dst.baseAddress!
-                memset(d, 0, n * bytes)
-                for g in 0..<n { fill(d + g * bytes, g0 + g) }
+                Self.fillGroups(d - g0 * bytes, range: g0..<(g0 + n), bytes: bytes, zeroed: zeroed, fill: fill)
                 try context.upload(UnsafeRawBufferPointer(rebasing: dst[0..<(n * bytes)]), to: slice, at: g0 * bytes, cache: staging)
             }
             g0 += n
         }
         return slice
+    }
+
+    /// Zeroes (if `zeroed`) and fills groups `range` (group g at `base + g * bytes`), split
+    /// over the cores in runs of whole groups of at least 1 MiB.
+    private static func fillGroups(_ base: UnsafeMutableRawPointer, range: Range<Int>, bytes: Int, zeroed: Bool, fill: (UnsafeMutableRawPointer, Int) -> Void) {
+        let perRun = max(1, (1 << 20) / max(bytes, 1))
+        let runs = (range.count + perRun - 1) / perRun
+        withoutActuallyEscaping(fill) { fill in
+            let job = GroupFill(base: base, range: range, perRun: perRun, bytes: bytes, zeroed: zeroed, fill: fill)
+            if runs > 1 { DispatchQueue.concurrentPerform(iterations: runs) { job.run($0) } } else if runs == 1 { job.run(0) }
+        }
     }
 
     /// The device copies uploaded so far (`WeightCopy.key`s; "#f32" for fp32 copies).
@@ -235,4 +257,41 @@ final class DeviceBuffers {
     }
 
     var dummyBinding: Binding { Binding(dummy) }
+}
+
+/// One run of `DeviceBuffers.fillGroups`: the runs write disjoint groups, so they may run on
+/// several threads at once.
+private struct GroupFill: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer, range: Range<Int>, perRun: Int, bytes: Int, zeroed: Bool
+    let fill: (UnsafeMutableRawPointer, Int) -> Void
+    func run(_ r: Int) {
+        let lo = range.lowerBound + r * perRun, hi = min(lo + perRun, range.upperBound)
+        if zeroed { memset(base + lo * bytes, 0, (hi - lo) * bytes) }
+        for g in lo..<hi { fill(base + g * bytes, g) }
+    }
+}
+
+/// Rows of `rowBytes` of a tensor stored in parts (a row-stacked tensor's checkpoint tensors,
+/// each holding whole rows): row r's bytes wherever its part lies.
+struct StoredRows: @unchecked Sendable {
+    private let parts: [(firstRow: Int, base: UnsafeRawPointer)]
+    let rowBytes: Int, count: Int
+    /// Throws when a part does not hold whole rows.
+    init(_ name: String, _ parts: [UnsafeRawBufferPointer], rowBytes: Int) throws {
+        var list: [(Int, UnsafeRawPointer)] = [], rows = 0
+        for p in parts where p.count > 0 {
+            guard rowBytes > 0, p.count % rowBytes == 0, let base = p.baseAddress else {
+                throw LoopError.invalidArgument("\(name): a stacked part of \(p.count) bytes does not hold whole rows of \(rowBytes) bytes")
+            }
+            list.append((rows, base))
+            rows += p.count / rowBytes
+        }
+        self.parts = list; self.rowBytes = rowBytes; count = rows
+    }
+    func row(_ r: Int) -> UnsafeRawPointer {
+        precondition(r >= 0 && r < count, "row \(r) of \(count)")
+        var k = parts.count - 1
+        while parts[k].firstRow > r { k -= 1 }
+        return parts[k].base + (r - parts[k].firstRow) * rowBytes
+    }
 }

@@ -106,7 +106,7 @@ struct Run: ParsableCommand {
             let obj: [String: Any] = [
                 "prompt_ids": prompt, "ids": result.ids, "text": text, "passes": result.passes,
                 "prompt_tokens": result.promptTokens, "generated_tokens": result.ids.count,
-                "prefill_seconds": result.prefillSeconds, "decode_seconds": result.decodeSeconds,
+                "load_seconds": model.loadSeconds, "prefill_seconds": result.prefillSeconds, "decode_seconds": result.decodeSeconds,
                 "prefill_tokens_per_second": result.prefillTokensPerSecond, "decode_tokens_per_second": result.decodeTokensPerSecond,
                 "mean_passes": result.meanPasses, "stop_reason": result.stopReason, "backend": model.backend.name,
                 "exit": options.exit.description, "kv": kvPolicy.rawValue,
@@ -114,8 +114,8 @@ struct Run: ParsableCommand {
             print(try jsonString(obj))
         } else {
             print("")
-            printErr(String(format: "[%@] prompt %d tokens, generated %d tokens (%@); prefill %.1f tok/s, decode %.1f tok/s; mean passes per token %.2f of %d (exit %@, kv %@)",
-                            model.backend.name, result.promptTokens, result.ids.count, result.stopReason, result.prefillTokensPerSecond,
+            printErr(String(format: "[%@] loaded in %.1f s; prompt %d tokens, generated %d tokens (%@); prefill %.1f tok/s, decode %.1f tok/s; mean passes per token %.2f of %d (exit %@, kv %@)",
+                            model.backend.name, model.loadSeconds, result.promptTokens, result.ids.count, result.stopReason, result.prefillTokensPerSecond,
                             result.decodeTokensPerSecond, result.meanPasses, model.plan.passCount, options.exit.description, kvPolicy.rawValue))
         }
     }
