@@ -261,7 +261,8 @@ void main() {
 // the V row is read with the same layout, each lane accumulating its own slices. The clusters
 // walk keys jb + c, jb + c + N / KEY_LANES, ... each with its own online softmax (running max m,
 // sum l, acc), merged once at the end through shared memory. KEY_SLICES: slices per lane
-// (ceil(head_dim / VEC / KEY_LANES)); WG_N: the workgroup size.
+// (ceil(head_dim / VEC / KEY_LANES)); WG_N: the workgroup size; MERGE_CLUSTERS: clusters merged
+// per round through shared memory (bounds it at MERGE_CLUSTERS * KEY_LANES * KEY_SLICES slices).
 #ifndef KEY_LANES
 #define KEY_LANES 8
 #endif
@@ -277,9 +278,29 @@ void main() {
 #ifndef SPLIT_MIN_KEYS
 #define SPLIT_MIN_KEYS 64u
 #endif
-#if KEY_LANES > 1
-#extension GL_KHR_shader_subgroup_clustered : require
+#ifndef CLUSTERED
+#define CLUSTERED 0
 #endif
+#ifndef MERGE_CLUSTERS
+#define MERGE_CLUSTERS 8
+#endif
+#if KEY_LANES > 1 && CLUSTERED
+#extension GL_KHR_shader_subgroup_clustered : require
+#elif KEY_LANES > 1
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
+// Sum over a cluster (every lane gets it): subgroupClusteredAdd where the device has clustered
+// operations (CLUSTERED 1), else a butterfly of subgroupShuffleXor within the cluster's lanes.
+float cluster_sum(float v) {
+#if KEY_LANES > 1 && CLUSTERED
+    return subgroupClusteredAdd(v, KEY_LANES);
+#elif KEY_LANES > 1
+    for (uint w = KEY_LANES / 2u; w > 0u; w >>= 1u) v += subgroupShuffleXor(v, w);
+    return v;
+#else
+    return v;
+#endif
+}
 #if VEC == 4
 layout(std430, binding = 1) readonly buffer K { KV_T4 kc[]; };
 layout(std430, binding = 2) readonly buffer V { KV_T4 vc[]; };
@@ -307,9 +328,10 @@ void store_sl(uint i, SL y) {
 }
 
 const uint NCL = WG_N / KEY_LANES;                 // clusters per workgroup
+const uint OUT_SLICES = (MAX_D / VEC + WG_N - 1u) / WG_N;  // output slices per invocation in the merge
 shared float cl_m[NCL];
 shared float cl_l[NCL];
-shared SL cl_acc[NCL * KEY_LANES * KEY_SLICES];     // cluster c's slice s at c * KEY_LANES * KEY_SLICES + s
+shared SL cl_acc[MERGE_CLUSTERS * KEY_LANES * KEY_SLICES];   // cluster c of a round: slice s at (c % MERGE_CLUSTERS) * KEY_LANES * KEY_SLICES + s
 
 void main() {
     uint h = gl_WorkGroupID.x;
@@ -361,11 +383,7 @@ void main() {
                 if (c < nsl) part += dot(qv[i], SL(kc[kb + c]));
             }
         }
-#if KEY_LANES > 1
-        float s = subgroupClusteredAdd(part, KEY_LANES);
-#else
-        float s = part;
-#endif
+        float s = cluster_sum(part);
         if (valid) {
             float mnew = max(m, s);
             float corr = exp(m - mnew);
@@ -381,12 +399,26 @@ void main() {
     // Merge the clusters: M = max m_c, L = sum l_c exp(m_c - M), acc = sum acc_c exp(m_c - M).
     // A cluster without a key has m = -inf and weighs 0 (every workgroup here has a key).
     if (lane == 0u) { cl_m[cl] = m; cl_l[cl] = l; }
-    for (uint i = 0u; i < KEY_SLICES; i++) cl_acc[cl * KEY_LANES * KEY_SLICES + lane + KEY_LANES * i] = acc[i];
     barrier();
     float mall = -1.0 / 0.0;
     for (uint c = 0u; c < NCL; c++) mall = max(mall, cl_m[c]);
     float lall = 0.0;
     for (uint c = 0u; c < NCL; c++) lall += cl_l[c] * exp(cl_m[c] - mall);
+    // The accs, MERGE_CLUSTERS clusters per round: invocation t sums output slices t, t + WG_N, ...
+    SL a[OUT_SLICES];
+    for (uint k = 0u; k < OUT_SLICES; k++) a[k] = SL(0.0);
+    for (uint c0 = 0u; c0 < NCL; c0 += MERGE_CLUSTERS) {
+        if (cl >= c0 && cl < c0 + MERGE_CLUSTERS) {
+            float f = exp(m - mall);
+            for (uint i = 0u; i < KEY_SLICES; i++) cl_acc[(cl - c0) * KEY_LANES * KEY_SLICES + lane + KEY_LANES * i] = acc[i] * f;
+        }
+        barrier();
+        for (uint k = 0u; k < OUT_SLICES; k++) {
+            uint sl = t + k * WG_N;
+            if (sl < nsl) for (uint c = 0u; c < min(MERGE_CLUSTERS, NCL - c0); c++) a[k] += cl_acc[c * KEY_LANES * KEY_SLICES + sl];
+        }
+        barrier();
+    }
 #if SPLIT
     // The split's unnormalised state (m, l, acc[head_dim]) for attention_combine.comp.
     if (t == 0u) { o[pb] = mall; o[pb + 1u] = lall; }
@@ -396,10 +428,9 @@ void main() {
     uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
     float inv = 1.0 / lall;
 #endif
-    for (uint s = t; s < nsl; s += WG_N) {
-        SL a = SL(0.0);
-        for (uint c = 0u; c < NCL; c++) a += cl_acc[c * KEY_LANES * KEY_SLICES + s] * exp(cl_m[c] - mall);
-        store_sl(ob + s * VEC, a * inv);
+    for (uint k = 0u; k < OUT_SLICES; k++) {
+        uint sl = t + k * WG_N;
+        if (sl < nsl) store_sl(ob + sl * VEC, a[k] * inv);
     }
 }
 
