@@ -20,6 +20,8 @@
 // split across gl_NumWorkGroups.z workgroups per head, each writing its partial softmax state
 // to Out (a scratch buffer); attention_combine.comp merges them. A decode token on a long
 // context then keeps many workgroups busy instead of one per head.
+// Workgroup reductions (not SUBGROUP_ONLY, storage buffers): clusters of KEY_LANES lanes read
+// each key row's contiguous slices; see the layout note above that kernel below.
 #include "common.glsl"
 #ifndef READ_TEXEL
 #define READ_TEXEL 0

@@ -6,9 +6,11 @@ import LoopCore
 //   own sequence) with one subgroup per head
 //   splitting its keys or (LANE_HEADS) an invocation per head walking all of its keys; prefill
 //   with each invocation owning up to `laneRows` rows (LANE_ROWS);
-// - storage: a workgroup per (head, row) with shared-memory or subgroup reductions;
-// - flash-decoding (storage, shared reductions, one row): each head's keys split across
-//   `splits` workgroups (SPLIT), merged by attention_combine.comp.
+// - storage, subgroup reductions: a workgroup (one subgroup) per (head, row);
+// - storage, workgroup reductions (GPUs): a workgroup per (head, row) whose clusters of lanes
+//   read each key row's contiguous slices (coalesced; `attentionKeyLayout`);
+// - flash-decoding (the same kernel, one row): each head's keys split across
+//   `KernelConfig.attentionSplits` workgroups (SPLIT), merged by attention_combine.comp.
 
 /// attention.comp: `heads` query heads of `headDim` over `kvHeads` KV heads.
 struct AttentionPush: PushBlock {
