@@ -20,6 +20,8 @@
 // split across gl_NumWorkGroups.z workgroups per head, each writing its partial softmax state
 // to Out (a scratch buffer); attention_combine.comp merges them. A decode token on a long
 // context then keeps many workgroups busy instead of one per head.
+// Workgroup reductions (not SUBGROUP_ONLY, storage buffers): clusters of KEY_LANES lanes read
+// each key row's contiguous slices; see the layout note above that kernel below.
 #include "common.glsl"
 #ifndef READ_TEXEL
 #define READ_TEXEL 0
@@ -197,11 +199,11 @@ void main() {
 
 #else
 
+#if SUBGROUP_ONLY
+
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer K { KV_T kc[]; };
 layout(std430, binding = 2) readonly buffer V { KV_T vc[]; };
-
-#if SUBGROUP_ONLY
 
 void main() {
     uint h = gl_WorkGroupID.x;
@@ -250,73 +252,188 @@ void main() {
 
 #else
 
-shared float qs[MAX_D];
-shared float ps[256];
+// The storage kernel for GPUs (workgroup reductions; SPLIT for decode). Memory layout: the
+// workgroup's N invocations form N / KEY_LANES clusters of KEY_LANES consecutive lanes of one
+// subgroup (KEY_LANES <= the subgroup size, a power of 2, set by the host). A cluster scores one
+// key at a time: the key row (head_dim values, contiguous in the cache) is read as slices of
+// VEC values (a vec4 / f16vec4 when head_dim and the KV row are multiples of 4, else one value),
+// lane i of the cluster reading slices i, i + KEY_LANES, ...: consecutive lanes read consecutive
+// addresses of the row, so each load instruction of a subgroup reads KEY_LANES * 16 contiguous
+// bytes per key (f32, VEC 4). The dot product's partials are summed by subgroupClusteredAdd;
+// the V row is read with the same layout, each lane accumulating its own slices. The clusters
+// walk keys jb + c, jb + c + N / KEY_LANES, ... each with its own online softmax (running max m,
+// sum l, acc), merged once at the end through shared memory. KEY_SLICES: slices per lane
+// (ceil(head_dim / VEC / KEY_LANES)); WG_N: the workgroup size; MERGE_CLUSTERS: clusters merged
+// per round through shared memory (bounds it at MERGE_CLUSTERS * KEY_LANES * KEY_SLICES slices).
+#ifndef KEY_LANES
+#define KEY_LANES 8
+#endif
+#ifndef KEY_SLICES
+#define KEY_SLICES 8
+#endif
+#ifndef VEC
+#define VEC 4
+#endif
+#ifndef WG_N
+#define WG_N 64u
+#endif
+#ifndef SPLIT_MIN_KEYS
+#define SPLIT_MIN_KEYS 64u
+#endif
+#ifndef CLUSTERED
+#define CLUSTERED 0
+#endif
+#ifndef MERGE_CLUSTERS
+#define MERGE_CLUSTERS 8
+#endif
+#if KEY_LANES > 1 && CLUSTERED
+#extension GL_KHR_shader_subgroup_clustered : require
+#elif KEY_LANES > 1
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
+// Sum over a cluster (every lane gets it): subgroupClusteredAdd where the device has clustered
+// operations (CLUSTERED 1), else a butterfly of subgroupShuffleXor within the cluster's lanes.
+float cluster_sum(float v) {
+#if KEY_LANES > 1 && CLUSTERED
+    return subgroupClusteredAdd(v, KEY_LANES);
+#elif KEY_LANES > 1
+    for (uint w = KEY_LANES / 2u; w > 0u; w >>= 1u) v += subgroupShuffleXor(v, w);
+    return v;
+#else
+    return v;
+#endif
+}
+#if VEC == 4
+layout(std430, binding = 1) readonly buffer K { KV_T4 kc[]; };
+layout(std430, binding = 2) readonly buffer V { KV_T4 vc[]; };
+#define SL vec4
+#else
+layout(std430, binding = 1) readonly buffer K { KV_T kc[]; };
+layout(std430, binding = 2) readonly buffer V { KV_T vc[]; };
+#define SL float
+#endif
+layout(std430, binding = 0) readonly buffer Q { float q[]; };
+
+SL load_q(uint i) {
+#if VEC == 4
+    return vec4(q[i], q[i + 1u], q[i + 2u], q[i + 3u]);
+#else
+    return q[i];
+#endif
+}
+void store_sl(uint i, SL y) {
+#if VEC == 4
+    o[i] = y.x; o[i + 1u] = y.y; o[i + 2u] = y.z; o[i + 3u] = y.w;
+#else
+    o[i] = y;
+#endif
+}
+
+const uint NCL = WG_N / KEY_LANES;                 // clusters per workgroup
+const uint OUT_SLICES = (MAX_D / VEC + WG_N - 1u) / WG_N;  // output slices per invocation in the merge
+shared float cl_m[NCL];
+shared float cl_l[NCL];
+shared SL cl_acc[MERGE_CLUSTERS * KEY_LANES * KEY_SLICES];   // cluster c of a round: slice s at (c % MERGE_CLUSTERS) * KEY_LANES * KEY_SLICES + s
 
 void main() {
     uint h = gl_WorkGroupID.x;
     uint r = gl_WorkGroupID.y;
-    uint t = gl_LocalInvocationID.x;
-    uint n = gl_WorkGroupSize.x;
+    uint t = gl_LocalInvocationIndex;
     uint kvh = h / (p.heads / p.kv_heads);
     uint len = row_pos(r) + 1u;
-    uint qb = r * p.q_stride + p.q_col + h * p.head_dim;
-    for (uint d = t; d < p.head_dim; d += n) qs[d] = q[qb + d];
-    barrier();
-
+    uint nsl = p.head_dim / VEC;                   // slices per head row
+    // Cluster and lane from the subgroup ids, so a cluster is KEY_LANES lanes of one subgroup
+    // whatever the mapping of invocations to subgroups.
+    uint cl = gl_SubgroupID * (gl_SubgroupSize / KEY_LANES) + gl_SubgroupInvocationID / KEY_LANES;
+    uint lane = gl_SubgroupInvocationID % KEY_LANES;
 #if SPLIT
     // Flash-decoding: split z of gl_NumWorkGroups.z takes an equal share of the keys (at least
-    // a workgroup's width; splits past the end are empty).
+    // SPLIT_MIN_KEYS). Splits past the current position are empty: they write m = -inf, l = 0
+    // and stop before reading anything else (attention_combine.comp skips them).
     uint ns = gl_NumWorkGroups.z;
-    uint chunk = max((len + ns - 1u) / ns, n);
+    uint chunk = max((len + ns - 1u) / ns, SPLIT_MIN_KEYS);
     uint jb = min(len, gl_WorkGroupID.z * chunk), je = min(len, jb + chunk);
+    uint pb = ((r * p.heads + h) * ns + gl_WorkGroupID.z) * (p.head_dim + 2u);
+    if (jb == je) {
+        if (t == 0u) { o[pb] = -1.0 / 0.0; o[pb + 1u] = 0.0; }
+        return;
+    }
 #else
     uint jb = 0u, je = len;
 #endif
+    uint qb = r * p.q_stride + p.q_col + h * p.head_dim;
+    SL qv[KEY_SLICES], acc[KEY_SLICES];
+    for (uint i = 0u; i < KEY_SLICES; i++) {
+        uint c = lane + KEY_LANES * i;
+        qv[i] = c < nsl ? load_q(qb + c * VEC) * p.scale : SL(0.0);
+        acc[i] = SL(0.0);
+    }
     float m = -1.0 / 0.0;   // running max
     float l = 0.0;           // running sum of exp
-    float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);
-    for (uint j0 = jb; j0 < je; j0 += n) {
-        uint j = j0 + t;
-        float s = -1.0 / 0.0;
-        if (j < je) {
-            uint kb = kv_row(r, j) * p.kv_width + kvh * p.head_dim;
-            float dot = 0.0;
-            for (uint d = 0u; d < p.head_dim; d++) dot += qs[d] * float(kc[kb + d]);
-            s = dot * p.scale;
+    uint rw = p.kv_width / VEC, hb = kvh * nsl;    // the cache row and this KV head's offset, in slices
+    // Every cluster runs the same number of steps (the last ones may have no key) so the
+    // clustered add stays in uniform control flow.
+    uint steps = (je - jb + NCL - 1u) / NCL;
+    for (uint it = 0u; it < steps; it++) {
+        uint j = jb + it * NCL + cl;
+        bool valid = j < je;
+        uint kb = valid ? kv_row(r, j) * rw + hb : 0u;
+        float part = 0.0;
+        if (valid) {
+            for (uint i = 0u; i < KEY_SLICES; i++) {
+                uint c = lane + KEY_LANES * i;
+                if (c < nsl) part += dot(qv[i], SL(kc[kb + c]));
+            }
         }
-        float mc = workgroup_max(s);
-        float mnew = max(m, mc);
-        float e = (j < je) ? exp(s - mnew) : 0.0;
-        ps[t] = e;
-        float corr = exp(m - mnew);
-        l = l * corr + workgroup_sum(e);   // workgroup_sum's barriers also publish ps[]
-        m = mnew;
-        uint cnt = min(n, je - j0);
-        for (uint c = 0u; c < 4u; c++) {
-            uint d = t + c * n;
-            if (d >= p.head_dim) break;
-            float a = acc[c] * corr;
-            for (uint jj = 0u; jj < cnt; jj++) a += ps[jj] * float(vc[kv_row(r, j0 + jj) * p.kv_width + kvh * p.head_dim + d]);
-            acc[c] = a;
+        float s = cluster_sum(part);
+        if (valid) {
+            float mnew = max(m, s);
+            float corr = exp(m - mnew);
+            float e = exp(s - mnew);
+            l = l * corr + e;
+            m = mnew;
+            for (uint i = 0u; i < KEY_SLICES; i++) {
+                uint c = lane + KEY_LANES * i;
+                if (c < nsl) acc[i] = acc[i] * corr + e * SL(vc[kb + c]);
+            }
+        }
+    }
+    // Merge the clusters: M = max m_c, L = sum l_c exp(m_c - M), acc = sum acc_c exp(m_c - M).
+    // A cluster without a key has m = -inf and weighs 0 (every workgroup here has a key).
+    if (lane == 0u) { cl_m[cl] = m; cl_l[cl] = l; }
+    barrier();
+    float mall = -1.0 / 0.0;
+    for (uint c = 0u; c < NCL; c++) mall = max(mall, cl_m[c]);
+    float lall = 0.0;
+    for (uint c = 0u; c < NCL; c++) lall += cl_l[c] * exp(cl_m[c] - mall);
+    // The accs, MERGE_CLUSTERS clusters per round: invocation t sums output slices t, t + WG_N, ...
+    SL a[OUT_SLICES];
+    for (uint k = 0u; k < OUT_SLICES; k++) a[k] = SL(0.0);
+    for (uint c0 = 0u; c0 < NCL; c0 += MERGE_CLUSTERS) {
+        if (cl >= c0 && cl < c0 + MERGE_CLUSTERS) {
+            float f = exp(m - mall);
+            for (uint i = 0u; i < KEY_SLICES; i++) cl_acc[(cl - c0) * KEY_LANES * KEY_SLICES + lane + KEY_LANES * i] = acc[i] * f;
+        }
+        barrier();
+        for (uint k = 0u; k < OUT_SLICES; k++) {
+            uint sl = t + k * WG_N;
+            if (sl < nsl) for (uint c = 0u; c < min(MERGE_CLUSTERS, NCL - c0); c++) a[k] += cl_acc[c * KEY_LANES * KEY_SLICES + sl];
         }
         barrier();
     }
 #if SPLIT
     // The split's unnormalised state (m, l, acc[head_dim]) for attention_combine.comp.
-    uint pb = ((r * p.heads + h) * ns + gl_WorkGroupID.z) * (p.head_dim + 2u);
-    if (t == 0u) { o[pb] = m; o[pb + 1u] = l; }
-    for (uint c = 0u; c < 4u; c++) {
-        uint d = t + c * n;
-        if (d < p.head_dim) o[pb + 2u + d] = acc[c];
-    }
+    if (t == 0u) { o[pb] = mall; o[pb + 1u] = lall; }
+    uint ob = pb + 2u;
+    float inv = 1.0;
 #else
     uint ob = r * p.o_stride + p.o_col + h * p.head_dim;
-    for (uint c = 0u; c < 4u; c++) {
-        uint d = t + c * n;
-        if (d < p.head_dim) o[ob + d] = acc[c] / l;
-    }
+    float inv = 1.0 / lall;
 #endif
+    for (uint k = 0u; k < OUT_SLICES; k++) {
+        uint sl = t + k * WG_N;
+        if (sl < nsl) store_sl(ob + sl * VEC, a[k] * inv);
+    }
 }
 
 #endif

@@ -52,11 +52,14 @@ public struct DeviceTraits: Sendable, Equatable {
     /// Threads a CPU device runs workgroups on (lavapipe: `LP_NUM_THREADS`, 0 meaning the
     /// submitting thread alone; else one per core). 1 on GPUs (unused there).
     public var threads: Int
+    /// Compute units (NVIDIA SMs, AMD CUs, CPU device threads; `DeviceInfo.computeUnits`): how
+    /// many workgroups keep the device busy (the flash-decoding split count).
+    public var computeUnits: Int
     public init(kind: Kind, subgroupSize: Int, subgroupShuffle: Bool, uniformTexelBuffers: Bool, conditionalSections: Bool,
-                storage16Bit: Bool = true, threads: Int = 1) {
+                storage16Bit: Bool = true, threads: Int = 1, computeUnits: Int = 16) {
         self.kind = kind; self.subgroupSize = subgroupSize; self.subgroupShuffle = subgroupShuffle
         self.uniformTexelBuffers = uniformTexelBuffers; self.conditionalSections = conditionalSections
-        self.storage16Bit = storage16Bit; self.threads = max(1, threads)
+        self.storage16Bit = storage16Bit; self.threads = max(1, threads); self.computeUnits = max(1, computeUnits)
     }
 
     /// The CPU reference backend: no device, every engine-level feature available.
@@ -105,8 +108,13 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
 
     // Storage-path choices.
     /// Flash-decoding: workgroups a decode token's attention splits each head's keys across
-    /// (attention.comp SPLIT + attention_combine.comp); 1 = off. Storage path with shared reductions only.
-    public var splits: Int
+    /// (attention.comp SPLIT + attention_combine.comp); 1 = off; nil = chosen per attention op
+    /// from the device and the context by `attentionSplits(heads:context:)`. Storage path with
+    /// shared reductions only.
+    public var splits: Int?
+    /// Compute units of the device (see `DeviceTraits.computeUnits`); the automatic split count
+    /// aims at `workgroupsPerComputeUnit` workgroups per unit.
+    public var computeUnits: Int
 
     // Recording and the engine.
     /// Record consecutive ops that one shader computes together as one dispatch (Fusion.swift).
@@ -127,6 +135,28 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
     /// The most tokens a greedy chain may hold.
     public static let maxChain = 64
 
+    // MARK: Flash-decoding split count (the one place it is chosen)
+
+    /// Keys one split takes at least (attention.comp SPLIT_MIN_KEYS): below this a split's fixed
+    /// cost (q, the merge, its partial state and the combine) outweighs its share of K and V.
+    public static let minKeysPerSplit = 64
+    /// Workgroups per compute unit the automatic split count aims at (latency hiding).
+    public static let workgroupsPerComputeUnit = 4
+    /// The most splits (the `splits` key's range).
+    public static let maxSplits = 1024
+
+    /// Workgroups per head for a decode attention of `heads` query heads over a cache of up to
+    /// `context` positions: the explicit `splits` when set, else
+    /// `clamp(ceil(computeUnits * workgroupsPerComputeUnit / heads), 1, ceil(context / minKeysPerSplit))`.
+    /// The kernel also skips, at run time, the splits past the current position.
+    public func attentionSplits(heads: Int, context: Int) -> Int {
+        if let splits { return splits }
+        let target = computeUnits * Self.workgroupsPerComputeUnit
+        let wanted = (target + max(heads, 1) - 1) / max(heads, 1)
+        let most = max(1, (context + Self.minKeysPerSplit - 1) / Self.minKeysPerSplit)
+        return min(max(wanted, 1), most, Self.maxSplits)
+    }
+
     /// The configuration a device gets when nothing is overridden.
     public static func defaults(for d: DeviceTraits) -> KernelConfig {
         let cpu = d.kind == .cpu
@@ -135,7 +165,7 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
             reduce: cpu && d.subgroupSize >= 4 && d.subgroupShuffle ? .subgroup : .shared,
             lanes: min(max(d.subgroupSize, 1), 64), texelRows: 32, interleave: 32, matmulTile: (8, 8),
             laneRows: 8, laneHeads: true, threads: d.threads, texelViewBytes: nil,
-            splits: cpu ? 1 : 16,
+            splits: cpu ? 1 : nil, computeUnits: d.computeUnits,
             fusion: true, chain: 8, prune: true, deviceExit: d.conditionalSections, kv: d.storage16Bit ? .f16 : .f32, mapMemory: true)
     }
 
@@ -145,7 +175,7 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
         var c = defaults(for: d)
         c.read = .storage
         c.reduce = .shared
-        c.splits = 16
+        c.splits = nil
         c.mapMemory = false
         return c
     }
@@ -159,7 +189,7 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
     public static let keys: [(key: String, values: String)] = [
         ("read", "storage|texel"), ("reduce", "subgroup|shared"), ("lanes", "1..64"), ("texel-rows", "1..256"),
         ("interleave", "0|2..256"), ("matmul-tile", "FxR (1..32 each)"), ("lane-rows", "1..64"), ("lane-heads", "on|off"),
-        ("threads", "1..1024"), ("texel-view", "BYTES (>= 256)"), ("splits", "1..1024"), ("fusion", "on|off"),
+        ("threads", "1..1024"), ("texel-view", "BYTES (>= 256)"), ("splits", "auto|1..1024"), ("compute-units", "1..65536"), ("fusion", "on|off"),
         ("chain", "1..\(maxChain)"), ("prune", "on|off"), ("device-exit", "on|off"), ("kv", "f32|f16"), ("memory", "mapped|unmapped"),
     ]
     /// Presets: a bare word in the override list.
@@ -210,7 +240,8 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
             case "lane-heads": c.laneHeads = try flag()
             case "threads": c.threads = try int(1...1024)
             case "texel-view": c.texelViewBytes = try int(256...Int(Int32.max))
-            case "splits": c.splits = try int(1...1024)
+            case "splits": c.splits = value == "auto" ? nil : try int(1...Self.maxSplits)
+            case "compute-units": c.computeUnits = try int(1...65536)
             case "fusion": c.fusion = try flag()
             case "chain": c.chain = try int(1...Self.maxChain)
             case "prune": c.prune = try flag()
@@ -260,7 +291,7 @@ public struct KernelConfig: Sendable, Equatable, CustomStringConvertible {
                      "matmul-tile=\(matmulTile.features)x\(matmulTile.rows)", "lane-rows=\(laneRows)", "lane-heads=\(f(laneHeads))",
                      "threads=\(threads)"]
         if let texelViewBytes { items.append("texel-view=\(texelViewBytes)") }
-        items += ["splits=\(splits)", "fusion=\(f(fusion))", "chain=\(chain)", "prune=\(f(prune))", "device-exit=\(f(deviceExit))",
+        items += ["splits=\(splits.map(String.init) ?? "auto")", "compute-units=\(computeUnits)", "fusion=\(f(fusion))", "chain=\(chain)", "prune=\(f(prune))", "device-exit=\(f(deviceExit))",
                   "kv=\(kv)", "memory=\(mapMemory ? "mapped" : "unmapped")"]
         return items.joined(separator: ",")
     }

@@ -74,6 +74,8 @@ public enum SelfTest {
         var threshold: Double
         /// The KV cache type this case runs with (nil: the configuration's).
         var kv: KVCacheType? = nil
+        /// Kernel overrides this case runs with on top of the configuration (e.g. `splits=3`).
+        var kernels: String? = nil
     }
 
     struct Runner {
@@ -107,6 +109,7 @@ public enum SelfTest {
                 for (name, v) in c.fixed { values[name] = v }
                 var cfg = config
                 if let kv = c.kv { cfg.kv = kv }
+                if let k = c.kernels { cfg = try cfg.applying(k, device: context.info.traits, source: "self-test case") }
                 let cpu = try CPUBackend(layout: layout, weights: store, kernels: cfg)
                 let gpu = try VulkanBackend(context: context, layout: layout, weights: store, kernels: cfg)
                 for backend in [cpu as PlanBackend, gpu] {
@@ -356,6 +359,26 @@ extension SelfTest {
                             setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
                             ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o"), heads: heads, kvHeads: kvHeads, headDim: hd, scale: 1 / Float(hd).squareRoot())],
                             outputs: ["o"], threshold: accumulationNMSE)
+            } + attentionDecode()
+        }
+
+        /// Decode attention on the storage path's key clusters (attention.comp, workgroup
+        /// reductions): head_dim 64 / 128 / 256, 100 (25 vec4 slices) and 6 (scalar slices), MHA
+        /// and GQA, odd contexts whose keys cross the 64-key split boundaries, flash-decoding
+        /// splits off, explicit (3; 7 leaves splits empty) and automatic (64 compute units).
+        /// (Other configurations run them on their own attention kernels.)
+        static func attentionDecode() -> [Case] {
+            [(8, 2, 64, 129), (4, 4, 128, 200), (2, 1, 256, 77), (6, 3, 100, 301), (3, 1, 6, 65)].flatMap { heads, kvHeads, hd, context in
+                ["1", "3", "7", "auto"].map { splits in
+                    let kvW = kvHeads * hd
+                    return Case(op: "attention", variant: "\(kvHeads == heads ? "MHA" : "GQA") key clusters splits=\(splits)",
+                                size: "1 row of \(heads)x\(hd) over \(context) positions",
+                                acts: ["k": kvW, "v": kvW, "q": heads * hd, "o": heads * hd], kvSlots: 2, kvWidth: kvW, maxContext: context,
+                                rows: 1, pos0: context - 1, inputs: ["k": 2, "v": 1, "q": 2],
+                                setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
+                                ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o"), heads: heads, kvHeads: kvHeads, headDim: hd, scale: 1 / Float(hd).squareRoot())],
+                                outputs: ["o"], threshold: accumulationNMSE, kernels: "splits=\(splits),compute-units=64")
+                }
             }
         }
 

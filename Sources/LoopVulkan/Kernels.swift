@@ -60,7 +60,6 @@ final class Kernels {
     /// Texel GEMV: a shared-memory step for workgroups that span several subgroups.
     var texelWorkgroupReduce: Bool { config.reduce == .shared }
     var subgroupReduce: Bool { config.reduce == .subgroup }
-    var attentionSplits: Int { config.splits }
 
     init(context: VulkanContext, config: KernelConfig) {
         self.context = context
@@ -70,23 +69,28 @@ final class Kernels {
     /// The pipeline for a shader variant: binding kinds, extra defines and specialization
     /// constants (ids 2, 3, ...) are part of the key; the push-constant size is `push`'s.
     func pipeline<P: PushBlock>(_ shader: String, kinds: [BindingKind], push: P.Type, local: (Int, Int) = (64, 1), w: DType = .f32, b: DType = .f32,
-                                defines extra: [String: String] = [:], constants: [UInt32] = []) throws -> ComputePipeline {
+                                defines extra: [String: String] = [:], constants: [UInt32] = [], fixedSubgroup: Bool = false) throws -> ComputePipeline {
         precondition(P.shader == shader, "\(P.self) is \(P.shader)'s push block, not \(shader)'s")
         let kindKey = kinds.map { $0 == .storageBuffer ? "s" : "t" }.joined()
         let extraKey = extra.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        let key = "\(shader)|\(w.rawValue)|\(b.rawValue)|\(local.0)x\(local.1)|\(kindKey)|\(extraKey)|\(constants)|\(P.self)"
+        let key = "\(shader)|\(w.rawValue)|\(b.rawValue)|\(local.0)x\(local.1)|\(kindKey)|\(extraKey)|\(constants)|\(P.self)\(fixedSubgroup ? "|sg" : "")"
         if let p = pipelines[key] { return p }
         let defines = ["W_DTYPE": Self.code(w), "B_DTYPE": Self.code(b)]
             .merging(w.weightFormat?.shaderDefines ?? [:]) { $1 }.merging(extra) { $1 }
-        let p = try context.makePipeline(shader, defines: defines, kinds: kinds, pushBytes: P.wordCount * 4, localSize: local, constants: constants)
+        // fixedSubgroup (implied by SUBGROUP_ONLY: one subgroup per workgroup): the kernel assumes subgroups of context.info.subgroupSize (its workgroup
+        // size or lane layout is derived from it): required at pipeline creation where the
+        // device supports VK_EXT_subgroup_size_control.
+        let p = try context.makePipeline(shader, defines: defines, kinds: kinds, pushBytes: P.wordCount * 4, localSize: local, constants: constants,
+                                         subgroupSize: fixedSubgroup || extra["SUBGROUP_ONLY"] == "1" ? context.info.subgroupSize : nil)
         pipelines[key] = p
         return p
     }
 
     /// A pipeline whose bindings are all storage buffers.
     func pipeline<P: PushBlock>(_ shader: String, storage bindings: Int, push: P.Type, local: (Int, Int) = (64, 1), w: DType = .f32, b: DType = .f32,
-                                defines: [String: String] = [:]) throws -> ComputePipeline {
-        try pipeline(shader, kinds: Array(repeating: .storageBuffer, count: bindings), push: push, local: local, w: w, b: b, defines: defines)
+                                defines: [String: String] = [:], fixedSubgroup: Bool = false) throws -> ComputePipeline {
+        try pipeline(shader, kinds: Array(repeating: .storageBuffer, count: bindings), push: push, local: local, w: w, b: b, defines: defines,
+                     fixedSubgroup: fixedSubgroup)
     }
 
     /// The keys of the pipelines made so far (shader, dtypes, workgroup, binding kinds, defines,

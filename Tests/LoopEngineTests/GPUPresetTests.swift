@@ -17,7 +17,7 @@ struct GPUPresetTests {
     @Test func presetIsTheGPUPath() throws {
         let model = try Model(directory: Paths.defaultModel, kernels: Self.spec)
         let c = try #require(model.vulkan).config
-        #expect(c.read == .storage && c.reduce == .shared && c.splits == 16 && !c.mapMemory && c.kv == .f32)
+        #expect(c.read == .storage && c.reduce == .shared && c.splits == nil && !c.mapMemory && c.kv == .f32)
     }
 
     /// With device memory unmapped (a discrete GPU), a Q-exit token decided on the device is

@@ -13,12 +13,13 @@ struct OpParityTests {
     func check(_ name: String, acts: [String: Int], kvSlots: Int = 0, kvWidth: Int = 1, maxContext: Int = 64,
                rows: Int, pos0: Int = 0, tokens: [Int32]? = nil, weights: WeightStore, inputs: [String: [Float]],
                setup: [Op] = [], setupRows: Int = 0, ops: [Op], outputs: [String], threshold: Double,
-               readPath: ReadPath? = nil, configure: (VulkanBackend) -> Void = { _ in },
+               readPath: ReadPath? = nil, kernels spec: String = "", configure: (VulkanBackend) -> Void = { _ in },
                sourceLocation: SourceLocation = #_sourceLocation) throws -> VulkanBackend {
         let maxRows = max(rows, setupRows)
         let layout = BackendLayout(activations: acts, kvSlots: kvSlots, kvWidth: kvWidth, maxContext: max(maxContext, pos0 + maxRows), maxRows: maxRows)
-        let cpu = try CPUBackend(layout: layout, weights: weights)
-        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: weights, kernels: GPU.kernels(read: readPath))
+        // `spec` (e.g. kv=f32) reaches the CPU reference too: its KV cache rounds as the device's does.
+        let cpu = try spec.isEmpty ? CPUBackend(layout: layout, weights: weights) : CPUBackend(layout: layout, weights: weights, kernels: GPU.kernels(read: readPath, spec))
+        let gpu = try VulkanBackend(context: GPU.context!, layout: layout, weights: weights, kernels: GPU.kernels(read: readPath, spec))
         if let readPath { #expect(gpu.readPath == readPath, sourceLocation: sourceLocation) }
         configure(gpu)
         for backend in [cpu as PlanBackend, gpu] {
@@ -293,7 +294,7 @@ struct OpParityTests {
 
     /// One decode row of attention at the last of `context` positions, q and the output at a
     /// column offset, against the CPU (the decode-kernel tests below).
-    func checkDecodeAttention(_ name: String, shape: (Int, Int, Int, Int), seed: UInt64, readPath: ReadPath,
+    func checkDecodeAttention(_ name: String, shape: (Int, Int, Int, Int), seed: UInt64, readPath: ReadPath, kernels: String = "",
                               configure: @escaping (VulkanBackend) -> Void) throws -> VulkanBackend {
         let (heads, kvHeads, headDim, context) = shape
         var rng = SeededRandom(seed: seed)
@@ -304,7 +305,42 @@ struct OpParityTests {
                          setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
                          ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o", col: 3), heads: heads, kvHeads: kvHeads, headDim: headDim,
                                           scale: 1 / Float(headDim).squareRoot())],
-                         outputs: ["o"], threshold: 5e-4, readPath: readPath, configure: configure)
+                         outputs: ["o"], threshold: 5e-4, readPath: readPath, kernels: kernels, configure: configure)
+    }
+
+    /// The storage kernel's key clusters (attention.comp, workgroup reductions: KEY_LANES lanes
+    /// read a key row's contiguous slices): f32 and f16 KV; head_dim 64, 128, 256, 100 (25 vec4
+    /// slices, lanes past the row idle) and 6 (scalar slices); MHA and GQA; one decode row over
+    /// odd contexts whose keys cross split boundaries (129 keys in 64-key splits: the last holds
+    /// one key), with splits off, explicit (3; 7, leaving splits empty) and automatic (64
+    /// compute units); and prefill rows.
+    @Test(arguments: [(8, 2, 64, 129), (4, 4, 128, 200), (2, 1, 256, 77), (6, 3, 100, 301), (3, 1, 6, 65)], KVCacheType.allCases)
+    func attentionKeyClusters(shape: (Int, Int, Int, Int), kv: KVCacheType) throws {
+        let info = GPU.context!.info
+        guard kv == .f32 || info.storageBuffer16Bit else { return }
+        let (heads, kvHeads, headDim, context) = shape
+        let vec = headDim % 4 == 0 ? 4 : 1
+        let lanes = Kernels.attentionKeyLanes(slices: headDim / vec, subgroupSize: info.subgroupSize, clustered: info.subgroupClustered || info.subgroupShuffle, workgroup: 64)
+        for splits in ["1", "3", "7", "auto"] {
+            let name = "attention-clusters-\(shape)-\(kv)-\(splits)"
+            let gpu = try checkDecodeAttention(name, shape: shape, seed: 41, readPath: .storage,
+                                               kernels: "reduce=shared,kv=\(kv),splits=\(splits),compute-units=64") { _ in }
+            let ns = gpu.config.attentionSplits(heads: heads, context: context)
+            if splits == "auto" { #expect(ns == min((256 + heads - 1) / heads, (context + 63) / 64) && ns > 1, "\(name): \(ns) splits") }
+            #expect(gpu.recordedCounts(SectionKey(name, rows: 1))?.dispatches == (ns > 1 ? 2 : 1), "\(name)")
+            let keys = gpu.kernels.pipelineKeys.filter { $0.hasPrefix("attention.comp") }
+            #expect(keys.count == 1 && keys[0].contains("VEC=\(vec)") && keys[0].contains("KEY_LANES=\(lanes),") && keys[0].contains("SPLIT=1") == (ns > 1),
+                    "\(name): \(keys)")
+        }
+        var rng = SeededRandom(seed: 43)
+        let rows = 5, kvW = kvHeads * headDim
+        _ = try check("attention-clusters-prefill-\(shape)-\(kv)",
+                      acts: ["k": kvW, "v": kvW, "q": heads * headDim, "o": heads * headDim], kvSlots: 2, kvWidth: kvW, maxContext: context,
+                      rows: rows, pos0: context - rows, weights: WeightStore(checkpoint: nil),
+                      inputs: ["k": rng.floats(context * kvW, 2), "v": rng.floats(context * kvW), "q": rng.floats(rows * heads * headDim, 2)],
+                      setup: [.kvWrite(src: ActRef("k"), slot: 1, part: .k), .kvWrite(src: ActRef("v"), slot: 1, part: .v)], setupRows: context,
+                      ops: [.attention(q: ActRef("q"), slot: 1, out: ActRef("o"), heads: heads, kvHeads: kvHeads, headDim: headDim, scale: 1 / Float(headDim).squareRoot())],
+                      outputs: ["o"], threshold: 5e-4, readPath: .storage, kernels: "reduce=shared,kv=\(kv)")
     }
 
     /// One decode row on the texel path with an invocation per query head (attention.comp

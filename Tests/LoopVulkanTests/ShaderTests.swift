@@ -128,7 +128,7 @@ struct LargeTensorTests {
         #expect(KernelConfig.defaults(for: Self.device(.cpu, texel: false)).read == .storage)
         #expect(KernelConfig.defaults(for: Self.device(.cpu, subgroup: 1)).reduce == .shared)
         let gpu = KernelConfig.defaults(for: Self.device(.gpu, subgroup: 32))
-        #expect(gpu.read == .storage && gpu.reduce == .shared && gpu.splits == 16 && gpu.lanes == 32 && gpu.kv == .f16)
+        #expect(gpu.read == .storage && gpu.reduce == .shared && gpu.splits == nil && gpu.lanes == 32 && gpu.kv == .f16)
         // The f16 KV cache needs 16-bit storage: without it the default is f32 and asking for f16 is refused.
         let old = Self.device(.gpu, storage16: false)
         #expect(KernelConfig.defaults(for: old).kv == .f32)
@@ -142,7 +142,7 @@ struct LargeTensorTests {
         let c = try base.applying("read=storage, splits=8,fusion=off,chain=1,prune=0,matmul-tile=16x4,kv=f32", device: d)
         #expect(c.read == .storage && c.splits == 8 && !c.fusion && c.chain == 1 && !c.prune && c.matmulTile == (16, 4))
         let g = try base.applying("gpu", device: d)
-        #expect(g.read == .storage && g.reduce == .shared && g.splits == 16 && !g.mapMemory)
+        #expect(g.read == .storage && g.reduce == .shared && g.splits == nil && !g.mapMemory)
         // Later items win; a preset resets what came before it.
         #expect(try base.applying("gpu,read=texel", device: d).read == .texel)
         #expect(try base.applying("read=storage,default", device: d).read == .texel)
@@ -153,6 +153,27 @@ struct LargeTensorTests {
         let r = try KernelConfig.resolve(for: d, deviceName: "t", override: "splits=2", environment: env)
         #expect(r.read == .storage && r.splits == 2)
         #expect(try KernelConfig.resolve(for: d, deviceName: "t", environment: [:]) == base)
+        #expect(try base.applying("gpu,splits=8,splits=auto,compute-units=132", device: d).splits == nil)
+    }
+
+    /// The flash-decoding split count (KernelConfig.attentionSplits): enough workgroups for
+    /// `workgroupsPerComputeUnit` per compute unit, at least 1, at most one split per
+    /// `minKeysPerSplit` keys of the context; an explicit `splits=N` wins.
+    @Test func splitCountFollowsTheDeviceAndTheContext() throws {
+        let d = Self.device(.gpu, subgroup: 32)
+        var c = try KernelConfig.defaults(for: d).applying("compute-units=132", device: d)
+        #expect(c.splits == nil && KernelConfig.minKeysPerSplit == 64 && KernelConfig.workgroupsPerComputeUnit == 4)
+        #expect(c.attentionSplits(heads: 16, context: 4096) == 33)       // ceil(528 / 16)
+        #expect(c.attentionSplits(heads: 16, context: 1000) == 16)       // ceil(1000 / 64)
+        #expect(c.attentionSplits(heads: 600, context: 4096) == 1)       // enough heads already
+        #expect(c.attentionSplits(heads: 32, context: 1) == 1)           // a 1-position cache
+        #expect(c.attentionSplits(heads: 1, context: 1 << 20) == 528)
+        c.computeUnits = 4096
+        #expect(c.attentionSplits(heads: 1, context: 1 << 30) == KernelConfig.maxSplits)
+        c.splits = 5
+        #expect(c.attentionSplits(heads: 600, context: 1) == 5)          // explicit: as given
+        #expect(c.description.contains("splits=5,compute-units=4096"))
+        #expect(KernelConfig.defaults(for: d).description.contains("splits=auto,compute-units=16"))
     }
 
     @Test func errorsNameTheValidChoices() throws {

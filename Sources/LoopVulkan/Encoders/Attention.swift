@@ -6,9 +6,11 @@ import LoopCore
 //   own sequence) with one subgroup per head
 //   splitting its keys or (LANE_HEADS) an invocation per head walking all of its keys; prefill
 //   with each invocation owning up to `laneRows` rows (LANE_ROWS);
-// - storage: a workgroup per (head, row) with shared-memory or subgroup reductions;
-// - flash-decoding (storage, shared reductions, one row): each head's keys split across
-//   `splits` workgroups (SPLIT), merged by attention_combine.comp.
+// - storage, subgroup reductions: a workgroup (one subgroup) per (head, row);
+// - storage, workgroup reductions (GPUs): a workgroup per (head, row) whose clusters of lanes
+//   read each key row's contiguous slices (coalesced; `attentionKeyLayout`);
+// - flash-decoding (the same kernel, one row): each head's keys split across
+//   `KernelConfig.attentionSplits` workgroups (SPLIT), merged by attention_combine.comp.
 
 /// attention.comp: `heads` query heads of `headDim` over `kvHeads` KV heads.
 struct AttentionPush: PushBlock {
@@ -41,14 +43,23 @@ extension Kernels {
         if subgroupOnly,
            try encodeTexelAttention(q: q, slot: slot, out: out, heads: heads, headDim: headDim, push: push, rows: rows, batch: batch, into: cb, buffers: buffers) { return }
         let kvBindings = [Binding(try buffers.act(q.name)), Binding(try buffers.kvSlice(slot, .k)), Binding(try buffers.kvSlice(slot, .v))]
-        if rows == 1, attentionSplits > 1, !subgroupOnly {
+        if subgroupOnly {
+            let p = try pipeline("attention.comp", storage: 5, push: AttentionPush.self, local: shape.local, defines: shape.defines)
+            try cb.dispatch(p, kvBindings + [Binding(try buffers.act(out.name)), Binding(buffers.step)], push: push, groups: (heads, rows, 1))
+            return
+        }
+        // The workgroup-reduction kernel: key clusters (see attention.comp's storage kernel).
+        let keys = try attentionKeyLayout(headDim: headDim, buffers: buffers, slot: slot)
+        let defines = shape.defines.merging(keys.defines) { $1 }
+        let splits = rows == 1 ? config.attentionSplits(heads: heads, context: buffers.layout.maxContext) : 1
+        if splits > 1 {
             // Partial states per (head, split) into a scratch buffer, then the combine. The
             // scratch is reused by every layer: the barrier before the combine orders its
             // reads; the ops between two attentions order the rest.
-            let ns = attentionSplits
+            let ns = splits
             let part = try buffers.scratch(.attentionSplit, bytes: heads * ns * (headDim + 2) * 4)
             let p = try pipeline("attention.comp", storage: 5, push: AttentionPush.self, local: shape.local,
-                                 defines: shape.defines.merging(["SPLIT": "1"]) { $1 })
+                                 defines: defines.merging(["SPLIT": "1"]) { $1 }, fixedSubgroup: true)
             try cb.dispatch(p, kvBindings + [Binding(part), Binding(buffers.step)], push: push, groups: (heads, 1, ns))
             cb.barrier()
             let c = try pipeline("attention_combine.comp", storage: 2, push: AttentionCombinePush.self, local: shape.local)
@@ -57,8 +68,40 @@ extension Kernels {
                             groups: (heads, 1, 1))
             return
         }
-        let p = try pipeline("attention.comp", storage: 5, push: AttentionPush.self, local: shape.local, defines: shape.defines)
+        let p = try pipeline("attention.comp", storage: 5, push: AttentionPush.self, local: shape.local, defines: defines, fixedSubgroup: true)
         try cb.dispatch(p, kvBindings + [Binding(try buffers.act(out.name)), Binding(buffers.step)], push: push, groups: (heads, rows, 1))
+    }
+
+    /// The lane layout of the storage attention kernel (attention.comp, workgroup reductions):
+    /// a key row is read as slices of VEC values — 4 (a vec4 / f16vec4 load) when head_dim and
+    /// the KV row are multiples of 4 and the K/V bindings start on 16 bytes, else 1 — by a
+    /// cluster of KEY_LANES consecutive lanes of one subgroup: the least power of 2 covering
+    /// the row's slices, at most 16 and at most the subgroup size (required at pipeline
+    /// creation, `fixedSubgroup`); the cluster's sum is subgroupClusteredAdd (CLUSTERED) or a
+    /// subgroupShuffleXor butterfly (lavapipe has no clustered operations), 1 lane without either.
+    /// KEY_SLICES: slices per lane. SPLIT_MIN_KEYS: KernelConfig.minKeysPerSplit.
+    func attentionKeyLayout(headDim: Int, buffers: DeviceBuffers, slot: Int) throws -> (lanes: Int, vec: Int, defines: [String: String]) {
+        let kvWidth = buffers.layout.kvWidth
+        let k = try buffers.kvSlice(slot, .k), v = try buffers.kvSlice(slot, .v)
+        let vec = headDim % 4 == 0 && kvWidth % 4 == 0 && k.offset % 16 == 0 && v.offset % 16 == 0 ? 4 : 1
+        let slices = headDim / vec
+        let info = context.info
+        let lanes = Self.attentionKeyLanes(slices: slices, subgroupSize: info.subgroupSize, clustered: info.subgroupClustered || info.subgroupShuffle,
+                                           workgroup: reduceThreads)
+        let perLane = (slices + lanes - 1) / lanes
+        // The merge's shared memory: at most 8 KiB of partial outputs per round.
+        let merge = max(1, min(reduceThreads / lanes, 8192 / (lanes * perLane * vec * 4)))
+        return (lanes, vec, ["VEC": "\(vec)", "KEY_LANES": "\(lanes)", "KEY_SLICES": "\(perLane)", "WG_N": "\(reduceThreads)u",
+                             "CLUSTERED": info.subgroupClustered ? "1" : "0", "MERGE_CLUSTERS": "\(merge)u",
+                             "SPLIT_MIN_KEYS": "\(KernelConfig.minKeysPerSplit)u"])
+    }
+
+    /// Lanes per key of the storage attention (see `attentionKeyLayout`).
+    static func attentionKeyLanes(slices: Int, subgroupSize: Int, clustered: Bool, workgroup: Int) -> Int {
+        guard clustered else { return 1 }
+        var n = 1
+        while n < slices, n < 16, 2 * n <= subgroupSize, 2 * n <= workgroup { n *= 2 }
+        return n
     }
 
     /// Attention reading q, K and V through texel views (attention.comp READ_TEXEL): on the

@@ -76,7 +76,7 @@ extension Kernels {
         let chunkRows = min(max(1, limit / rowBytes), context.info.maxWorkGroupCount[0] * f)
         let kinds: [BindingKind] = [.storageBuffer, texel ? .uniformTexels : .storageBuffer, .storageBuffer, .storageBuffer]
         let p = try pipeline("linear_block.comp", kinds: kinds, push: BlockLinearPush.self, local: (f * sg, 1), w: dtype, b: bdt,
-                             defines: ["READ_TEXEL": texel ? "1" : "0"])
+                             defines: ["READ_TEXEL": texel ? "1" : "0"], fixedSubgroup: true)
         var o0 = 0
         while o0 < outF {
             let n = min(chunkRows, outF - o0)
@@ -124,7 +124,7 @@ extension Kernels {
             guard !accumulate, outF == 2 * dim, dim % block == 0, chunkFeatures >= outF,
                   let (wb, wShift) = texelWindow(slice, byteStart: row0 / block * groupBytes, byteCount: outF / block * groupBytes) else { return false }
             let p = try pipeline("linear_block.comp", kinds: kinds + [.storageBuffer], push: BlockLinearSiluPush.self, local: (lanes, 1), w: dtype, b: bias.2,
-                                 defines: ["READ_TEXEL": "1", "INTERLEAVED": "1", "SILU": "1"], constants: constants)
+                                 defines: ["READ_TEXEL": "1", "INTERLEAVED": "1", "SILU": "1"], constants: constants, fixedSubgroup: true)
             let push = LinearPush(inF: u32(inF), xStride: u32(xStride), xCol: u32(xCol), oStride: u32(oStride), oCol: u32(out.col), wBase: u32(wShift / 16),
                                   bBase: bias.1, hasBias: biasRef == nil ? 0 : 1, accumulate: 0, o0: 0, ocount: u32(outF), rows: u32(rows))
             let tail = SiluTail(siluDim: u32(dim), hStride: u32(try buffers.width(h.name)), hCol: u32(h.col))
@@ -133,7 +133,7 @@ extension Kernels {
             return true
         }
         let p = try pipeline("linear_block.comp", kinds: kinds, push: BlockLinearPush.self, local: (lanes, 1), w: dtype, b: bias.2,
-                             defines: ["READ_TEXEL": "1", "INTERLEAVED": "1"], constants: constants)
+                             defines: ["READ_TEXEL": "1", "INTERLEAVED": "1"], constants: constants, fixedSubgroup: true)
         var o0 = 0
         while o0 < outF {
             let n = min(chunkFeatures, outF - o0)

@@ -93,7 +93,8 @@ extension Kernels {
             if rows == 1, ept > 1, inF % ept == 0, Int(base) % ept == 0, x.col % 4 == 0, Int(push.xStride) % 4 == 0 {
                 // 16-byte loads, a subgroup per feature, `Self.gemvFeatures` features per workgroup.
                 let f = Self.gemvFeatures, sg = context.info.subgroupSize
-                let p = try pipeline("matvec.comp", storage: 4, push: LinearPush.self, local: (f * sg, 1), w: dt, b: bdt, defines: ["VEC16": "1"])
+                let p = try pipeline("matvec.comp", storage: 4, push: LinearPush.self, local: (f * sg, 1), w: dt, b: bdt, defines: ["VEC16": "1"],
+                                     fixedSubgroup: true)    // one subgroup per feature
                 try cb.dispatch(p, bindings, push: push, groups: (Self.groups(n, f), rows, 1))
             } else if rows == 1 {
                 let p = try pipeline("matvec.comp", storage: 4, push: LinearPush.self, local: (reduceThreads, 1), w: dt, b: bdt)

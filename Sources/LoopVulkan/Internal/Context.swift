@@ -37,12 +37,31 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
     /// Workgroups one dispatch may launch in x, y and z (`maxComputeWorkGroupCount`; 65,535 in
     /// x on lavapipe and Intel).
     public var maxWorkGroupCount: [Int] = [65535, 65535, 65535]
+    /// Subgroup sizes a compute pipeline may require (VK_EXT_subgroup_size_control; both equal
+    /// `subgroupSize` without it).
+    public var minSubgroupSize: Int = 0
+    public var maxSubgroupSize: Int = 0
+    /// VK_EXT_subgroup_size_control with `subgroupSizeControl` for compute shaders: pipelines
+    /// that assume `subgroupSize` require it (VkPipelineShaderStageRequiredSubgroupSizeCreateInfo).
+    public var subgroupSizeControl = false
+    /// `computeFullSubgroups`: such pipelines also get REQUIRE_FULL_SUBGROUPS where their
+    /// workgroup is a whole number of subgroups.
+    public var computeFullSubgroups = false
+    /// The most subgroups one workgroup of a required subgroup size may hold.
+    public var maxComputeWorkgroupSubgroups = 0
+    /// Clustered subgroup operations in compute shaders (the storage attention's key clusters).
+    public var subgroupClustered = false
+    /// Compute units (NVIDIA SMs via VK_NV_shader_sm_builtins, AMD CUs via
+    /// VK_AMD_shader_core_properties, a CPU device's threads) and where the number came from.
+    public var computeUnits = 16
+    public var computeUnitsSource = "fallback"
 
     /// What the kernel configuration's defaults depend on (see KernelConfig.defaults).
     public var traits: DeviceTraits {
         DeviceTraits(kind: kind == .cpu ? .cpu : .gpu, subgroupSize: subgroupSize, subgroupShuffle: subgroupShuffle,
                      uniformTexelBuffers: uniformTexelBuffers, conditionalSections: conditionalRendering,
-                     storage16Bit: storageBuffer16Bit, threads: kind == .cpu ? DeviceTraits.cpuDeviceThreads() : 1)
+                     storage16Bit: storageBuffer16Bit, threads: kind == .cpu ? DeviceTraits.cpuDeviceThreads() : 1,
+                     computeUnits: kind == .cpu ? DeviceTraits.cpuDeviceThreads() : computeUnits)
     }
 
     var rank: Int {
@@ -55,7 +74,9 @@ public struct DeviceInfo: Sendable, CustomStringConvertible {
         for (i, h) in heaps.enumerated() {
             s += "    heap \(i): \(String(format: "%.2f", Double(h.size) / 1_073_741_824)) GiB\(h.deviceLocal ? " (device-local)" : "")\n"
         }
-        s += "    subgroup size: \(subgroupSize)\n"
+        s += "    subgroup size: \(subgroupSize) (min \(minSubgroupSize), max \(maxSubgroupSize); required per pipeline: \(subgroupSizeControl ? "yes" : "no")"
+        s += ", full subgroups: \(computeFullSubgroups ? "yes" : "no"), clustered ops: \(subgroupClustered ? "yes" : "no"))\n"
+        s += "    compute units: \(kind == .cpu ? "\(traits.computeUnits) (device threads)" : "\(computeUnits) (\(computeUnitsSource))")\n"
         s += "    max storage buffer range: \(maxStorageBufferRange) bytes (\(maxStorageBufferRange >> 20) MiB)\n"
         s += "    16-bit storage: \(storageBuffer16Bit ? "yes" : "no"), fp16 arithmetic: \(shaderFloat16 ? "yes" : "no")\n"
         s += "    uniform texel buffers (RGBA32UI): \(uniformTexelBuffers ? "yes, up to \(maxTexelBufferElements) texels" : "no")"
@@ -165,9 +186,15 @@ public final class VulkanContext: @unchecked Sendable {
         qci.queueCount = 1
         var dev: VkDevice?
         let conditional = info.conditionalRendering
-        let extName = strdup("VK_EXT_conditional_rendering")!
-        defer { free(extName) }
-        var extPtrs: [UnsafePointer<CChar>?] = [UnsafePointer(extName)]
+        let sizeControl = info.subgroupSizeControl
+        let extName = strdup("VK_EXT_conditional_rendering")!, sizeExtName = strdup("VK_EXT_subgroup_size_control")!
+        defer { free(extName); free(sizeExtName) }
+        var extPtrs: [UnsafePointer<CChar>?] = (conditional ? [UnsafePointer(extName)] : []) + (sizeControl ? [UnsafePointer(sizeExtName)] : [])
+        // VK_EXT_subgroup_size_control's features, where the device has them.
+        var sizeFeatures = VkPhysicalDeviceSubgroupSizeControlFeaturesEXT()
+        sizeFeatures.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT
+        sizeFeatures.subgroupSizeControl = VkBool32(VK_TRUE)
+        sizeFeatures.computeFullSubgroups = VkBool32(info.computeFullSubgroups ? VK_TRUE : VK_FALSE)
         var condFeatures = VkPhysicalDeviceConditionalRenderingFeaturesEXT()
         condFeatures.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_CONDITIONAL_RENDERING_FEATURES_EXT
         condFeatures.conditionalRendering = VkBool32(VK_TRUE)
@@ -178,8 +205,11 @@ public final class VulkanContext: @unchecked Sendable {
         try withUnsafePointer(to: &priority) { pp in
             qci.pQueuePriorities = pp
             try withUnsafePointer(to: &qci) { qp in
+                try withUnsafeMutablePointer(to: &sizeFeatures) { zf in
                 try withUnsafeMutablePointer(to: &condFeatures) { cf in
-                    if conditional { storage16.pNext = UnsafeMutableRawPointer(cf) }
+                    // pNext: storage16 -> [conditional rendering] -> [subgroup size control]
+                    if sizeControl { cf.pointee.pNext = UnsafeMutableRawPointer(zf) }
+                    if conditional { storage16.pNext = UnsafeMutableRawPointer(cf) } else if sizeControl { storage16.pNext = UnsafeMutableRawPointer(zf) }
                     try withUnsafePointer(to: &storage16) { sf in
                         try extPtrs.withUnsafeMutableBufferPointer { ep in
                             var dci = VkDeviceCreateInfo()
@@ -187,13 +217,12 @@ public final class VulkanContext: @unchecked Sendable {
                             dci.queueCreateInfoCount = 1
                             dci.pQueueCreateInfos = qp
                             dci.pNext = UnsafeRawPointer(sf)
-                            if conditional {
-                                dci.enabledExtensionCount = 1
-                                dci.ppEnabledExtensionNames = UnsafePointer(ep.baseAddress)
-                            }
+                            dci.enabledExtensionCount = UInt32(ep.count)
+                            dci.ppEnabledExtensionNames = ep.isEmpty ? nil : UnsafePointer(ep.baseAddress)
                             try vkCheck(vkCreateDevice(physical, &dci, nil, &dev), "vkCreateDevice")
                         }
                     }
+                }
                 }
             }
         }
@@ -318,6 +347,44 @@ public final class VulkanContext: @unchecked Sendable {
     }
 
     private static func describe(_ pd: VkPhysicalDevice, index: Int) -> DeviceInfo {
+        var extCount: UInt32 = 0
+        vkEnumerateDeviceExtensionProperties(pd, nil, &extCount, nil)
+        var exts = [VkExtensionProperties](repeating: VkExtensionProperties(), count: Int(extCount))
+        vkEnumerateDeviceExtensionProperties(pd, nil, &extCount, &exts)
+        let extNames = Set(exts.map { e in withUnsafeBytes(of: e.extensionName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) } })
+        // Extension properties, each chained only where the device lists its extension.
+        var sizeProps = VkPhysicalDeviceSubgroupSizeControlPropertiesEXT()
+        sizeProps.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT
+        var smProps = VkPhysicalDeviceShaderSMBuiltinsPropertiesNV()
+        smProps.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV
+        var amdProps = VkPhysicalDeviceShaderCorePropertiesAMD()
+        amdProps.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_PROPERTIES_AMD
+        let hasSizeControl = extNames.contains("VK_EXT_subgroup_size_control")
+        let hasSM = extNames.contains("VK_NV_shader_sm_builtins"), hasAMD = extNames.contains("VK_AMD_shader_core_properties")
+        withUnsafeMutablePointer(to: &sizeProps) { zp in
+            withUnsafeMutablePointer(to: &smProps) { np in
+                withUnsafeMutablePointer(to: &amdProps) { ap in
+                    var p2 = VkPhysicalDeviceProperties2()
+                    p2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
+                    var next: UnsafeMutableRawPointer? = nil
+                    if hasSizeControl { zp.pointee.pNext = next; next = UnsafeMutableRawPointer(zp) }
+                    if hasSM { np.pointee.pNext = next; next = UnsafeMutableRawPointer(np) }
+                    if hasAMD { ap.pointee.pNext = next; next = UnsafeMutableRawPointer(ap) }
+                    p2.pNext = next
+                    if next != nil { vkGetPhysicalDeviceProperties2(pd, &p2) }
+                }
+            }
+        }
+        var sizeFeatures = VkPhysicalDeviceSubgroupSizeControlFeaturesEXT()
+        sizeFeatures.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT
+        if hasSizeControl {
+            var f2 = VkPhysicalDeviceFeatures2()
+            f2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2
+            withUnsafeMutablePointer(to: &sizeFeatures) { zp in
+                f2.pNext = UnsafeMutableRawPointer(zp)
+                vkGetPhysicalDeviceFeatures2(pd, &f2)
+            }
+        }
         var subgroup = VkPhysicalDeviceSubgroupProperties()
         subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES
         var driver = VkPhysicalDeviceDriverProperties()
@@ -365,13 +432,7 @@ public final class VulkanContext: @unchecked Sendable {
         var fp = VkFormatProperties()
         vkGetPhysicalDeviceFormatProperties(pd, VK_FORMAT_R32G32B32A32_UINT, &fp)
         let texel = fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT.rawValue != 0
-        var extCount: UInt32 = 0
-        vkEnumerateDeviceExtensionProperties(pd, nil, &extCount, nil)
-        var exts = [VkExtensionProperties](repeating: VkExtensionProperties(), count: Int(extCount))
-        vkEnumerateDeviceExtensionProperties(pd, nil, &extCount, &exts)
-        let hasConditional = exts.contains { e in
-            withUnsafeBytes(of: e.extensionName) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) } == "VK_EXT_conditional_rendering"
-        }
+        let hasConditional = extNames.contains("VK_EXT_conditional_rendering")
         var condFeatures = VkPhysicalDeviceConditionalRenderingFeaturesEXT()
         condFeatures.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_CONDITIONAL_RENDERING_FEATURES_EXT
         if hasConditional {
@@ -400,6 +461,23 @@ public final class VulkanContext: @unchecked Sendable {
             uniformTexelBuffers: texel)
         info.conditionalRendering = hasConditional && condFeatures.conditionalRendering != 0
         info.maxWorkGroupCount = [Int(p.limits.maxComputeWorkGroupCount.0), Int(p.limits.maxComputeWorkGroupCount.1), Int(p.limits.maxComputeWorkGroupCount.2)]
+        let compute = VK_SHADER_STAGE_COMPUTE_BIT.rawValue
+        info.subgroupClustered = subgroup.supportedOperations & VK_SUBGROUP_FEATURE_CLUSTERED_BIT.rawValue != 0 && subgroup.supportedStages & compute != 0
+        info.subgroupSizeControl = hasSizeControl && sizeFeatures.subgroupSizeControl != 0 && sizeProps.requiredSubgroupSizeStages & compute != 0
+            && sizeProps.minSubgroupSize <= subgroup.subgroupSize && subgroup.subgroupSize <= sizeProps.maxSubgroupSize
+        info.computeFullSubgroups = info.subgroupSizeControl && sizeFeatures.computeFullSubgroups != 0
+        info.minSubgroupSize = info.subgroupSizeControl ? Int(sizeProps.minSubgroupSize) : Int(subgroup.subgroupSize)
+        info.maxSubgroupSize = info.subgroupSizeControl ? Int(sizeProps.maxSubgroupSize) : Int(subgroup.subgroupSize)
+        info.maxComputeWorkgroupSubgroups = Int(sizeProps.maxComputeWorkgroupSubgroups)
+        if hasSM, smProps.shaderSMCount > 0 {
+            info.computeUnits = Int(smProps.shaderSMCount); info.computeUnitsSource = "SMs, VK_NV_shader_sm_builtins"
+        } else if hasAMD, amdProps.shaderEngineCount > 0 {
+            info.computeUnits = Int(amdProps.shaderEngineCount * amdProps.shaderArraysPerEngineCount * amdProps.computeUnitsPerShaderArray)
+            info.computeUnitsSource = "CUs, VK_AMD_shader_core_properties"
+        } else {
+            // No vendor count: 16, the order of a mid-range GPU's units.
+            info.computeUnits = 16; info.computeUnitsSource = "fallback: not reported by the driver"
+        }
         info.maxStorageBuffersPerStage = Int(min(p.limits.maxPerStageDescriptorStorageBuffers, p.limits.maxDescriptorSetStorageBuffers, p.limits.maxPerStageResources))
         return info
     }

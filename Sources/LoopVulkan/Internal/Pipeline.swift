@@ -30,13 +30,24 @@ public final class ComputePipeline {
     public let pushBytes: Int
     public let localSize: (Int, Int)
     public let constants: [UInt32]
+    /// The subgroup size the pipeline was created with (VkPipelineShaderStageRequiredSubgroupSizeCreateInfo), nil = the driver's choice.
+    public let requiredSubgroupSize: Int?
     let setLayout: VkDescriptorSetLayout
     let layout: VkPipelineLayout
     let pipeline: VkPipeline
 
     init(context: VulkanContext, shader: String, defines: [String: String], kinds: [BindingKind], pushBytes: Int, localSize: (Int, Int),
-         constants: [UInt32] = []) throws {
+         constants: [UInt32] = [], subgroupSize: Int? = nil) throws {
         self.context = context
+        // Only where the device can require sizes for compute shaders, the size is in range and
+        // the workgroup fits in maxComputeWorkgroupSubgroups subgroups of it.
+        let info = context.info
+        let required = subgroupSize.flatMap { sg -> Int? in
+            guard info.subgroupSizeControl, sg >= info.minSubgroupSize, sg <= info.maxSubgroupSize,
+                  localSize.0 * localSize.1 <= info.maxComputeWorkgroupSubgroups * sg else { return nil }
+            return sg
+        }
+        self.requiredSubgroupSize = required
         self.name = shader
         self.kinds = kinds
         self.pushBytes = pushBytes
@@ -103,19 +114,29 @@ public final class ComputePipeline {
         let r: VkResult = specData.withUnsafeMutableBytes { sd in
             entries.withUnsafeMutableBufferPointer { ep in
                 var spec = VkSpecializationInfo(mapEntryCount: UInt32(ep.count), pMapEntries: UnsafePointer(ep.baseAddress), dataSize: sd.count, pData: UnsafeRawPointer(sd.baseAddress))
-                return withUnsafePointer(to: &spec) { spp in
+                var sizeInfo = VkPipelineShaderStageRequiredSubgroupSizeCreateInfoEXT()
+                sizeInfo.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO_EXT
+                sizeInfo.requiredSubgroupSize = UInt32(required ?? 0)
+                return withUnsafePointer(to: &spec) { spp in withUnsafeMutablePointer(to: &sizeInfo) { zp in
                     var stage = VkPipelineShaderStageCreateInfo()
                     stage.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO
                     stage.stage = VK_SHADER_STAGE_COMPUTE_BIT
                     stage.module = module
                     stage.pName = UnsafePointer(entryName)
                     stage.pSpecializationInfo = spp
+                    if let required {
+                        stage.pNext = UnsafeRawPointer(zp)
+                        // Full subgroups where the workgroup's x is a whole number of them.
+                        if info.computeFullSubgroups && localSize.0 % required == 0 {
+                            stage.flags |= VK_PIPELINE_SHADER_STAGE_CREATE_REQUIRE_FULL_SUBGROUPS_BIT_EXT.rawValue
+                        }
+                    }
                     var ci = VkComputePipelineCreateInfo()
                     ci.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO
                     ci.stage = stage
                     ci.layout = pipelineLayout
                     return vkCreateComputePipelines(device, nil, 1, &ci, nil, &pipe)
-                }
+                } }
             }
         }
         if r != VK_SUCCESS {
@@ -422,9 +443,11 @@ extension VulkanContext {
     }
 
     /// A pipeline with one binding per entry of `kinds` and specialization constants 2, 3, ...
+    /// `subgroupSize`: the size the shader assumes, required where the device allows it.
     public func makePipeline(_ shader: String, defines: [String: String] = [:], kinds: [BindingKind], pushBytes: Int, localSize: (Int, Int) = (64, 1),
-                             constants: [UInt32]) throws -> ComputePipeline {
-        try ComputePipeline(context: self, shader: shader, defines: defines, kinds: kinds, pushBytes: pushBytes, localSize: localSize, constants: constants)
+                             constants: [UInt32], subgroupSize: Int? = nil) throws -> ComputePipeline {
+        try ComputePipeline(context: self, shader: shader, defines: defines, kinds: kinds, pushBytes: pushBytes, localSize: localSize, constants: constants,
+                            subgroupSize: subgroupSize)
     }
 
     public func record(profile: ProfileMode? = nil, capacity: Int = 4096) throws -> RecordedCommands {
